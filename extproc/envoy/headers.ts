@@ -1,0 +1,30 @@
+/** Request header extproc sets to pick the model-server pool; Envoy's routes match on it. */
+export const ROUTING_HEADER = "x-gateway-pool";
+
+/** Headers that carry client credentials. They are removed before a request goes upstream. */
+export const CLIENT_CREDENTIAL_HEADERS = ["authorization", "x-api-key", "api-key"] as const;
+
+/** Lower-cased header name → value, as Envoy sent them (pseudo-headers such as `:path` included). */
+export type HeaderMapValues = ReadonlyMap<string, string>;
+
+interface WireHeader {
+  key?: string;
+  value?: string;
+  rawValue?: Uint8Array;
+}
+
+/**
+ * Flattens Envoy's header list. Current Envoy puts values in `raw_value` and leaves `value` empty; older
+ * versions did the opposite, so both are read. Repeated headers are joined with ", " (RFC 9110 §5.3).
+ */
+export function readHeaders(headers: { headers?: WireHeader[] } | null | undefined): HeaderMapValues {
+  const out = new Map<string, string>();
+  for (const h of headers?.headers ?? []) {
+    if (!h.key) continue;
+    const value =
+      h.rawValue && h.rawValue.length > 0 ? Buffer.from(h.rawValue).toString("latin1") : (h.value ?? "");
+    const previous = out.get(h.key);
+    out.set(h.key, previous === undefined ? value : `${previous}, ${value}`);
+  }
+  return out;
+}

@@ -1,0 +1,126 @@
+/**
+ * Shapes of the ext_proc messages as protobufjs decodes them, and builders for the replies extproc sends.
+ * Processors never touch protobuf shapes directly: they return a {@link PhaseReply} or {@link LocalReply}.
+ */
+
+/** Namespace of the dynamic metadata extproc emits (must be listed in the filter's `metadata_options`). */
+export const METADATA_NAMESPACE = "llm_gateway";
+
+interface WireHeaderMap {
+  headers?: Array<{ key?: string; value?: string; rawValue?: Uint8Array }>;
+}
+
+/** `HttpHeaders` as decoded. */
+export interface HttpHeadersMessage {
+  headers?: WireHeaderMap;
+  endOfStream?: boolean;
+}
+
+/** `HttpBody` as decoded. */
+export interface HttpBodyMessage {
+  body?: Uint8Array;
+  endOfStream?: boolean;
+}
+
+/** `ProcessingRequest` as decoded: exactly one of the phase fields is set. */
+export interface ProcessingRequestMessage {
+  requestHeaders?: HttpHeadersMessage;
+  responseHeaders?: HttpHeadersMessage;
+  requestBody?: HttpBodyMessage;
+  responseBody?: HttpBodyMessage;
+  requestTrailers?: unknown;
+  responseTrailers?: unknown;
+  observabilityMode?: boolean;
+}
+
+/** The phase a ProcessingRequest belongs to; the reply must use the same field. */
+export type Phase =
+  | "requestHeaders"
+  | "responseHeaders"
+  | "requestBody"
+  | "responseBody"
+  | "requestTrailers"
+  | "responseTrailers";
+
+/** ProcessingMode.BodySendMode values extproc switches between per response. */
+export const BodySendMode = { NONE: 0, STREAMED: 1, BUFFERED: 2 } as const;
+
+/** Scalar dynamic-metadata values (strings, numbers, booleans; null leaves a field out). */
+export type MetadataValues = Record<string, string | number | boolean | null | undefined>;
+
+/** What a processor asks Envoy to do with the message it was shown. Everything is optional: {} continues. */
+export interface PhaseReply {
+  /** Headers to add or overwrite (headers phases, or body phases in BUFFERED mode). */
+  readonly setHeaders?: ReadonlyArray<readonly [string, string]>;
+  readonly removeHeaders?: readonly string[];
+  /** Replacement for the body (BUFFERED) or for this chunk (STREAMED); an empty buffer clears it. */
+  readonly body?: Buffer;
+  /** Recompute the route after our header changes (request path only). */
+  readonly clearRouteCache?: boolean;
+  /** Switch how the response body is sent to us (headers phase only; needs allow_mode_override). */
+  readonly responseBodyMode?: (typeof BodySendMode)[keyof typeof BodySendMode];
+  /** Dynamic metadata for Envoy's access log, under {@link METADATA_NAMESPACE}. */
+  readonly metadata?: MetadataValues;
+}
+
+/** A response extproc generates itself instead of forwarding (rejections, /v1/models). */
+export interface LocalReply {
+  readonly status: number;
+  readonly body: string;
+  readonly contentType: string;
+  /** Short reason for Envoy's %RESPONSE_CODE_DETAILS% (no spaces). */
+  readonly details: string;
+  readonly headers?: ReadonlyArray<readonly [string, string]>;
+  readonly metadata?: MetadataValues;
+}
+
+const OVERWRITE_IF_EXISTS_OR_ADD = 2;
+
+function headerMutation(set: ReadonlyArray<readonly [string, string]> = [], remove: readonly string[] = []) {
+  return {
+    setHeaders: set.map(([key, value]) => ({
+      header: { key, rawValue: Buffer.from(value, "latin1") },
+      appendAction: OVERWRITE_IF_EXISTS_OR_ADD,
+    })),
+    removeHeaders: remove,
+  };
+}
+
+function toStruct(values: MetadataValues) {
+  const fields: Record<string, object> = {};
+  for (const [key, value] of Object.entries(values)) {
+    if (value == null) continue;
+    if (typeof value === "string") fields[key] = { stringValue: value };
+    else if (typeof value === "number") fields[key] = { numberValue: value };
+    else fields[key] = { boolValue: value };
+  }
+  return { fields: { [METADATA_NAMESPACE]: { structValue: { fields } } } };
+}
+
+/** Builds the ProcessingResponse answering `phase` with `reply`. */
+export function encodePhaseReply(phase: Phase, reply: PhaseReply): object {
+  if (phase === "requestTrailers" || phase === "responseTrailers") return { [phase]: {} };
+  const common: Record<string, unknown> = {};
+  if (reply.setHeaders || reply.removeHeaders)
+    common.headerMutation = headerMutation(reply.setHeaders, reply.removeHeaders);
+  if (reply.body) common.bodyMutation = reply.body.length > 0 ? { body: reply.body } : { clearBody: true };
+  if (reply.clearRouteCache) common.clearRouteCache = true;
+  const out: Record<string, unknown> = { [phase]: { response: common } };
+  if (reply.responseBodyMode !== undefined) out.modeOverride = { responseBodyMode: reply.responseBodyMode };
+  if (reply.metadata) out.dynamicMetadata = toStruct(reply.metadata);
+  return out;
+}
+
+/** Builds the ProcessingResponse that makes Envoy answer the client with `reply`. */
+export function encodeLocalReply(reply: LocalReply): object {
+  const out: Record<string, unknown> = {
+    immediateResponse: {
+      status: { code: reply.status },
+      headers: headerMutation([["content-type", reply.contentType], ...(reply.headers ?? [])]),
+      body: Buffer.from(reply.body, "utf8"),
+      details: reply.details,
+    },
+  };
+  if (reply.metadata) out.dynamicMetadata = toStruct(reply.metadata);
+  return out;
+}

@@ -1,0 +1,24 @@
+import { fileURLToPath } from "node:url";
+import path from "node:path";
+import protobuf from "protobufjs";
+
+/**
+ * Loads the ext_proc messages from proto/ with protobufjs. Encoding with protobufjs directly (instead of
+ * @grpc/proto-loader) avoids converting every message to a plain object and back on the hot path.
+ */
+const protoDir =
+  process.env.EXTPROC_PROTO_DIR ??
+  path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../../proto");
+
+const root = new protobuf.Root();
+root.resolvePath = (_origin, target) =>
+  target.startsWith("google/protobuf/") ? target : path.join(protoDir, target);
+root.loadSync("envoy/service/ext_proc/v3/external_processor.proto", { keepCase: false });
+
+/** `envoy.service.ext_proc.v3.ProcessingRequest` */
+export const ProcessingRequest = root.lookupType("envoy.service.ext_proc.v3.ProcessingRequest");
+/** `envoy.service.ext_proc.v3.ProcessingResponse` */
+export const ProcessingResponse = root.lookupType("envoy.service.ext_proc.v3.ProcessingResponse");
+
+/** The gRPC method Envoy calls: one bidirectional stream per HTTP request. */
+export const PROCESS_METHOD_PATH = "/envoy.service.ext_proc.v3.ExternalProcessor/Process";

@@ -1,0 +1,46 @@
+/**
+ * Every error the gateway answers with, by stable code. Clients (and the OpenAI SDKs) see
+ * `{"error":{"message","type","param","code"}}` with the HTTP status below; SDKs pick their error
+ * class from the status, humans read the message, programs switch on `code`.
+ */
+export const ERRORS = {
+  missing_api_key: { status: 401, type: "authentication_error" },
+  invalid_api_key: { status: 401, type: "authentication_error" },
+  revoked_api_key: { status: 401, type: "authentication_error" },
+  expired_api_key: { status: 401, type: "authentication_error" },
+  model_not_allowed: { status: 403, type: "permission_error" },
+  model_not_found: { status: 404, type: "not_found_error" },
+  unknown_url: { status: 404, type: "not_found_error" },
+  method_not_allowed: { status: 405, type: "invalid_request_error" },
+  unsupported_content_type: { status: 415, type: "invalid_request_error" },
+  invalid_json: { status: 400, type: "invalid_request_error" },
+  invalid_request: { status: 400, type: "invalid_request_error" },
+  missing_body: { status: 400, type: "invalid_request_error" },
+} as const satisfies Record<string, { status: number; type: string }>;
+
+/** Stable machine-readable error code, the `code` field of the OpenAI error body. */
+export type ErrorCode = keyof typeof ERRORS;
+
+/** A request the gateway refuses; carries everything needed to answer the client and audit it. */
+export class GatewayError extends Error {
+  readonly status: number;
+  readonly type: string;
+
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+    readonly param: string | null = null,
+  ) {
+    super(message);
+    this.name = "GatewayError";
+    this.status = ERRORS[code].status;
+    this.type = ERRORS[code].type;
+  }
+
+  /** The OpenAI-style JSON body for this error. */
+  toBody(): string {
+    return JSON.stringify({
+      error: { message: this.message, type: this.type, param: this.param, code: this.code },
+    });
+  }
+}

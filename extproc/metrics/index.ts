@@ -1,0 +1,73 @@
+import { createServer, type Server } from "node:http";
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+
+/** extproc's Prometheus metrics (documented in README.md, "Metrics"). */
+export interface GatewayMetrics {
+  readonly registry: Registry;
+  readonly requests: Counter<"api" | "model" | "team" | "status" | "decision">;
+  readonly tokens: Counter<"model" | "team" | "type">;
+  readonly phaseDuration: Histogram<"phase">;
+  readonly upstreamLatency: Histogram<"model">;
+  readonly activeStreams: Gauge;
+}
+
+/** Creates the metric set on a fresh registry, with Node process metrics included. */
+export function createMetrics(): GatewayMetrics {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+  return {
+    registry,
+    requests: new Counter({
+      name: "llm_gateway_requests_total",
+      help: "Requests handled, by API, requested model, team, HTTP status and policy decision.",
+      labelNames: ["api", "model", "team", "status", "decision"],
+      registers: [registry],
+    }),
+    tokens: new Counter({
+      name: "llm_gateway_tokens_total",
+      help: "Tokens reported by model servers, by served model, team and type (prompt or completion).",
+      labelNames: ["model", "team", "type"],
+      registers: [registry],
+    }),
+    phaseDuration: new Histogram({
+      name: "llm_gateway_processing_duration_seconds",
+      help: "Time extproc spends on one ext_proc message, by phase.",
+      labelNames: ["phase"],
+      buckets: [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1],
+      registers: [registry],
+    }),
+    upstreamLatency: new Histogram({
+      name: "llm_gateway_upstream_latency_seconds",
+      help: "Request forwarded to response headers received (time to first byte), by served model.",
+      labelNames: ["model"],
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+      registers: [registry],
+    }),
+    activeStreams: new Gauge({
+      name: "llm_gateway_active_streams",
+      help: "ext_proc streams currently open (one per in-flight HTTP request).",
+      registers: [registry],
+    }),
+  };
+}
+
+/** Serves `GET /metrics` (Prometheus text) and `GET /healthz` on `host:port`. Resolves once listening. */
+export async function startMetricsServer(registry: Registry, host: string, port: number): Promise<Server> {
+  const server = createServer((req, res) => {
+    if (req.method === "GET" && req.url === "/metrics") {
+      registry.metrics().then(
+        (text) => res.writeHead(200, { "content-type": registry.contentType }).end(text),
+        (err: Error) => res.writeHead(500, { "content-type": "text/plain" }).end(err.message),
+      );
+    } else if (req.method === "GET" && req.url === "/healthz") {
+      res.writeHead(200, { "content-type": "text/plain" }).end("ok\n");
+    } else {
+      res.writeHead(404, { "content-type": "text/plain" }).end("not found\n");
+    }
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(port, host, () => resolve());
+  });
+  return server;
+}

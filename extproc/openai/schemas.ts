@@ -1,0 +1,88 @@
+import { z } from "zod";
+import { GatewayError } from "../errors/index.js";
+import { formatPath } from "../policy/index.js";
+
+/*
+ * Request bodies of the OpenAI endpoints the gateway serves. Only the fields the gateway reads or that must
+ * have the right type are described; every other field passes through to the model server untouched.
+ */
+
+const positiveInt = z.number().int().min(1);
+const tokenIds = z.array(z.number().int());
+
+const contentPart = z.looseObject({ type: z.string().min(1) });
+
+const chatMessage = z.looseObject({
+  role: z.string().min(1),
+  content: z.union([z.string(), z.array(contentPart), z.null()]).optional(),
+});
+
+const streamOptions = z.looseObject({ include_usage: z.boolean().optional() });
+
+const common = {
+  model: z.string().min(1),
+  stream: z.boolean().nullish(),
+  stream_options: streamOptions.nullish(),
+  max_tokens: positiveInt.nullish(),
+  n: positiveInt.nullish(),
+  temperature: z.number().nullish(),
+  top_p: z.number().nullish(),
+};
+
+/** POST /v1/chat/completions */
+export const chatCompletionRequest = z.looseObject({
+  ...common,
+  messages: z.array(chatMessage).min(1),
+  max_completion_tokens: positiveInt.nullish(),
+});
+
+/** POST /v1/completions */
+export const completionRequest = z.looseObject({
+  ...common,
+  prompt: z.union([z.string(), z.array(z.string()), tokenIds, z.array(tokenIds)]),
+});
+
+/** POST /v1/embeddings */
+export const embeddingRequest = z.looseObject({
+  model: z.string().min(1),
+  input: z.union([z.string(), z.array(z.string()), tokenIds, z.array(tokenIds)]),
+  encoding_format: z.enum(["float", "base64"]).optional(),
+  dimensions: positiveInt.optional(),
+});
+
+/** Fields every inference request shares after validation. */
+export interface InferenceRequest {
+  model: string;
+  stream?: boolean | null;
+  stream_options?: { include_usage?: boolean } | null;
+  [field: string]: unknown;
+}
+
+/**
+ * Parses and validates a JSON request body against `schema`. Throws a 400 {@link GatewayError} naming the
+ * offending parameter (`messages[0].content`) on malformed JSON, a missing field or a wrong type.
+ */
+export function parseRequestBody(body: Buffer, schema: z.ZodType): InferenceRequest {
+  let json: unknown;
+  try {
+    json = JSON.parse(body.toString("utf8"));
+  } catch (err) {
+    throw new GatewayError(
+      "invalid_json",
+      `We could not parse the JSON body of your request: ${(err as Error).message}.`,
+    );
+  }
+  if (typeof json !== "object" || json === null || Array.isArray(json)) {
+    throw new GatewayError("invalid_json", "The request body must be a JSON object.");
+  }
+  const result = schema.safeParse(json, { reportInput: true });
+  if (result.success) return result.data as InferenceRequest;
+  const issue = result.error.issues[0]!;
+  const param = formatPath(issue.path);
+  const missing = issue.code === "invalid_type" && issue.input === undefined;
+  throw new GatewayError(
+    "invalid_request",
+    missing ? `Missing required parameter: '${param}'.` : `Invalid value for '${param}': ${issue.message}.`,
+    param,
+  );
+}

@@ -1,0 +1,41 @@
+/** Token counts as OpenAI reports them in `usage`. */
+export interface Usage {
+  readonly prompt_tokens: number;
+  readonly completion_tokens: number;
+  readonly total_tokens: number;
+}
+
+const USAGE_OBJECT = /"usage"\s*:\s*\{/;
+
+/** Reads `usage` from a parsed response object, if it has a well-formed one. */
+export function usageOf(body: unknown): Usage | undefined {
+  if (typeof body !== "object" || body === null) return undefined;
+  const usage = (body as { usage?: unknown }).usage;
+  if (typeof usage !== "object" || usage === null) return undefined;
+  const { prompt_tokens, completion_tokens, total_tokens } = usage as Record<string, unknown>;
+  if (typeof prompt_tokens !== "number") return undefined;
+  const completion = typeof completion_tokens === "number" ? completion_tokens : 0;
+  return {
+    prompt_tokens,
+    completion_tokens: completion,
+    total_tokens: typeof total_tokens === "number" ? total_tokens : prompt_tokens + completion,
+  };
+}
+
+/** Cheap pre-check before JSON-parsing a stream event: only events with a usage object are parsed. */
+export function mayCarryUsage(json: string): boolean {
+  return USAGE_OBJECT.test(json);
+}
+
+/** Concatenates the generated text in a response or stream chunk (message/delta content or text). */
+export function generatedText(body: unknown): string {
+  const choices = (body as { choices?: unknown } | null)?.choices;
+  if (!Array.isArray(choices)) return "";
+  let out = "";
+  for (const choice of choices) {
+    const c = choice as { text?: unknown; message?: { content?: unknown }; delta?: { content?: unknown } };
+    const text = c.text ?? c.message?.content ?? c.delta?.content;
+    if (typeof text === "string") out += text;
+  }
+  return out;
+}

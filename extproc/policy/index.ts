@@ -1,0 +1,291 @@
+import { createHash } from "node:crypto";
+import { readFileSync } from "node:fs";
+import * as yaml from "js-yaml";
+import type { z } from "zod";
+import { policySchema, type PolicyDocument, type SecretRef } from "./schema.js";
+import { readEnvoyRouting } from "./envoy-routing.js";
+
+/** A model server pool: one Envoy cluster, selected by extproc through the routing header. */
+export interface Pool {
+  readonly name: string;
+  /** `Authorization` value to send upstream, or undefined to send none. */
+  readonly upstreamAuthorization: string | undefined;
+}
+
+/** A model as clients name it, and where it is served. */
+export interface Model {
+  readonly name: string;
+  readonly pool: Pool;
+  /** Name written into the forwarded body's `model` field. */
+  readonly upstreamModel: string;
+  readonly ownedBy: string;
+}
+
+/** A public name that resolves to one of several models by weight (canary, A/B). */
+export interface Alias {
+  readonly name: string;
+  readonly targets: ReadonlyArray<{ readonly model: Model; readonly weight: number }>;
+  readonly totalWeight: number;
+}
+
+/** An API key, known only by its hash. */
+export interface ApiKey {
+  readonly id: string;
+  readonly team: string;
+  /** Model and alias names this key may request. */
+  readonly allowedModels: ReadonlySet<string>;
+  /** Epoch milliseconds after which the key is refused, if any. */
+  readonly expiresAt: number | undefined;
+  readonly revoked: boolean;
+}
+
+/** A validated policy with every cross-reference resolved, ready for lookups on the hot path. */
+export interface Policy {
+  readonly file: string;
+  /** SHA-256 of the policy file's bytes, to tell which policy made a decision. */
+  readonly digest: string;
+  /** Unix seconds at load; reported as `created` in /v1/models. */
+  readonly loadedAtSeconds: number;
+  readonly pools: ReadonlyMap<string, Pool>;
+  readonly models: ReadonlyMap<string, Model>;
+  readonly aliases: ReadonlyMap<string, Alias>;
+  readonly keysBySha256: ReadonlyMap<string, ApiKey>;
+  readonly logPrompts: boolean;
+}
+
+/** One thing wrong in a policy file, located by its path inside the document. */
+export interface PolicyProblem {
+  readonly path: string;
+  readonly message: string;
+}
+
+/** Raised when a policy cannot be used; the message lists every problem as `file: path: problem`. */
+export class PolicyError extends Error {
+  constructor(
+    readonly file: string,
+    readonly problems: readonly PolicyProblem[],
+  ) {
+    super(problems.map((p) => `${file}: ${p.path ? `${p.path}: ` : ""}${p.message}`).join("\n"));
+    this.name = "PolicyError";
+  }
+}
+
+/** Options for {@link loadPolicy}. */
+export interface LoadPolicyOptions {
+  /** Envoy bootstrap to check pools against: every pool needs a cluster and a route on the routing header. */
+  readonly envoyConfigFile?: string | undefined;
+  /** Environment used to resolve `upstreamApiKey: { env }` (defaults to process.env). */
+  readonly env?: NodeJS.ProcessEnv;
+}
+
+/** Reads, validates and compiles a policy file. Throws {@link PolicyError} listing every problem found. */
+export function loadPolicy(file: string, options: LoadPolicyOptions = {}): Policy {
+  let text: string;
+  try {
+    text = readFileSync(file, "utf8");
+  } catch (err) {
+    throw new PolicyError(file, [{ path: "", message: `cannot read file: ${(err as Error).message}` }]);
+  }
+  return parsePolicy(text, file, options);
+}
+
+/** Validates and compiles policy text; `file` is used only in error messages. */
+export function parsePolicy(text: string, file: string, options: LoadPolicyOptions = {}): Policy {
+  let raw: unknown;
+  try {
+    raw = yaml.load(text, { filename: file });
+  } catch (err) {
+    throw new PolicyError(file, [{ path: "", message: `invalid YAML: ${(err as Error).message}` }]);
+  }
+  const parsed = policySchema.safeParse(raw);
+  if (!parsed.success) throw new PolicyError(file, parsed.error.issues.map(zodProblem));
+
+  const problems: PolicyProblem[] = [];
+  const policy = compile(parsed.data, file, text, options.env ?? process.env, problems);
+  if (options.envoyConfigFile !== undefined)
+    checkAgainstEnvoy(parsed.data, options.envoyConfigFile, problems);
+  if (problems.length > 0) throw new PolicyError(file, problems);
+  return policy;
+}
+
+/** Hex SHA-256 of an API key, the form keys are stored and looked up in. */
+export function sha256Hex(value: string): string {
+  return createHash("sha256").update(value, "utf8").digest("hex");
+}
+
+function zodProblem(issue: z.core.$ZodIssue): PolicyProblem {
+  return { path: formatPath(issue.path), message: issue.message };
+}
+
+/** Formats a document path as `keys[2].team`. */
+export function formatPath(path: ReadonlyArray<PropertyKey>): string {
+  let out = "";
+  for (const part of path) {
+    if (typeof part === "number") out += `[${part}]`;
+    else out += out === "" ? String(part) : `.${String(part)}`;
+  }
+  return out;
+}
+
+function compile(
+  doc: PolicyDocument,
+  file: string,
+  text: string,
+  env: NodeJS.ProcessEnv,
+  problems: PolicyProblem[],
+): Policy {
+  const pools = new Map<string, Pool>();
+  for (const [poolName, spec] of Object.entries(doc.pools)) {
+    const secret =
+      spec.upstreamApiKey &&
+      resolveSecret(spec.upstreamApiKey, env, `pools.${poolName}.upstreamApiKey`, problems);
+    pools.set(poolName, { name: poolName, upstreamAuthorization: secret ? `Bearer ${secret}` : undefined });
+  }
+
+  const models = new Map<string, Model>();
+  for (const [modelName, spec] of Object.entries(doc.models)) {
+    const pool = pools.get(spec.pool);
+    if (!pool) {
+      problems.push({ path: `models.${modelName}.pool`, message: `unknown pool "${spec.pool}"` });
+      continue;
+    }
+    models.set(modelName, {
+      name: modelName,
+      pool,
+      upstreamModel: spec.upstreamModel ?? modelName,
+      ownedBy: spec.ownedBy ?? pool.name,
+    });
+  }
+
+  const aliases = new Map<string, Alias>();
+  for (const [aliasName, targets] of Object.entries(doc.aliases)) {
+    if (doc.models[aliasName]) {
+      problems.push({ path: `aliases.${aliasName}`, message: "an alias cannot have the name of a model" });
+      continue;
+    }
+    const resolved: Array<{ model: Model; weight: number }> = [];
+    targets.forEach((target, i) => {
+      const model = models.get(target.model);
+      if (model) resolved.push({ model, weight: target.weight });
+      else
+        problems.push({
+          path: `aliases.${aliasName}[${i}].model`,
+          message: `unknown model "${target.model}"`,
+        });
+    });
+    const totalWeight = resolved.reduce((sum, t) => sum + t.weight, 0);
+    if (totalWeight <= 0)
+      problems.push({ path: `aliases.${aliasName}`, message: "weights must add up to more than 0" });
+    aliases.set(aliasName, { name: aliasName, targets: resolved, totalWeight });
+  }
+
+  const everyName = [...Object.keys(doc.models), ...Object.keys(doc.aliases)];
+  const expand = (list: readonly string[], path: string): Set<string> => {
+    const out = new Set<string>();
+    list.forEach((entry, i) => {
+      if (entry === "*") everyName.forEach((n) => out.add(n));
+      else if (doc.models[entry] || doc.aliases[entry]) out.add(entry);
+      else problems.push({ path: `${path}[${i}]`, message: `unknown model or alias "${entry}"` });
+    });
+    return out;
+  };
+
+  const teamModels = new Map<string, Set<string>>();
+  for (const [teamName, spec] of Object.entries(doc.teams)) {
+    teamModels.set(teamName, expand(spec.models, `teams.${teamName}.models`));
+  }
+
+  const keysBySha256 = new Map<string, ApiKey>();
+  const ids = new Set<string>();
+  doc.keys.forEach((key, i) => {
+    const path = `keys[${i}]`;
+    if (ids.has(key.id)) problems.push({ path: `${path}.id`, message: `duplicate key id "${key.id}"` });
+    ids.add(key.id);
+    if (keysBySha256.has(key.sha256))
+      problems.push({ path: `${path}.sha256`, message: "the same key hash appears twice" });
+    const team = teamModels.get(key.team);
+    if (!team) {
+      problems.push({ path: `${path}.team`, message: `unknown team "${key.team}"` });
+      return;
+    }
+    let allowedModels = team;
+    if (key.models) {
+      allowedModels = expand(key.models, `${path}.models`);
+      key.models.forEach((entry, j) => {
+        if (entry !== "*" && !team.has(entry) && allowedModels.has(entry)) {
+          problems.push({
+            path: `${path}.models[${j}]`,
+            message: `"${entry}" is not allowed for team "${key.team}"`,
+          });
+        }
+      });
+      allowedModels = new Set([...allowedModels].filter((m) => team.has(m)));
+    }
+    keysBySha256.set(key.sha256, {
+      id: key.id,
+      team: key.team,
+      allowedModels,
+      expiresAt: key.expiresAt === undefined ? undefined : Date.parse(key.expiresAt),
+      revoked: key.revoked,
+    });
+  });
+
+  return {
+    file,
+    digest: sha256Hex(text),
+    loadedAtSeconds: Math.floor(Date.now() / 1000),
+    pools,
+    models,
+    aliases,
+    keysBySha256,
+    logPrompts: doc.audit.logPrompts,
+  };
+}
+
+function resolveSecret(
+  ref: SecretRef,
+  env: NodeJS.ProcessEnv,
+  path: string,
+  problems: PolicyProblem[],
+): string | undefined {
+  if ("env" in ref) {
+    const value = env[ref.env];
+    if (!value) problems.push({ path, message: `environment variable ${ref.env} is not set` });
+    return value || undefined;
+  }
+  try {
+    const value = readFileSync(ref.file, "utf8").trim();
+    if (!value) problems.push({ path, message: `secret file ${ref.file} is empty` });
+    return value || undefined;
+  } catch (err) {
+    problems.push({ path, message: `cannot read secret file: ${(err as Error).message}` });
+    return undefined;
+  }
+}
+
+function checkAgainstEnvoy(doc: PolicyDocument, envoyConfigFile: string, problems: PolicyProblem[]): void {
+  let routing;
+  try {
+    routing = readEnvoyRouting(envoyConfigFile);
+  } catch (err) {
+    problems.push({
+      path: "",
+      message: `cannot check pools against Envoy config ${envoyConfigFile}: ${(err as Error).message}`,
+    });
+    return;
+  }
+  for (const poolName of Object.keys(doc.pools)) {
+    const cluster = routing.routes.get(poolName);
+    if (cluster === undefined) {
+      problems.push({
+        path: `pools.${poolName}`,
+        message: `${envoyConfigFile} has no route matching ${routing.header}: ${poolName}`,
+      });
+    } else if (!routing.clusters.has(cluster)) {
+      problems.push({
+        path: `pools.${poolName}`,
+        message: `${envoyConfigFile} routes ${poolName} to cluster "${cluster}", which it does not define`,
+      });
+    }
+  }
+}

@@ -1,0 +1,91 @@
+import type { AuditRecord, AuditSink } from "../audit/index.js";
+import type { Identity } from "../auth/index.js";
+import type { GatewayMetrics } from "../metrics/index.js";
+import type { Usage } from "../openai/usage.js";
+import type { Model, Policy } from "../policy/index.js";
+
+/** What every request processor needs from the running service. */
+export interface ProcessorDeps {
+  /** The policy in force right now (read once per request, so a request never sees two policies). */
+  readonly policy: () => Policy;
+  readonly audit: AuditSink;
+  readonly metrics: GatewayMetrics;
+  /** Uniform in [0, 1); weighted alias choice. */
+  readonly random: () => number;
+  /** Wall clock in epoch milliseconds (key expiry). */
+  readonly now: () => number;
+}
+
+/** Monotonic milliseconds, for latencies. */
+export const monotonicMs = (): number => performance.now();
+
+/**
+ * Everything known about one HTTP request as it moves through the ext_proc phases; becomes the audit
+ * record when the exchange ends.
+ */
+export class RequestContext {
+  readonly startedAt = monotonicMs();
+  requestId = "";
+  method = "";
+  path = "";
+  identity: Identity | undefined;
+  api: string | undefined;
+  requestedModel: string | undefined;
+  model: Model | undefined;
+  stream = false;
+  status: number | undefined;
+  decision: "allow" | "deny" = "allow";
+  reason = "ok";
+  usage: Usage | undefined;
+  /** Milliseconds spent inside extproc for this request, all phases. */
+  gatewayMs = 0;
+  forwardedAt: number | undefined;
+  upstreamMs: number | undefined;
+  requestBody: unknown;
+  completion: string | undefined;
+  /** Set once the response has been fully seen (or refused): the exchange can be audited. */
+  complete = false;
+
+  constructor(readonly policy: Policy) {}
+
+  /** Marks the request refused by the gateway with `status` and a stable `reason` code. */
+  deny(status: number, reason: string): void {
+    this.decision = "deny";
+    this.status = status;
+    this.reason = reason;
+    this.complete = true;
+  }
+
+  /** The audit record for this request. */
+  toAuditRecord(): AuditRecord {
+    const record: AuditRecord = {
+      request_id: this.requestId,
+      key_id: this.identity?.keyId ?? null,
+      team: this.identity?.team ?? null,
+      api: this.api ?? null,
+      method: this.method,
+      path: this.path,
+      requested_model: this.requestedModel ?? null,
+      served_model: this.model?.name ?? null,
+      pool: this.model?.pool.name ?? null,
+      status: this.status ?? null,
+      decision: this.decision,
+      reason: this.reason,
+      stream: this.stream,
+      usage: this.usage ?? null,
+      latency_ms: {
+        total: round(monotonicMs() - this.startedAt),
+        gateway: round(this.gatewayMs),
+        upstream: this.upstreamMs === undefined ? null : round(this.upstreamMs),
+      },
+      policy_digest: this.policy.digest.slice(0, 16),
+    };
+    if (this.policy.logPrompts) {
+      record.request_body = this.requestBody;
+      record.completion = this.completion;
+    }
+    return record;
+  }
+}
+
+const round = (ms: number): number => Math.round(ms * 1000) / 1000;

@@ -1,0 +1,184 @@
+import { authenticate } from "../auth/index.js";
+import { readHeaders } from "../envoy/headers.js";
+import {
+  encodeLocalReply,
+  encodePhaseReply,
+  type HttpBodyMessage,
+  type HttpHeadersMessage,
+  type LocalReply,
+  type Phase,
+  type PhaseReply,
+  type ProcessingRequestMessage,
+} from "../envoy/messages.js";
+import { GatewayError } from "../errors/index.js";
+import { monotonicMs, RequestContext, type ProcessorDeps } from "./context.js";
+import type { EndpointProcessor } from "./endpoint.js";
+import { inferenceEndpoints } from "./inference.js";
+import { isModelsPath, ModelsProcessor } from "./models.js";
+
+export type { ProcessorDeps } from "./context.js";
+
+const PHASES: readonly Phase[] = [
+  "requestHeaders",
+  "requestBody",
+  "responseHeaders",
+  "responseBody",
+  "requestTrailers",
+  "responseTrailers",
+];
+
+/** Phase of a ProcessingRequest (the field of its `request` oneof that is set). */
+export function phaseOf(message: ProcessingRequestMessage): Phase | undefined {
+  return PHASES.find((phase) => message[phase] != null);
+}
+
+/** Picks the endpoint processor for a method and path; throws 404/405 for anything else. */
+function selectEndpoint(method: string, path: string): EndpointProcessor {
+  const inference = inferenceEndpoints[path];
+  if (inference) {
+    if (method !== "POST") throw new GatewayError("method_not_allowed", `${path} accepts POST only.`);
+    return inference();
+  }
+  if (isModelsPath(path)) {
+    if (method !== "GET") throw new GatewayError("method_not_allowed", `${path} accepts GET only.`);
+    return new ModelsProcessor();
+  }
+  throw new GatewayError("unknown_url", `Unknown request URL: ${method} ${path}.`);
+}
+
+const isLocalReply = (reply: PhaseReply | LocalReply): reply is LocalReply => "status" in reply;
+
+/**
+ * One HTTP request's ext_proc conversation: dispatches each message to the endpoint processor by phase,
+ * turns refusals into local replies, and writes exactly one audit record when the exchange ends, however
+ * it ends (answered, refused, upstream error, client gone).
+ */
+export class Exchange {
+  private readonly ctx: RequestContext;
+  private endpoint: EndpointProcessor | undefined;
+  private audited = false;
+
+  constructor(private readonly deps: ProcessorDeps) {
+    this.ctx = new RequestContext(deps.policy());
+  }
+
+  /** Handles one ProcessingRequest and returns the ProcessingResponse to send (as a protobufjs object). */
+  handle(message: ProcessingRequestMessage): object {
+    const phase = phaseOf(message);
+    const started = monotonicMs();
+    try {
+      if (phase === undefined) throw new Error("ProcessingRequest without a phase");
+      const reply = this.dispatch(phase, message);
+      if (isLocalReply(reply)) return encodeLocalReply(reply);
+      return encodePhaseReply(phase, reply);
+    } catch (err) {
+      if (!(err instanceof GatewayError)) {
+        this.ctx.reason = "internal_error";
+        throw err;
+      }
+      this.ctx.deny(err.status, err.code);
+      return encodeLocalReply({
+        status: err.status,
+        body: err.toBody(),
+        contentType: "application/json",
+        details: `llm_gateway_${err.code}`,
+        metadata: {
+          key_id: this.ctx.identity?.keyId,
+          team: this.ctx.identity?.team,
+          requested_model: this.ctx.requestedModel,
+        },
+      });
+    } finally {
+      const elapsed = monotonicMs() - started;
+      this.ctx.gatewayMs += elapsed;
+      if (phase) this.deps.metrics.phaseDuration.observe({ phase: snake(phase) }, elapsed / 1000);
+      if (this.ctx.complete) this.finish();
+    }
+  }
+
+  /** The ext_proc stream ended. If the exchange was not complete, it was cut short: audit it as such. */
+  close(error?: Error): void {
+    if (this.audited) return;
+    if (error && this.ctx.reason === "ok") this.ctx.reason = "internal_error";
+    else if (this.ctx.reason === "ok" || this.ctx.reason === "upstream_error") {
+      this.ctx.reason = this.ctx.status === undefined ? "closed_before_response" : "closed_during_response";
+    }
+    this.finish();
+  }
+
+  private dispatch(phase: Phase, message: ProcessingRequestMessage): PhaseReply | LocalReply {
+    const ctx = this.ctx;
+    switch (phase) {
+      case "requestHeaders": {
+        const msg = message.requestHeaders as HttpHeadersMessage;
+        const headers = readHeaders(msg.headers);
+        ctx.requestId = headers.get("x-request-id") ?? "";
+        ctx.method = headers.get(":method") ?? "";
+        ctx.path = (headers.get(":path") ?? "").split("?", 1)[0]!;
+        ctx.identity = authenticate(ctx.policy, headers, this.deps.now());
+        this.endpoint = selectEndpoint(ctx.method, ctx.path);
+        ctx.api = this.endpoint.api;
+        return this.endpoint.requestHeaders(ctx, headers, msg.endOfStream === true);
+      }
+      case "requestBody": {
+        const msg = message.requestBody as HttpBodyMessage;
+        return this.endpoint?.requestBody?.(ctx, bodyOf(msg), this.deps) ?? {};
+      }
+      case "responseHeaders": {
+        const msg = message.responseHeaders as HttpHeadersMessage;
+        const headers = readHeaders(msg.headers);
+        if (!this.endpoint?.responseHeaders) {
+          ctx.status = Number(headers.get(":status") ?? 0);
+          ctx.complete = true;
+          return {};
+        }
+        return this.endpoint.responseHeaders(ctx, headers, msg.endOfStream === true, this.deps);
+      }
+      case "responseBody": {
+        const msg = message.responseBody as HttpBodyMessage;
+        return this.endpoint?.responseBody?.(ctx, bodyOf(msg), msg.endOfStream === true) ?? {};
+      }
+      default:
+        return {};
+    }
+  }
+
+  private finish(): void {
+    if (this.audited) return;
+    this.audited = true;
+    const record = this.ctx.toAuditRecord();
+    this.deps.audit.write(record);
+    const { metrics } = this.deps;
+    const modelLabel =
+      record.requested_model !== null && this.isKnownModel(record.requested_model)
+        ? record.requested_model
+        : "";
+    metrics.requests.inc({
+      api: record.api ?? "",
+      model: modelLabel,
+      team: record.team ?? "",
+      status: String(record.status ?? 0),
+      decision: record.decision,
+    });
+    if (record.usage && record.served_model) {
+      const labels = { model: record.served_model, team: record.team ?? "" };
+      metrics.tokens.inc({ ...labels, type: "prompt" }, record.usage.prompt_tokens);
+      metrics.tokens.inc({ ...labels, type: "completion" }, record.usage.completion_tokens);
+    }
+  }
+
+  /** Metric labels only carry names from policy, so clients cannot blow up label cardinality. */
+  private isKnownModel(name: string): boolean {
+    return this.ctx.policy.models.has(name) || this.ctx.policy.aliases.has(name);
+  }
+}
+
+function bodyOf(message: HttpBodyMessage): Buffer {
+  const body = message.body;
+  if (Buffer.isBuffer(body)) return body;
+  if (body instanceof Uint8Array) return Buffer.from(body.buffer, body.byteOffset, body.byteLength);
+  // protobufjs decodes an absent bytes field to its default, an empty array.
+  return Buffer.alloc(0);
+}
+
+const snake = (phase: Phase): string => phase.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);

@@ -1,0 +1,197 @@
+import type { z } from "zod";
+import { CLIENT_CREDENTIAL_HEADERS, ROUTING_HEADER, type HeaderMapValues } from "../envoy/headers.js";
+import { BodySendMode, type PhaseReply } from "../envoy/messages.js";
+import { GatewayError } from "../errors/index.js";
+import {
+  chatCompletionRequest,
+  completionRequest,
+  embeddingRequest,
+  parseRequestBody,
+} from "../openai/schemas.js";
+import { SseSplitter } from "../openai/sse.js";
+import { generatedText, mayCarryUsage, usageOf } from "../openai/usage.js";
+import { resolveModel } from "../routing/index.js";
+import { monotonicMs, type ProcessorDeps, type RequestContext } from "./context.js";
+import type { EndpointProcessor } from "./endpoint.js";
+
+/** Headers removed from every forwarded request: client credentials, and any routing header a client forged. */
+const STRIPPED_REQUEST_HEADERS = [...CLIENT_CREDENTIAL_HEADERS, ROUTING_HEADER];
+
+/** Per-request streaming state, kept on the processor instance (one instance per request). */
+interface StreamState {
+  readonly splitter: SseSplitter;
+  /** The client did not ask for the usage chunk; we injected the request for it and strip it again. */
+  readonly stripUsageChunk: boolean;
+}
+
+/**
+ * Chat completions, completions and embeddings: authorise the model, route it to its pool, rewrite the
+ * body when the served model or stream options differ, and read `usage` back from the response.
+ */
+export class InferenceProcessor implements EndpointProcessor {
+  private streamState: StreamState | undefined;
+  private clientWantsUsage = false;
+
+  constructor(
+    readonly api: string,
+    private readonly schema: z.ZodType,
+    private readonly streams: boolean,
+  ) {}
+
+  requestHeaders(_ctx: RequestContext, headers: HeaderMapValues, endOfStream: boolean): PhaseReply {
+    if (endOfStream) throw new GatewayError("missing_body", "This endpoint requires a JSON request body.");
+    const contentType = headers.get("content-type");
+    if (contentType !== undefined && !/^application\/json\b/i.test(contentType.trim())) {
+      throw new GatewayError(
+        "unsupported_content_type",
+        `Content-Type must be application/json, not '${contentType}'.`,
+      );
+    }
+    return { removeHeaders: STRIPPED_REQUEST_HEADERS };
+  }
+
+  requestBody(ctx: RequestContext, body: Buffer, deps: ProcessorDeps): PhaseReply {
+    const request = parseRequestBody(body, this.schema);
+    ctx.requestedModel = request.model;
+    const model = resolveModel(ctx.policy, ctx.identity!, request.model, deps.random);
+    ctx.model = model;
+
+    let rewrite = false;
+    if (model.upstreamModel !== request.model) {
+      request.model = model.upstreamModel;
+      rewrite = true;
+    }
+    if (this.streams && request.stream === true) {
+      ctx.stream = true;
+      this.clientWantsUsage = request.stream_options?.include_usage === true;
+      if (!this.clientWantsUsage) {
+        request.stream_options = { ...request.stream_options, include_usage: true };
+        rewrite = true;
+      }
+    }
+    if (ctx.policy.logPrompts) ctx.requestBody = request;
+
+    const setHeaders: Array<[string, string]> = [[ROUTING_HEADER, model.pool.name]];
+    if (model.pool.upstreamAuthorization)
+      setHeaders.push(["authorization", model.pool.upstreamAuthorization]);
+    let newBody: Buffer | undefined;
+    if (rewrite) {
+      newBody = Buffer.from(JSON.stringify(request), "utf8");
+      // BUFFERED body + SEND headers: Envoy rejects a body mutation whose content-length does not match.
+      setHeaders.push(["content-length", String(newBody.length)]);
+    }
+    ctx.forwardedAt = monotonicMs();
+    return {
+      setHeaders,
+      ...(newBody && { body: newBody }),
+      clearRouteCache: true,
+      metadata: {
+        key_id: ctx.identity!.keyId,
+        team: ctx.identity!.team,
+        requested_model: ctx.requestedModel,
+        served_model: model.name,
+        pool: model.pool.name,
+      },
+    };
+  }
+
+  responseHeaders(
+    ctx: RequestContext,
+    headers: HeaderMapValues,
+    endOfStream: boolean,
+    deps: ProcessorDeps,
+  ): PhaseReply {
+    ctx.status = Number(headers.get(":status") ?? 0);
+    if (ctx.forwardedAt !== undefined) {
+      ctx.upstreamMs = monotonicMs() - ctx.forwardedAt;
+      deps.metrics.upstreamLatency.observe({ model: ctx.model?.name ?? "" }, ctx.upstreamMs / 1000);
+    }
+    const ok = ctx.status >= 200 && ctx.status < 300;
+    if (!ok) ctx.reason = "upstream_error";
+    if (endOfStream) {
+      ctx.complete = true;
+      return {};
+    }
+    const contentType = headers.get("content-type") ?? "";
+    if (ok && ctx.stream && contentType.startsWith("text/event-stream")) {
+      this.streamState = { splitter: new SseSplitter(), stripUsageChunk: !this.clientWantsUsage };
+      return { responseBodyMode: BodySendMode.STREAMED };
+    }
+    if (ok && contentType.startsWith("application/json")) return {};
+    // Error bodies and anything that is not an OpenAI JSON answer pass through without a look.
+    ctx.complete = true;
+    return { responseBodyMode: BodySendMode.NONE };
+  }
+
+  responseBody(ctx: RequestContext, chunk: Buffer, endOfStream: boolean): PhaseReply {
+    const reply = this.streamState
+      ? this.streamedChunk(ctx, this.streamState, chunk, endOfStream)
+      : this.bufferedBody(ctx, chunk);
+    if (!endOfStream && this.streamState) return reply;
+    ctx.complete = true;
+    return {
+      ...reply,
+      metadata: {
+        prompt_tokens: ctx.usage?.prompt_tokens,
+        completion_tokens: ctx.usage?.completion_tokens,
+        total_tokens: ctx.usage?.total_tokens,
+      },
+    };
+  }
+
+  private bufferedBody(ctx: RequestContext, body: Buffer): PhaseReply {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(body.toString("utf8"));
+    } catch {
+      ctx.reason = "upstream_invalid_json";
+      return {};
+    }
+    ctx.usage = usageOf(parsed);
+    if (ctx.policy.logPrompts) ctx.completion = generatedText(parsed);
+    return {};
+  }
+
+  /**
+   * Passes whole SSE events through, holding back an event split across chunks until it is complete.
+   * Reads `usage` from the final usage chunk and drops that chunk when the client did not ask for it.
+   */
+  private streamedChunk(
+    ctx: RequestContext,
+    state: StreamState,
+    chunk: Buffer,
+    endOfStream: boolean,
+  ): PhaseReply {
+    const kept: Buffer[] = [];
+    for (const event of state.splitter.push(chunk)) {
+      const wantText = ctx.policy.logPrompts && event.data !== "[DONE]";
+      if (!wantText && !mayCarryUsage(event.data)) {
+        kept.push(event.raw);
+        continue;
+      }
+      let parsed: unknown;
+      try {
+        parsed = JSON.parse(event.data);
+      } catch {
+        kept.push(event.raw);
+        continue;
+      }
+      if (wantText) ctx.completion = (ctx.completion ?? "") + generatedText(parsed);
+      const usage = usageOf(parsed);
+      if (usage) ctx.usage = usage;
+      const choices = (parsed as { choices?: unknown }).choices;
+      const usageOnly = usage !== undefined && Array.isArray(choices) && choices.length === 0;
+      if (!(usageOnly && state.stripUsageChunk)) kept.push(event.raw);
+    }
+    if (endOfStream) kept.push(state.splitter.flush());
+    const out = kept.length === 1 ? kept[0]! : Buffer.concat(kept);
+    return out.equals(chunk) ? {} : { body: out };
+  }
+}
+
+/** A new processor for each endpoint, per request (processors hold per-request stream state). */
+export const inferenceEndpoints: Record<string, () => InferenceProcessor> = {
+  "/v1/chat/completions": () => new InferenceProcessor("chat.completions", chatCompletionRequest, true),
+  "/v1/completions": () => new InferenceProcessor("completions", completionRequest, true),
+  "/v1/embeddings": () => new InferenceProcessor("embeddings", embeddingRequest, false),
+};

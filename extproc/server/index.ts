@@ -1,0 +1,107 @@
+import * as grpc from "@grpc/grpc-js";
+import type { Logger } from "pino";
+import type { ProcessingRequestMessage } from "../envoy/messages.js";
+import { PROCESS_METHOD_PATH, ProcessingRequest, ProcessingResponse } from "../envoy/protocol.js";
+import { Exchange, type ProcessorDeps } from "../processor/index.js";
+
+/** Options for {@link startExtProcServer}. */
+export interface ExtProcServerOptions {
+  /** `host:port` or `unix:///path/to.sock`. */
+  readonly listen: string;
+  /** Largest ext_proc message accepted; must exceed Envoy's request body buffer limit. */
+  readonly maxMessageBytes: number;
+  readonly logger: Logger;
+}
+
+/** A running ext_proc gRPC server. */
+export interface ExtProcServer {
+  /** The bound address (with the real port when 0 was asked for). */
+  readonly address: string;
+  /** Stops taking new streams, lets open ones finish for up to `graceMs`, then cancels the rest. */
+  shutdown(graceMs: number): Promise<void>;
+}
+
+const toBuffer = (bytes: Uint8Array): Buffer => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+
+/** Hand-written service definition: protobufjs encodes/decodes, no plain-object conversion in between. */
+const serviceDefinition: grpc.ServiceDefinition = {
+  process: {
+    path: PROCESS_METHOD_PATH,
+    requestStream: true,
+    responseStream: true,
+    requestSerialize: (message: object) => toBuffer(ProcessingRequest.encode(message).finish()),
+    requestDeserialize: (bytes: Buffer) => ProcessingRequest.decode(bytes),
+    responseSerialize: (message: object) => toBuffer(ProcessingResponse.encode(message).finish()),
+    responseDeserialize: (bytes: Buffer) => ProcessingResponse.decode(bytes),
+  },
+};
+
+/**
+ * Starts the `envoy.service.ext_proc.v3.ExternalProcessor` service. Each Envoy stream (one per HTTP request)
+ * gets its own {@link Exchange}; every message gets exactly one reply, in order. An unexpected error ends
+ * the stream with INTERNAL, which Envoy (failure_mode_allow: false) turns into a 500: fail closed.
+ */
+export async function startExtProcServer(
+  deps: ProcessorDeps,
+  options: ExtProcServerOptions,
+): Promise<ExtProcServer> {
+  const { logger } = options;
+  const server = new grpc.Server({
+    "grpc.max_receive_message_length": options.maxMessageBytes,
+    "grpc.max_send_message_length": options.maxMessageBytes,
+  });
+
+  const process = (call: grpc.ServerDuplexStream<ProcessingRequestMessage, object>): void => {
+    deps.metrics.activeStreams.inc();
+    const exchange = new Exchange(deps);
+    let ended = false;
+    const end = (error?: Error): void => {
+      if (ended) return;
+      ended = true;
+      deps.metrics.activeStreams.dec();
+      exchange.close(error);
+    };
+    call.on("data", (message: ProcessingRequestMessage) => {
+      if (ended) return;
+      let reply: object;
+      try {
+        reply = exchange.handle(message);
+      } catch (err) {
+        logger.error({ err }, "ext_proc message failed; closing the stream (Envoy fails the request closed)");
+        end(err as Error);
+        call.emit("error", { code: grpc.status.INTERNAL, details: "extproc internal error" });
+        return;
+      }
+      // Observability-mode messages expect no reply.
+      if (!message.observabilityMode) call.write(reply);
+    });
+    call.on("end", () => {
+      end();
+      call.end();
+    });
+    call.on("cancelled", () => end());
+    call.on("error", (err) => end(err));
+  };
+  server.addService(serviceDefinition, { process });
+
+  const port = await new Promise<number>((resolve, reject) =>
+    server.bindAsync(options.listen, grpc.ServerCredentials.createInsecure(), (err, boundPort) =>
+      err ? reject(err) : resolve(boundPort),
+    ),
+  );
+  const address = options.listen.startsWith("unix:")
+    ? options.listen
+    : options.listen.replace(/:\d+$/, `:${port}`);
+
+  return {
+    address,
+    shutdown: (graceMs) =>
+      new Promise<void>((resolve) => {
+        const timer = setTimeout(() => server.forceShutdown(), graceMs);
+        server.tryShutdown(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      }),
+  };
+}

