@@ -166,7 +166,7 @@ export class InferenceProcessor implements EndpointProcessor {
     for (const event of state.splitter.push(chunk)) {
       const wantText = ctx.policy.logPrompts && event.data !== "[DONE]";
       if (!wantText && !mayCarryUsage(event.data)) {
-        kept.push(event.raw);
+        kept.push(state.stripUsageChunk ? withoutNullUsage(event.raw) : event.raw);
         continue;
       }
       let parsed: unknown;
@@ -187,6 +187,21 @@ export class InferenceProcessor implements EndpointProcessor {
     const out = kept.length === 1 ? kept[0]! : Buffer.concat(kept);
     return out.equals(chunk) ? {} : { body: out };
   }
+}
+
+/**
+ * With `include_usage` on, servers add `"usage":null` to every chunk. When we turned it on and the client
+ * did not, remove that field again so the client sees the stream it asked for, byte for byte. The pattern
+ * cannot match inside a JSON string, where the quotes would be escaped.
+ */
+const NULL_USAGE_FIELD = /,\s*"usage"\s*:\s*null(?=\s*[,}])|"usage"\s*:\s*null\s*,/;
+const NULL_USAGE_PROBE = Buffer.from('"usage"');
+
+function withoutNullUsage(raw: Buffer): Buffer {
+  if (raw.indexOf(NULL_USAGE_PROBE) === -1) return raw;
+  const text = raw.toString("utf8");
+  const stripped = text.replace(NULL_USAGE_FIELD, "");
+  return stripped === text ? raw : Buffer.from(stripped, "utf8");
 }
 
 /** A new processor for each endpoint, per request (processors hold per-request stream state). */

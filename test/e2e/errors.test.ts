@@ -1,0 +1,220 @@
+/**
+ * Every refusal through real Envoy: OpenAI-style JSON with the status that makes the SDK raise its
+ * matching error class, an audit record for each, and nothing forwarded. Failure modes: upstream errors
+ * pass through, a dead pool is a clear 503, and without extproc Envoy fails closed.
+ */
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import OpenAI, { APIError } from "openai";
+import { DEMO_KEYS, startStack, type Stack } from "../harness/index.js";
+import { auditRecordOf, client, rawRequest } from "./helpers.js";
+
+let stack: Stack;
+
+before(async () => {
+  stack = await startStack();
+});
+after(() => stack?.stop());
+
+const hello = { model: "llama-3.1-8b-instruct", messages: [{ role: "user" as const, content: "hello" }] };
+const forwardedCount = () => stack.pools["pool-a"]!.received.length + stack.pools["pool-b"]!.received.length;
+
+/** Checks the OpenAI error shape of an SDK error and returns its body. */
+function errorBody(err: unknown, status: number, code: string): { message: string; param: string | null } {
+  assert.ok(err instanceof OpenAI.APIError, `expected an APIError, got ${String(err)}`);
+  assert.equal(err.status, status);
+  assert.equal(err.code, code);
+  assert.equal(typeof err.message, "string");
+  const body = err.error as { message: string; type: string; param: string | null; code: string };
+  assert.equal(typeof body.type, "string");
+  assert.ok("param" in body);
+  return body;
+}
+
+/** Expects `call` to fail with `ErrorClass`, `status` and `code`, audited as a denial, nothing forwarded. */
+async function expectRefusal(
+  call: () => Promise<unknown>,
+  ErrorClass: new (...args: never[]) => APIError,
+  status: number,
+  code: string,
+): Promise<{ message: string; param: string | null }> {
+  const before = forwardedCount();
+  let caught: unknown;
+  try {
+    await call();
+  } catch (err) {
+    caught = err;
+  }
+  assert.ok(caught instanceof ErrorClass, `expected ${ErrorClass.name}, got ${String(caught)}`);
+  const body = errorBody(caught, status, code);
+  const audit = await auditRecordOf(stack, (caught as APIError).headers?.get("x-request-id") ?? null);
+  assert.equal(audit.decision, "deny");
+  assert.equal(audit.reason, code);
+  assert.equal(audit.status, status);
+  assert.equal(forwardedCount(), before, "a refused request reached a model server");
+  return body;
+}
+
+describe("authentication and authorization", () => {
+  it("401 without a key", async () => {
+    const res = await rawRequest(stack, "/v1/chat/completions", {
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(hello),
+    });
+    assert.equal(res.status, 401);
+    assert.match(res.headers.get("content-type") ?? "", /application\/json/);
+    assert.deepEqual(Object.keys((res.json as { error: object }).error), ["message", "type", "param", "code"]);
+    assert.equal((res.json as { error: { code: string } }).error.code, "missing_api_key");
+  });
+
+  it("401 for unknown, revoked and expired keys, never echoing the key", async () => {
+    for (const [key, code] of [
+      ["sk-not-a-real-key", "invalid_api_key"],
+      [DEMO_KEYS.revoked, "revoked_api_key"],
+      [DEMO_KEYS.expired, "expired_api_key"],
+    ] as const) {
+      const body = await expectRefusal(
+        () => client(stack, key).chat.completions.create(hello),
+        OpenAI.AuthenticationError,
+        401,
+        code,
+      );
+      assert.ok(!body.message.includes(key));
+    }
+  });
+
+  it("403 for a model the key's team may not use", async () => {
+    const body = await expectRefusal(
+      () => client(stack, DEMO_KEYS.support).chat.completions.create(hello),
+      OpenAI.PermissionDeniedError,
+      403,
+      "model_not_allowed",
+    );
+    assert.equal(body.param, "model");
+  });
+
+  it("404 for an unknown model", async () => {
+    const body = await expectRefusal(
+      () => client(stack, DEMO_KEYS.research).chat.completions.create({ ...hello, model: "gpt-99" }),
+      OpenAI.NotFoundError,
+      404,
+      "model_not_found",
+    );
+    assert.equal(body.param, "model");
+  });
+});
+
+describe("request validation", () => {
+  const research = () => client(stack, DEMO_KEYS.research);
+
+  it("400 naming the missing or mistyped field", async () => {
+    const cases: Array<[unknown, string]> = [
+      [{ model: "llama-3.1-8b-instruct" }, "messages"],
+      [{ messages: hello.messages }, "model"],
+      [{ ...hello, messages: [{ role: "user", content: 42 }] }, "messages[0].content"],
+      [{ ...hello, messages: [] }, "messages"],
+      [{ ...hello, max_tokens: "ten" }, "max_tokens"],
+      [{ ...hello, stream: "yes" }, "stream"],
+    ];
+    for (const [bad, param] of cases) {
+      const body = await expectRefusal(
+        () => research().chat.completions.create(bad as OpenAI.ChatCompletionCreateParamsNonStreaming),
+        OpenAI.BadRequestError,
+        400,
+        "invalid_request",
+      );
+      assert.equal(body.param, param);
+      assert.ok(body.message.includes(`'${param}'`), body.message);
+    }
+    const embedding = await expectRefusal(
+      () => research().embeddings.create({ model: "bge-small-en-v1.5", input: { text: "x" } } as never),
+      OpenAI.BadRequestError,
+      400,
+      "invalid_request",
+    );
+    assert.equal(embedding.param, "input");
+  });
+
+  it("400 for malformed JSON and 415 for a non-JSON body", async () => {
+    const auth = { authorization: `Bearer ${DEMO_KEYS.research}` };
+    const malformed = await rawRequest(stack, "/v1/chat/completions", {
+      headers: { ...auth, "content-type": "application/json" },
+      body: '{"model": "llama-3.1-8b-instruct", "messages": [',
+    });
+    assert.equal(malformed.status, 400);
+    assert.equal((malformed.json as { error: { code: string } }).error.code, "invalid_json");
+    const text = await rawRequest(stack, "/v1/chat/completions", {
+      headers: { ...auth, "content-type": "text/plain" },
+      body: "hello",
+    });
+    assert.equal(text.status, 415);
+    assert.equal((text.json as { error: { code: string } }).error.code, "unsupported_content_type");
+  });
+
+  it("413 as OpenAI JSON for a body over the 8 MiB limit, 200 just under it", async () => {
+    const big = (bytes: number) =>
+      JSON.stringify({ ...hello, messages: [{ role: "user", content: "x".repeat(bytes) }], max_tokens: 1 });
+    const auth = { authorization: `Bearer ${DEMO_KEYS.research}`, "content-type": "application/json" };
+    const over = await rawRequest(stack, "/v1/chat/completions", { headers: auth, body: big(8 * 1024 * 1024 + 10) });
+    assert.equal(over.status, 413);
+    assert.equal((over.json as { error: { code: string } }).error.code, "request_too_large");
+    const under = await rawRequest(stack, "/v1/chat/completions", { headers: auth, body: big(7 * 1024 * 1024) });
+    assert.equal(under.status, 200, under.text.slice(0, 200));
+  });
+
+  it("404 for an unknown URL and 405 for a wrong method", async () => {
+    const auth = { authorization: `Bearer ${DEMO_KEYS.research}` };
+    const unknown = await rawRequest(stack, "/v1/fine_tuning/jobs", { method: "GET", headers: auth });
+    assert.equal(unknown.status, 404);
+    assert.equal((unknown.json as { error: { code: string } }).error.code, "unknown_url");
+    const wrongMethod = await rawRequest(stack, "/v1/chat/completions", { method: "GET", headers: auth });
+    assert.equal(wrongMethod.status, 405);
+    assert.equal((wrongMethod.json as { error: { code: string } }).error.code, "method_not_allowed");
+  });
+});
+
+describe("failure modes", () => {
+  it("passes an upstream error through with its status and audits it", async () => {
+    const failing = client(stack, DEMO_KEYS.research, { "x-demo-status": "503" });
+    let caught: unknown;
+    try {
+      await failing.chat.completions.create(hello);
+    } catch (err) {
+      caught = err;
+    }
+    assert.ok(caught instanceof OpenAI.InternalServerError);
+    assert.equal(caught.status, 503);
+    const audit = await auditRecordOf(stack, caught.headers?.get("x-request-id") ?? null);
+    assert.equal(audit.decision, "allow");
+    assert.equal(audit.reason, "upstream_error");
+    assert.equal(audit.served_model, "llama-3.1-8b-instruct");
+  });
+
+  it("fails closed with a clear 500 while extproc is down, and recovers when it is back", async () => {
+    await stack.stopExtProc();
+    const before = forwardedCount();
+    const down = await rawRequest(stack, "/v1/chat/completions", {
+      headers: { authorization: `Bearer ${DEMO_KEYS.research}`, "content-type": "application/json" },
+      body: JSON.stringify(hello),
+    });
+    assert.equal(down.status, 500);
+    assert.equal((down.json as { error: { code: string } }).error.code, "gateway_policy_unavailable");
+    assert.equal(forwardedCount(), before, "a request was forwarded unchecked");
+    await stack.startExtProc();
+    const ok = await client(stack, DEMO_KEYS.research).chat.completions.create(hello);
+    assert.equal(ok.model, "llama-3.1-8b-instruct");
+  });
+
+  it("answers 503 as OpenAI JSON when a pool has no server left", async () => {
+    await stack.pools["pool-a"]!.close();
+    let caught: unknown;
+    try {
+      await client(stack, DEMO_KEYS.research).chat.completions.create(hello);
+    } catch (err) {
+      caught = err;
+    }
+    assert.ok(caught instanceof OpenAI.InternalServerError);
+    assert.equal(caught.status, 503);
+    assert.equal(caught.code, "upstream_unavailable");
+  });
+});
