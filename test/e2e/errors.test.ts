@@ -63,7 +63,12 @@ describe("authentication and authorization", () => {
     });
     assert.equal(res.status, 401);
     assert.match(res.headers.get("content-type") ?? "", /application\/json/);
-    assert.deepEqual(Object.keys((res.json as { error: object }).error), ["message", "type", "param", "code"]);
+    assert.deepEqual(Object.keys((res.json as { error: object }).error), [
+      "message",
+      "type",
+      "param",
+      "code",
+    ]);
     assert.equal((res.json as { error: { code: string } }).error.code, "missing_api_key");
   });
 
@@ -155,10 +160,16 @@ describe("request validation", () => {
     const big = (bytes: number) =>
       JSON.stringify({ ...hello, messages: [{ role: "user", content: "x".repeat(bytes) }], max_tokens: 1 });
     const auth = { authorization: `Bearer ${DEMO_KEYS.research}`, "content-type": "application/json" };
-    const over = await rawRequest(stack, "/v1/chat/completions", { headers: auth, body: big(8 * 1024 * 1024 + 10) });
+    const over = await rawRequest(stack, "/v1/chat/completions", {
+      headers: auth,
+      body: big(8 * 1024 * 1024 + 10),
+    });
     assert.equal(over.status, 413);
     assert.equal((over.json as { error: { code: string } }).error.code, "request_too_large");
-    const under = await rawRequest(stack, "/v1/chat/completions", { headers: auth, body: big(7 * 1024 * 1024) });
+    const under = await rawRequest(stack, "/v1/chat/completions", {
+      headers: auth,
+      body: big(7 * 1024 * 1024),
+    });
     assert.equal(under.status, 200, under.text.slice(0, 200));
   });
 

@@ -132,9 +132,13 @@ describe("inference", () => {
 
   it("serves embeddings from the pool that hosts the model, with the pool's own credential", async () => {
     const body = { model: "bge-small-en-v1.5", input: ["first document", "second document"] };
-    const { data, response } = await research.embeddings.create({ ...body, encoding_format: "float" }).withResponse();
+    const { data, response } = await research.embeddings
+      .create({ ...body, encoding_format: "float" })
+      .withResponse();
     assert.equal(response.headers.get("x-demo-server"), "pool-b");
-    const expected = JSON.parse(await direct("pool-b", "/v1/embeddings", { ...body, encoding_format: "float" }));
+    const expected = JSON.parse(
+      await direct("pool-b", "/v1/embeddings", { ...body, encoding_format: "float" }),
+    );
     assert.deepEqual(JSON.parse(JSON.stringify(data)), expected);
     assert.equal(data.usage.prompt_tokens, 4);
   });
@@ -183,7 +187,10 @@ describe("routing", () => {
     await Promise.all(Array.from({ length: 12 }, worker));
     assert.equal(served["pool-a"]! + served["pool-b"]!, total);
     // Binomial(600, 0.1): mean 60, sd 7.3; ±4 sd keeps a false failure below 1 in 10,000 runs.
-    assert.ok(served["pool-b"]! >= 31 && served["pool-b"]! <= 89, `pool-b served ${served["pool-b"]} of ${total}`);
+    assert.ok(
+      served["pool-b"]! >= 31 && served["pool-b"]! <= 89,
+      `pool-b served ${served["pool-b"]} of ${total}`,
+    );
     const forwarded = stack.pools["pool-a"]!.received.slice(startA);
     assert.ok(forwarded.length > 0);
     for (const req of forwarded) assert.equal(JSON.parse(req.body).model, "llama-3.1-8b-instruct");
@@ -199,9 +206,18 @@ describe("routing", () => {
   });
 
   it("never forwards the client's credential; pool B gets its own from policy", async () => {
-    const keyed = client(stack, DEMO_KEYS.research, { "x-api-key": DEMO_KEYS.research, "api-key": DEMO_KEYS.research });
-    await keyed.chat.completions.create({ model: "llama-3.1-8b-instruct", messages: [{ role: "user", content: "a" }] });
-    await keyed.chat.completions.create({ model: "llama-3.1-8b-instruct-v2", messages: [{ role: "user", content: "b" }] });
+    const keyed = client(stack, DEMO_KEYS.research, {
+      "x-api-key": DEMO_KEYS.research,
+      "api-key": DEMO_KEYS.research,
+    });
+    await keyed.chat.completions.create({
+      model: "llama-3.1-8b-instruct",
+      messages: [{ role: "user", content: "a" }],
+    });
+    await keyed.chat.completions.create({
+      model: "llama-3.1-8b-instruct-v2",
+      messages: [{ role: "user", content: "b" }],
+    });
     const a = stack.pools["pool-a"]!.received.at(-1)!;
     const b = stack.pools["pool-b"]!.received.at(-1)!;
     assert.equal(a.headers.authorization, undefined);

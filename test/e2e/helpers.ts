@@ -24,13 +24,20 @@ export function auditRecords(stack: Stack): Array<AuditRecord & { time: string; 
 }
 
 /** Waits for (audit writes are asynchronous) and returns the audit record of `requestId`. */
-export async function auditRecordOf(stack: Stack, requestId: string | null): Promise<AuditRecord & { time: string }> {
+export async function auditRecordOf(
+  stack: Stack,
+  requestId: string | null,
+): Promise<AuditRecord & { time: string }> {
   if (!requestId) throw new Error("response has no x-request-id");
   let found: (AuditRecord & { time: string }) | undefined;
-  await waitFor(`audit record ${requestId}`, async () => {
-    found = auditRecords(stack).find((r) => r.request_id === requestId);
-    return found !== undefined;
-  }, 5_000);
+  await waitFor(
+    `audit record ${requestId}`,
+    async () => {
+      found = auditRecords(stack).find((r) => r.request_id === requestId);
+      return found !== undefined;
+    },
+    5_000,
+  );
   return found!;
 }
 

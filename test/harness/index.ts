@@ -267,7 +267,18 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
         withoutExtProc: options.withoutExtProc,
       }),
     );
-    const envoyArgs = ["-c", envoyConfig, "--disable-hot-restart", "--concurrency", "1", "-l", "warning"];
+    // Access log lines reach the file within 250 ms (Envoy buffers them for 10 s by default).
+    const envoyArgs = [
+      "-c",
+      envoyConfig,
+      "--disable-hot-restart",
+      "--concurrency",
+      "1",
+      "-l",
+      "warning",
+      "--file-flush-interval-msec",
+      "250",
+    ];
     const envoy = launch("envoy", envoyBinary(), envoyArgs, process.env, envoyAccessLog, inherit);
     processes.push(envoy);
     const envoyExited = envoy.exited.then(() => {

@@ -1,0 +1,60 @@
+import assert from "node:assert/strict";
+import path from "node:path";
+import { PassThrough, Readable } from "node:stream";
+import { describe, it } from "node:test";
+import { loadPolicy, sha256Hex } from "../policy/index.js";
+import { runCli } from "./main.js";
+
+const ROOT = path.resolve(import.meta.dirname, "../../..");
+
+async function run(args: string[], stdin = ""): Promise<{ code: number; out: string; err: string }> {
+  const out = new PassThrough();
+  const err = new PassThrough();
+  let outText = "";
+  let errText = "";
+  out.on("data", (d: Buffer) => (outText += d.toString()));
+  err.on("data", (d: Buffer) => (errText += d.toString()));
+  const code = await runCli(args, {
+    out,
+    err,
+    stdin: Readable.from([Buffer.from(stdin)]) as NodeJS.ReadStream & Readable,
+  } as never);
+  return { code, out: outText, err: errText };
+}
+
+describe("cli", () => {
+  it("creates a key whose printed hash matches it", async () => {
+    const { code, out } = await run(["key", "create", "--id", "ci-bot", "--team", "research"]);
+    assert.equal(code, 0);
+    const key = /API key \(shown once, store it now\): (sk-gw-[A-Za-z0-9_-]{43})\n/.exec(out)?.[1];
+    assert.ok(key, out);
+    assert.ok(out.includes(`  - id: ci-bot\n    team: research\n    sha256: ${sha256Hex(key)}\n`));
+  });
+
+  it("hashes a key from stdin", async () => {
+    const { code, out } = await run(["key", "hash"], "sk-demo-research\n");
+    assert.equal(code, 0);
+    assert.equal(out, `${sha256Hex("sk-demo-research")}\n`);
+  });
+
+  it("validates a policy with extproc's rules", async () => {
+    process.env.POOL_B_API_KEY ??= "x";
+    const file = path.join(ROOT, "deploy/policy.yaml");
+    const ok = await run(["policy", "validate", file, "--envoy-config", path.join(ROOT, "envoy/envoy.yaml")]);
+    assert.equal(ok.code, 0, ok.err);
+    const policy = loadPolicy(file);
+    assert.equal(
+      ok.out,
+      `${file}: OK (2 pools, ${policy.models.size} models, 1 aliases, ${policy.keysBySha256.size} keys)\n`,
+    );
+    const bad = await run(["policy", "validate", path.join(ROOT, "package.json")]);
+    assert.equal(bad.code, 1);
+    assert.match(bad.err, /package\.json: version: /);
+  });
+
+  it("prints usage for anything else", async () => {
+    const { code, err } = await run(["key"]);
+    assert.equal(code, 2);
+    assert.match(err, /^usage:/);
+  });
+});

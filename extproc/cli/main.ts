@@ -1,0 +1,82 @@
+#!/usr/bin/env node
+/**
+ * `llm-gateway`: operator CLI.
+ *
+ *   llm-gateway key create --id ID --team TEAM   new random key; prints it once, plus the policy entry
+ *   llm-gateway key hash < key.txt               SHA-256 of a key read from stdin (never from argv)
+ *   llm-gateway policy validate FILE [--envoy-config envoy/envoy.yaml]
+ *                                                validates with exactly the rules extproc uses at start-up
+ */
+import { randomBytes } from "node:crypto";
+import { realpathSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+import { loadPolicy, PolicyError, sha256Hex } from "../policy/index.js";
+
+const USAGE = `usage:
+  llm-gateway key create --id ID --team TEAM
+  llm-gateway key hash  (reads the key from stdin)
+  llm-gateway policy validate FILE [--envoy-config FILE]`;
+
+/** Runs the CLI with `argv` (without node and script); returns the exit code. */
+export async function runCli(
+  argv: string[],
+  io = { out: process.stdout, err: process.stderr, stdin: process.stdin },
+): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      id: { type: "string" },
+      team: { type: "string" },
+      "envoy-config": { type: "string" },
+    },
+  });
+  const [group, command, file] = positionals;
+  if (group === "key" && command === "create") {
+    if (!values.id || !values.team) return usage(io.err);
+    // 32 random bytes: 256 bits, far beyond guessing; the prefix makes leaked keys easy to scan for.
+    const key = `sk-gw-${randomBytes(32).toString("base64url")}`;
+    io.out.write(
+      `API key (shown once, store it now): ${key}\n\nPolicy entry (paste under keys:):\n` +
+        `  - id: ${values.id}\n    team: ${values.team}\n    sha256: ${sha256Hex(key)}\n`,
+    );
+    return 0;
+  }
+  if (group === "key" && command === "hash") {
+    const chunks: Buffer[] = [];
+    for await (const chunk of io.stdin) chunks.push(chunk as Buffer);
+    const key = Buffer.concat(chunks).toString("utf8").trim();
+    if (!key) {
+      io.err.write("no key on stdin\n");
+      return 2;
+    }
+    io.out.write(`${sha256Hex(key)}\n`);
+    return 0;
+  }
+  if (group === "policy" && command === "validate" && file) {
+    try {
+      const policy = loadPolicy(file, { envoyConfigFile: values["envoy-config"] });
+      io.out.write(
+        `${file}: OK (${policy.pools.size} pools, ${policy.models.size} models, ${policy.aliases.size} aliases, ` +
+          `${policy.keysBySha256.size} keys)\n`,
+      );
+      return 0;
+    } catch (err) {
+      if (!(err instanceof PolicyError)) throw err;
+      io.err.write(`${err.message}\n`);
+      return 1;
+    }
+  }
+  return usage(io.err);
+}
+
+function usage(err: NodeJS.WritableStream): number {
+  err.write(`${USAGE}\n`);
+  return 2;
+}
+
+// Run when executed directly (also through an npm bin symlink), not when imported by tests.
+if (process.argv[1] && realpathSync(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  process.exitCode = await runCli(process.argv.slice(2));
+}
