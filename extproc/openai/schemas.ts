@@ -79,7 +79,8 @@ export function parseRequestBody(body: Buffer, schema: z.ZodType): InferenceRequ
   if (result.success) return result.data as InferenceRequest;
   const issue = result.error.issues[0]!;
   const param = formatPath(issue.path);
-  const missing = issue.code === "invalid_type" && issue.input === undefined;
+  // A missing union field (prompt, input) is reported as invalid_union rather than invalid_type.
+  const missing = issue.input === undefined && (issue.code === "invalid_type" || issue.code === "invalid_union");
   throw new GatewayError(
     "invalid_request",
     missing ? `Missing required parameter: '${param}'.` : `Invalid value for '${param}': ${issue.message}.`,

@@ -179,7 +179,7 @@ export class InferenceProcessor implements EndpointProcessor {
       if (wantText) ctx.completion = (ctx.completion ?? "") + generatedText(parsed);
       const usage = usageOf(parsed);
       if (usage) ctx.usage = usage;
-      const choices = (parsed as { choices?: unknown }).choices;
+      const choices = (parsed as { choices?: unknown } | null)?.choices;
       const usageOnly = usage !== undefined && Array.isArray(choices) && choices.length === 0;
       if (!(usageOnly && state.stripUsageChunk)) kept.push(event.raw);
     }

@@ -11,11 +11,11 @@ export function client(stack: Stack, apiKey: string, defaultHeaders: Record<stri
 
 /** Audit records written so far. */
 export function auditRecords(stack: Stack): Array<AuditRecord & { time: string; kind: string }> {
-  let text = "";
+  let text: string;
   try {
     text = readFileSync(stack.auditLog, "utf8");
   } catch {
-    return [];
+    return []; // not written yet
   }
   return text
     .split("\n")
