@@ -80,7 +80,8 @@ export function parseRequestBody(body: Buffer, schema: z.ZodType): InferenceRequ
   const issue = result.error.issues[0]!;
   const param = formatPath(issue.path);
   // A missing union field (prompt, input) is reported as invalid_union rather than invalid_type.
-  const missing = issue.input === undefined && (issue.code === "invalid_type" || issue.code === "invalid_union");
+  const missing =
+    issue.input === undefined && (issue.code === "invalid_type" || issue.code === "invalid_union");
   throw new GatewayError(
     "invalid_request",
     missing ? `Missing required parameter: '${param}'.` : `Invalid value for '${param}': ${issue.message}.`,

@@ -33,7 +33,11 @@ export function generatedText(body: unknown): string {
   if (!Array.isArray(choices)) return "";
   let out = "";
   for (const choice of choices) {
-    const c = choice as { text?: unknown; message?: { content?: unknown }; delta?: { content?: unknown } } | null;
+    const c = choice as {
+      text?: unknown;
+      message?: { content?: unknown };
+      delta?: { content?: unknown };
+    } | null;
     const text = c?.text ?? c?.message?.content ?? c?.delta?.content;
     if (typeof text === "string") out += text;
   }
