@@ -8,7 +8,9 @@ import { createAuditSink } from "./audit/index.js";
 import { readSettings } from "./config/index.js";
 import { createMetrics, startMetricsServer } from "./metrics/index.js";
 import { loadPolicy, PolicyError } from "./policy/index.js";
+import { connectRedis, MemoryQuotaStore, QuotaService, RedisQuotaStore } from "./quota/index.js";
 import { startExtProcServer } from "./server/index.js";
+import { preloadEncoding, TokenCounter } from "./tokens/index.js";
 
 // Operational logs go to stderr; stdout is left to the audit sink when EXTPROC_AUDIT_LOG=stdout.
 const logger = pino({ level: process.env.LOG_LEVEL ?? "info" }, pino.destination(2));
@@ -28,6 +30,26 @@ async function main(): Promise<void> {
 
   const metrics = createMetrics();
   const audit = createAuditSink(settings.auditLog);
+  // Load tokenizers now: the first load takes ~300 ms and must not land on a request.
+  for (const model of policy.models.values()) preloadEncoding(model.tokenizer);
+  const tokens = new TokenCounter({ workers: settings.tokenizerWorkers, inlineLimitChars: 32 * 1024 });
+  const { quota: quotaSettings } = policy;
+  const store =
+    quotaSettings.store === "redis"
+      ? new RedisQuotaStore(
+          connectRedis(quotaSettings.redis!, (err) =>
+            logger.debug({ err: err.message }, "redis connection error"),
+          ),
+          quotaSettings.redis!.keyPrefix,
+        )
+      : new MemoryQuotaStore();
+  if (store instanceof RedisQuotaStore) {
+    // Start even if Redis is down (policy decides how requests fare meanwhile), but say so.
+    await store
+      .ready(5000)
+      .catch((err: Error) => logger.error({ err: err.message }, "redis not reachable at start-up"));
+  }
+  const quota = new QuotaService({ store, shared: quotaSettings.store === "redis", metrics, logger });
   const server = await startExtProcServer(
     {
       policy: () => policy,
@@ -36,6 +58,9 @@ async function main(): Promise<void> {
       // Weighted canary choice needs no cryptographic strength, only an unbiased uniform draw.
       random: () => randomInt(0, 2 ** 32) / 2 ** 32,
       now: Date.now,
+      quota,
+      tokens,
+      logger,
     },
     { listen: settings.listen, maxMessageBytes: settings.maxMessageBytes, logger },
   );
@@ -56,7 +81,8 @@ async function main(): Promise<void> {
     logger.info({ signal, graceMs: settings.shutdownGraceMs }, "shutting down: finishing in-flight streams");
     server
       .shutdown(settings.shutdownGraceMs)
-      .then(() => {
+      .then(async () => {
+        await Promise.all([store.close(), tokens.close()]);
         audit.flush();
         metricsServer.close();
         logger.info("stopped");

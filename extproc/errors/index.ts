@@ -16,6 +16,9 @@ export const ERRORS = {
   invalid_json: { status: 400, type: "invalid_request_error" },
   invalid_request: { status: 400, type: "invalid_request_error" },
   missing_body: { status: 400, type: "invalid_request_error" },
+  rate_limit_exceeded: { status: 429, type: "rate_limit_error" },
+  insufficient_quota: { status: 429, type: "insufficient_quota" },
+  quota_store_unavailable: { status: 503, type: "server_error" },
 } as const satisfies Record<string, { status: number; type: string }>;
 
 /** Stable machine-readable error code, the `code` field of the OpenAI error body. */
@@ -30,6 +33,8 @@ export class GatewayError extends Error {
     readonly code: ErrorCode,
     message: string,
     readonly param: string | null = null,
+    /** Extra response headers (Retry-After, x-ratelimit-*). */
+    readonly headers: ReadonlyArray<readonly [string, string]> = [],
   ) {
     super(message);
     this.name = "GatewayError";

@@ -9,6 +9,9 @@ export interface GatewayMetrics {
   readonly phaseDuration: Histogram<"phase">;
   readonly upstreamLatency: Histogram<"model">;
   readonly activeStreams: Gauge;
+  readonly quotaRejections: Counter<"limit" | "measure">;
+  readonly quotaStoreErrors: Counter;
+  readonly quotaStoreDegraded: Gauge;
 }
 
 /** Creates the metric set on a fresh registry, with Node process metrics included. */
@@ -46,6 +49,22 @@ export function createMetrics(): GatewayMetrics {
     activeStreams: new Gauge({
       name: "llm_gateway_active_streams",
       help: "ext_proc streams currently open (one per in-flight HTTP request).",
+      registers: [registry],
+    }),
+    quotaRejections: new Counter({
+      name: "llm_gateway_quota_rejections_total",
+      help: "Requests refused with 429, by limit id and measure (requests, tokens, spend, concurrency).",
+      labelNames: ["limit", "measure"],
+      registers: [registry],
+    }),
+    quotaStoreErrors: new Counter({
+      name: "llm_gateway_quota_store_errors_total",
+      help: "Quota store (Redis) calls that failed.",
+      registers: [registry],
+    }),
+    quotaStoreDegraded: new Gauge({
+      name: "llm_gateway_quota_store_degraded",
+      help: "1 while the shared quota store is unreachable (requests fail closed or use local limits).",
       registers: [registry],
     }),
   };

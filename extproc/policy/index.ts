@@ -2,7 +2,14 @@ import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import * as yaml from "js-yaml";
 import type { z } from "zod";
-import { policySchema, type PolicyDocument, type SecretRef } from "./schema.js";
+import type { EncodingName } from "../tokens/count.js";
+import {
+  policySchema,
+  type LimitDocument,
+  type PolicyDocument,
+  type QuotaSettings,
+  type SecretRef,
+} from "./schema.js";
 import { readEnvoyRouting } from "./envoy-routing.js";
 
 /** A model server pool: one Envoy cluster, selected by extproc through the routing header. */
@@ -19,7 +26,15 @@ export interface Model {
   /** Name written into the forwarded body's `model` field. */
   readonly upstreamModel: string;
   readonly ownedBy: string;
+  readonly tokenizer: EncodingName;
+  /** Completion tokens reserved when a request sets no max_tokens. */
+  readonly defaultMaxTokens: number;
+  /** Price per token in millionths of the currency (= price per million tokens), if priced. */
+  readonly price: { readonly input: number; readonly output: number } | undefined;
 }
+
+/** A limit rule: which requests it counts, and its caps. See README "Quotas". */
+export type LimitRule = LimitDocument;
 
 /** A public name that resolves to one of several models by weight (canary, A/B). */
 export interface Alias {
@@ -50,6 +65,9 @@ export interface Policy {
   readonly models: ReadonlyMap<string, Model>;
   readonly aliases: ReadonlyMap<string, Alias>;
   readonly keysBySha256: ReadonlyMap<string, ApiKey>;
+  readonly limits: readonly LimitRule[];
+  readonly quota: QuotaSettings;
+  readonly currency: string;
   readonly logPrompts: boolean;
 }
 
@@ -154,6 +172,9 @@ function compile(
       pool,
       upstreamModel: spec.upstreamModel ?? modelName,
       ownedBy: spec.ownedBy ?? pool.name,
+      tokenizer: spec.tokenizer,
+      defaultMaxTokens: spec.defaultMaxTokens,
+      price: spec.price,
     });
   }
 
@@ -230,6 +251,8 @@ function compile(
     });
   });
 
+  checkLimits(doc, ids, problems);
+
   return {
     file,
     digest: sha256Hex(text),
@@ -238,8 +261,61 @@ function compile(
     models,
     aliases,
     keysBySha256,
+    limits: doc.limits,
+    quota: doc.quota,
+    currency: doc.pricing.currency,
     logPrompts: doc.audit.logPrompts,
   };
+}
+
+function checkLimits(doc: PolicyDocument, keyIds: ReadonlySet<string>, problems: PolicyProblem[]): void {
+  const seen = new Set<string>();
+  doc.limits.forEach((limit, i) => {
+    const path = `limits[${i}]`;
+    if (seen.has(limit.id))
+      problems.push({ path: `${path}.id`, message: `duplicate limit id "${limit.id}"` });
+    seen.add(limit.id);
+    const { key, team, model } = limit.scope;
+    if (key !== undefined && key !== "*" && !keyIds.has(key)) {
+      problems.push({ path: `${path}.scope.key`, message: `unknown key id "${key}"` });
+    }
+    if (team !== undefined && team !== "*" && !doc.teams[team]) {
+      problems.push({ path: `${path}.scope.team`, message: `unknown team "${team}"` });
+    }
+    if (model !== undefined && model !== "*" && !doc.models[model]) {
+      problems.push({
+        path: `${path}.scope.model`,
+        message: `unknown model "${model}" (limits count served models, not aliases)`,
+      });
+    }
+    if (limit.budgetPerMonth !== undefined) {
+      const models = model === undefined || model === "*" ? Object.keys(doc.models) : [model];
+      for (const m of models) {
+        if (doc.models[m] && !doc.models[m].price) {
+          problems.push({
+            path: `${path}.budgetPerMonth`,
+            message: `model "${m}" has no price, so spend on it cannot be counted`,
+          });
+        }
+      }
+    }
+    const caps = [
+      limit.requestsPerMinute,
+      limit.tokensPerMinute,
+      limit.tokensPerDay,
+      limit.tokensPerMonth,
+      limit.concurrentRequests,
+      limit.budgetPerMonth,
+    ];
+    if (caps.every((c) => c === undefined)) problems.push({ path, message: "sets no limit" });
+  });
+  const redis = doc.quota.redis;
+  if (doc.quota.store === "redis" && !redis?.url && !redis?.sentinels && !redis?.cluster) {
+    problems.push({
+      path: "quota.redis",
+      message: "store redis needs redis.url, redis.sentinels or redis.cluster",
+    });
+  }
 }
 
 function resolveSecret(

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { ENCODINGS } from "../tokens/count.js";
 
 /** Names used as map keys and ids: what Envoy cluster names and OpenAI model ids may contain. */
 const name = z
@@ -30,6 +31,15 @@ const model = z
     /** Name the model server knows the model by, when it differs from the public name. */
     upstreamModel: z.string().min(1).optional(),
     ownedBy: z.string().min(1).optional(),
+    /** BPE encoding used to count prompt tokens for admission. */
+    tokenizer: z.enum(ENCODINGS).default("cl100k_base"),
+    /** Completion tokens reserved when a request sets no max_tokens. */
+    defaultMaxTokens: z.number().int().min(1).default(1024),
+    /** Price per million tokens, in `pricing.currency`. Required for budgets to apply. */
+    price: z
+      .object({ input: z.number().min(0), output: z.number().min(0) })
+      .strict()
+      .optional(),
   })
   .strict();
 
@@ -63,6 +73,60 @@ const apiKey = z
   })
   .strict();
 
+/** Who a limit counts for: "*" keeps a separate counter per value, a name restricts to that value. */
+const limitScope = z
+  .object({ key: name.optional(), team: name.optional(), model: name.optional() })
+  .strict()
+  .refine(
+    (s) => s.key !== undefined || s.team !== undefined || s.model !== undefined,
+    "set key, team and/or model",
+  );
+
+const positive = z.number().int().min(1);
+
+const limit = z
+  .object({
+    id: name,
+    scope: limitScope,
+    requestsPerMinute: positive.optional(),
+    tokensPerMinute: positive.optional(),
+    tokensPerDay: positive.optional(),
+    tokensPerMonth: positive.optional(),
+    /** Which tokens the token limits count. */
+    countTokens: z.enum(["total", "input", "output"]).default("total"),
+    concurrentRequests: positive.optional(),
+    /** Spend per calendar month (UTC) in `pricing.currency`, from the models' prices. */
+    budgetPerMonth: z.number().positive().optional(),
+  })
+  .strict();
+
+const quota = z
+  .object({
+    store: z.enum(["memory", "redis"]).default("memory"),
+    redis: z
+      .object({
+        /** Single server: redis://host:port/db (password in the URL or REDIS_PASSWORD). */
+        url: z.string().min(1).optional(),
+        sentinels: z.array(z.object({ host: z.string(), port: z.number().int() }).strict()).optional(),
+        sentinelName: z.string().optional(),
+        cluster: z.array(z.object({ host: z.string(), port: z.number().int() }).strict()).optional(),
+        keyPrefix: z
+          .string()
+          .regex(/^[A-Za-z0-9_.:-]+$/)
+          .default("llm-gateway"),
+        commandTimeoutMs: z.number().int().min(1).default(250),
+      })
+      .strict()
+      .optional(),
+    /** When Redis is unreachable: refuse with 503, or admit against local limits / replicas. */
+    onStoreFailure: z.enum(["fail-closed", "local"]).default("fail-closed"),
+    replicas: z.number().int().min(1).default(1),
+    /** A concurrency slot whose request vanished (replica crash) is freed after this long. */
+    leaseSeconds: z.number().int().min(1).default(900),
+  })
+  .strict()
+  .default({ store: "memory", onStoreFailure: "fail-closed", replicas: 1, leaseSeconds: 900 });
+
 const audit = z
   .object({
     /** Write prompts and completions into audit records. Off unless a policy says otherwise. */
@@ -80,11 +144,21 @@ export const policySchema = z
     aliases: z.record(name, z.array(aliasTarget).min(1)).default({}),
     teams: z.record(name, team),
     keys: z.array(apiKey).default([]),
+    pricing: z
+      .object({ currency: z.string().min(1).default("USD") })
+      .strict()
+      .default({ currency: "USD" }),
+    limits: z.array(limit).default([]),
+    quota,
     audit,
   })
   .strict();
 
 /** Parsed policy file, before cross-references are resolved. */
 export type PolicyDocument = z.infer<typeof policySchema>;
+/** One limit rule as written. */
+export type LimitDocument = z.infer<typeof limit>;
+/** Quota store settings as written. */
+export type QuotaSettings = z.infer<typeof quota>;
 /** Where a pool's upstream credential comes from. */
 export type SecretRef = z.infer<typeof secretRef>;

@@ -1,8 +1,11 @@
+import type { Logger } from "pino";
 import type { AuditRecord, AuditSink } from "../audit/index.js";
 import type { Identity } from "../auth/index.js";
 import type { GatewayMetrics } from "../metrics/index.js";
 import type { Usage } from "../openai/usage.js";
 import type { Model, Policy } from "../policy/index.js";
+import type { Admission, QuotaService } from "../quota/index.js";
+import type { TokenCounter } from "../tokens/index.js";
 
 /** What every request processor needs from the running service. */
 export interface ProcessorDeps {
@@ -14,6 +17,9 @@ export interface ProcessorDeps {
   readonly random: () => number;
   /** Wall clock in epoch milliseconds (key expiry). */
   readonly now: () => number;
+  readonly quota: QuotaService;
+  readonly tokens: TokenCounter;
+  readonly logger: Logger;
 }
 
 /** Monotonic milliseconds, for latencies. */
@@ -43,6 +49,13 @@ export class RequestContext {
   upstreamMs: number | undefined;
   requestBody: unknown;
   completion: string | undefined;
+  /** Quota reservation to settle when the exchange ends. */
+  admission: Admission | undefined;
+  /**
+   * Stream events seen before any usage chunk, kept only while a reservation waits for usage: if the
+   * server never sends usage, the streamed text is counted instead.
+   */
+  readonly unmeteredEvents: string[] = [];
   /** Set once the response has been fully seen (or refused): the exchange can be audited. */
   complete = false;
 

@@ -15,12 +15,12 @@ export interface EndpointProcessor {
     headers: HeaderMapValues,
     endOfStream: boolean,
   ): PhaseReply | LocalReply;
-  requestBody?(ctx: RequestContext, body: Buffer, deps: ProcessorDeps): PhaseReply;
+  requestBody?(ctx: RequestContext, body: Buffer, deps: ProcessorDeps): PhaseReply | Promise<PhaseReply>;
   responseHeaders?(
     ctx: RequestContext,
     headers: HeaderMapValues,
     endOfStream: boolean,
     deps: ProcessorDeps,
-  ): PhaseReply;
-  responseBody?(ctx: RequestContext, chunk: Buffer, endOfStream: boolean): PhaseReply;
+  ): PhaseReply | Promise<PhaseReply>;
+  responseBody?(ctx: RequestContext, chunk: Buffer, endOfStream: boolean): PhaseReply | Promise<PhaseReply>;
 }

@@ -11,6 +11,7 @@ import {
   type ProcessingRequestMessage,
 } from "../envoy/messages.js";
 import { GatewayError } from "../errors/index.js";
+import { generatedText } from "../openai/usage.js";
 import { monotonicMs, RequestContext, type ProcessorDeps } from "./context.js";
 import type { EndpointProcessor } from "./endpoint.js";
 import { inferenceEndpoints } from "./inference.js";
@@ -62,13 +63,16 @@ export class Exchange {
     this.ctx = new RequestContext(deps.policy());
   }
 
-  /** Handles one ProcessingRequest and returns the ProcessingResponse to send (as a protobufjs object). */
-  handle(message: ProcessingRequestMessage): object {
+  /**
+   * Handles one ProcessingRequest and returns the ProcessingResponse to send (as a protobufjs object).
+   * Calls for one exchange must not overlap: the server awaits each before handing over the next.
+   */
+  async handle(message: ProcessingRequestMessage): Promise<object> {
     const phase = phaseOf(message);
     const started = monotonicMs();
     try {
       if (phase === undefined) throw new Error("ProcessingRequest without a phase");
-      const reply = this.dispatch(phase, message);
+      const reply = await this.dispatch(phase, message);
       if (isLocalReply(reply)) return encodeLocalReply(reply);
       return encodePhaseReply(phase, reply);
     } catch (err) {
@@ -82,6 +86,7 @@ export class Exchange {
         body: err.toBody(),
         contentType: "application/json",
         details: `llm_gateway_${err.code}`,
+        headers: err.headers,
         metadata: {
           key_id: this.ctx.identity?.keyId,
           team: this.ctx.identity?.team,
@@ -106,7 +111,7 @@ export class Exchange {
     this.finish();
   }
 
-  private dispatch(phase: Phase, message: ProcessingRequestMessage): PhaseReply | LocalReply {
+  private async dispatch(phase: Phase, message: ProcessingRequestMessage): Promise<PhaseReply | LocalReply> {
     const ctx = this.ctx;
     switch (phase) {
       case "requestHeaders": {
@@ -122,7 +127,7 @@ export class Exchange {
       }
       case "requestBody": {
         const msg = message.requestBody as HttpBodyMessage;
-        return this.endpoint?.requestBody?.(ctx, bodyOf(msg), this.deps) ?? {};
+        return (await this.endpoint?.requestBody?.(ctx, bodyOf(msg), this.deps)) ?? {};
       }
       case "responseHeaders": {
         const msg = message.responseHeaders as HttpHeadersMessage;
@@ -132,11 +137,11 @@ export class Exchange {
           ctx.complete = true;
           return {};
         }
-        return this.endpoint.responseHeaders(ctx, headers, msg.endOfStream === true, this.deps);
+        return await this.endpoint.responseHeaders(ctx, headers, msg.endOfStream === true, this.deps);
       }
       case "responseBody": {
         const msg = message.responseBody as HttpBodyMessage;
-        return this.endpoint?.responseBody?.(ctx, bodyOf(msg), msg.endOfStream === true) ?? {};
+        return (await this.endpoint?.responseBody?.(ctx, bodyOf(msg), msg.endOfStream === true)) ?? {};
       }
       default:
         return {};
@@ -146,6 +151,7 @@ export class Exchange {
   private finish(): void {
     if (this.audited) return;
     this.audited = true;
+    if (this.ctx.admission) void this.settle();
     const record = this.ctx.toAuditRecord();
     this.deps.audit.write(record);
     const { metrics } = this.deps;
@@ -165,6 +171,42 @@ export class Exchange {
       metrics.tokens.inc({ ...labels, type: "prompt" }, record.usage.prompt_tokens);
       metrics.tokens.inc({ ...labels, type: "completion" }, record.usage.completion_tokens);
     }
+  }
+
+  /**
+   * Settles the quota reservation with what was actually used: the model server's usage; without it, the
+   * streamed text counted with the model's tokenizer (the prompt as estimated). A request that failed
+   * upstream is charged nothing; one cut off before any response is charged its prompt.
+   */
+  private async settle(): Promise<void> {
+    const { ctx } = this;
+    const admission = ctx.admission!;
+    let input = admission.reservedInput;
+    let output = 0;
+    try {
+      if (ctx.usage) {
+        input = ctx.usage.prompt_tokens;
+        output = ctx.usage.completion_tokens;
+      } else if (ctx.status !== undefined && (ctx.status < 200 || ctx.status >= 300)) {
+        input = 0;
+      } else if (ctx.unmeteredEvents.length > 0) {
+        const texts = ctx.unmeteredEvents.map((data) => {
+          try {
+            return generatedText(JSON.parse(data));
+          } catch {
+            return "";
+          }
+        });
+        output = await this.deps.tokens.count(texts, admission.model.tokenizer);
+      }
+    } catch (err) {
+      this.deps.logger.warn(
+        { err, requestId: ctx.requestId },
+        "could not count streamed tokens; charging the reservation",
+      );
+      output = admission.reservedOutput;
+    }
+    await this.deps.quota.settle(admission, input, output);
   }
 
   /** Metric labels only carry names from policy, so clients cannot blow up label cardinality. */

@@ -7,7 +7,10 @@ import {
   completionRequest,
   embeddingRequest,
   parseRequestBody,
+  type InferenceRequest,
 } from "../openai/schemas.js";
+import type { Model } from "../policy/index.js";
+import { promptText, TOKENS_PER_MESSAGE, TOKENS_PER_REPLY } from "../openai/prompt.js";
 import { SseSplitter } from "../openai/sse.js";
 import { generatedText, mayCarryUsage, usageOf } from "../openai/usage.js";
 import { resolveModel } from "../routing/index.js";
@@ -50,11 +53,21 @@ export class InferenceProcessor implements EndpointProcessor {
     return { removeHeaders: STRIPPED_REQUEST_HEADERS };
   }
 
-  requestBody(ctx: RequestContext, body: Buffer, deps: ProcessorDeps): PhaseReply {
+  async requestBody(ctx: RequestContext, body: Buffer, deps: ProcessorDeps): Promise<PhaseReply> {
     const request = parseRequestBody(body, this.schema);
     ctx.requestedModel = request.model;
     const model = resolveModel(ctx.policy, ctx.identity!, request.model, deps.random);
     ctx.model = model;
+    ctx.admission = await deps.quota.admit({
+      policy: ctx.policy,
+      identity: ctx.identity!,
+      model,
+      requestId: ctx.requestId,
+      estimate: async () => ({
+        input: await countPromptTokens(request, model, deps),
+        output: this.streams ? maxOutputTokens(request, model) : 0,
+      }),
+    });
 
     let rewrite = false;
     if (model.upstreamModel !== request.model) {
@@ -108,19 +121,20 @@ export class InferenceProcessor implements EndpointProcessor {
     }
     const ok = ctx.status >= 200 && ctx.status < 300;
     if (!ok) ctx.reason = "upstream_error";
+    const setHeaders = ctx.admission?.headers ?? [];
     if (endOfStream) {
       ctx.complete = true;
-      return {};
+      return { setHeaders };
     }
     const contentType = headers.get("content-type") ?? "";
     if (ok && ctx.stream && contentType.startsWith("text/event-stream")) {
       this.streamState = { splitter: new SseSplitter(), stripUsageChunk: !this.clientWantsUsage };
-      return { responseBodyMode: BodySendMode.STREAMED };
+      return { setHeaders, responseBodyMode: BodySendMode.STREAMED };
     }
-    if (ok && contentType.startsWith("application/json")) return {};
+    if (ok && contentType.startsWith("application/json")) return { setHeaders };
     // Error bodies and anything that is not an OpenAI JSON answer pass through without a look.
     ctx.complete = true;
-    return { responseBodyMode: BodySendMode.NONE };
+    return { setHeaders, responseBodyMode: BodySendMode.NONE };
   }
 
   responseBody(ctx: RequestContext, chunk: Buffer, endOfStream: boolean): PhaseReply {
@@ -164,6 +178,7 @@ export class InferenceProcessor implements EndpointProcessor {
   ): PhaseReply {
     const kept: Buffer[] = [];
     for (const event of state.splitter.push(chunk)) {
+      if (ctx.admission && !ctx.usage && event.data !== "[DONE]") ctx.unmeteredEvents.push(event.data);
       const wantText = ctx.policy.logPrompts && event.data !== "[DONE]";
       if (!wantText && !mayCarryUsage(event.data)) {
         kept.push(state.stripUsageChunk ? withoutNullUsage(event.raw) : event.raw);
@@ -178,7 +193,10 @@ export class InferenceProcessor implements EndpointProcessor {
       }
       if (wantText) ctx.completion = (ctx.completion ?? "") + generatedText(parsed);
       const usage = usageOf(parsed);
-      if (usage) ctx.usage = usage;
+      if (usage) {
+        ctx.usage = usage;
+        ctx.unmeteredEvents.length = 0;
+      }
       const choices = (parsed as { choices?: unknown } | null)?.choices;
       const usageOnly = usage !== undefined && Array.isArray(choices) && choices.length === 0;
       if (!(usageOnly && state.stripUsageChunk)) kept.push(event.raw);
@@ -187,6 +205,24 @@ export class InferenceProcessor implements EndpointProcessor {
     const out = kept.length === 1 ? kept[0]! : Buffer.concat(kept);
     return out.equals(chunk) ? {} : { body: out };
   }
+}
+
+/** Prompt tokens as the model will see them: text by the model's tokenizer, token ids, chat framing. */
+async function countPromptTokens(
+  request: InferenceRequest,
+  model: Model,
+  deps: ProcessorDeps,
+): Promise<number> {
+  const prompt = promptText(request);
+  const counted = await deps.tokens.count(prompt.texts, model.tokenizer);
+  const framing = prompt.messages > 0 ? prompt.messages * TOKENS_PER_MESSAGE + TOKENS_PER_REPLY : 0;
+  return counted + prompt.tokenIds + framing;
+}
+
+/** Completion tokens the request may generate: its max_tokens (or the model's default cap) per choice. */
+function maxOutputTokens(request: InferenceRequest, model: Model): number {
+  const perChoice = request.max_completion_tokens ?? request.max_tokens ?? model.defaultMaxTokens;
+  return Number(perChoice) * Number(request.n ?? 1);
 }
 
 /**

@@ -61,23 +61,33 @@ export async function startExtProcServer(
       deps.metrics.activeStreams.dec();
       exchange.close(error);
     };
+    // Envoy may send the next message (streamed body chunks) before we answered the last one; replies
+    // must go out in order, so messages are handled one after another on a per-stream chain.
+    let chain: Promise<void> = Promise.resolve();
     call.on("data", (message: ProcessingRequestMessage) => {
-      if (ended) return;
-      let reply: object;
-      try {
-        reply = exchange.handle(message);
-      } catch (err) {
-        logger.error({ err }, "ext_proc message failed; closing the stream (Envoy fails the request closed)");
-        end(err as Error);
-        call.emit("error", { code: grpc.status.INTERNAL, details: "extproc internal error" });
-        return;
-      }
-      // Observability-mode messages expect no reply.
-      if (!message.observabilityMode) call.write(reply);
+      chain = chain.then(async () => {
+        if (ended) return;
+        let reply: object;
+        try {
+          reply = await exchange.handle(message);
+        } catch (err) {
+          logger.error(
+            { err },
+            "ext_proc message failed; closing the stream (Envoy fails the request closed)",
+          );
+          end(err as Error);
+          call.emit("error", { code: grpc.status.INTERNAL, details: "extproc internal error" });
+          return;
+        }
+        // Observability-mode messages expect no reply.
+        if (!message.observabilityMode) call.write(reply);
+      });
     });
     call.on("end", () => {
-      end();
-      call.end();
+      void chain.then(() => {
+        end();
+        call.end();
+      });
     });
     call.on("cancelled", () => end());
     call.on("error", (err) => end(err));

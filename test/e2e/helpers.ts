@@ -11,11 +11,13 @@ export function client(stack: Stack, apiKey: string, defaultHeaders: Record<stri
 
 /** Audit records written so far. */
 export function auditRecords(stack: Stack): Array<AuditRecord & { time: string; kind: string }> {
-  let text: string;
-  try {
-    text = readFileSync(stack.auditLog, "utf8");
-  } catch {
-    return []; // not written yet
+  let text = "";
+  for (const file of stack.auditLogs) {
+    try {
+      text += readFileSync(file, "utf8");
+    } catch {
+      // not written yet
+    }
   }
   return text
     .split("\n")
@@ -41,9 +43,12 @@ export async function auditRecordOf(
   return found!;
 }
 
-/** Prometheus text from extproc's /metrics. */
+/** Prometheus text from extproc's /metrics (every replica's, concatenated: sampleValue sums them). */
 export async function extprocMetrics(stack: Stack): Promise<string> {
-  return (await fetch(`http://127.0.0.1:${stack.ports.metrics}/metrics`)).text();
+  const texts = await Promise.all(
+    stack.metricsPorts.map(async (port) => (await fetch(`http://127.0.0.1:${port}/metrics`)).text()),
+  );
+  return texts.join("\n");
 }
 
 /** Value of one sample (`name{labels}`), 0 when absent. Labels are matched as a subset. */

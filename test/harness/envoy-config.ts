@@ -33,6 +33,8 @@ export interface RenderOptions {
   readonly root: string;
   /** Drop the ext_proc filter (benchmark baseline: Envoy alone). */
   readonly withoutExtProc?: boolean;
+  /** Several extproc replicas: one endpoint each in the extproc cluster (default: `ports.extproc`). */
+  readonly extprocPorts?: readonly number[];
 }
 
 /**
@@ -72,9 +74,14 @@ export function renderEnvoyConfig(file: string, options: RenderOptions): string 
   for (const cluster of doc.static_resources.clusters as Node[]) {
     const port = clusterPorts[cluster.name];
     if (port === undefined) throw new Error(`unexpected cluster ${cluster.name} in ${file}`);
+    const ports = cluster.name === "extproc" && options.extprocPorts ? options.extprocPorts : [port];
     for (const group of cluster.load_assignment.endpoints as Node[]) {
-      for (const endpoint of group.lb_endpoints as Node[])
-        endpoint.endpoint.address.socket_address.port_value = port;
+      const template = (group.lb_endpoints as Node[])[0]!;
+      group.lb_endpoints = ports.map((p) => {
+        const endpoint = structuredClone(template);
+        endpoint.endpoint.address.socket_address.port_value = p;
+        return endpoint;
+      });
     }
   }
   // Envoy's YAML parser has no merge keys; write plain YAML without anchors.

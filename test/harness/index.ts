@@ -49,6 +49,8 @@ export interface StackOptions {
   readonly extprocEnv?: Readonly<Record<string, string>>;
   /** Pin extproc to these CPUs with taskset (benchmark). */
   readonly extprocCpus?: string;
+  /** extproc replicas behind Envoy's extproc cluster (default 1); replica 0 uses `ports.extproc/metrics`. */
+  readonly extprocReplicas?: number;
   /** Where logs and the audit file go; a fresh temporary directory by default. */
   readonly workDir?: string;
   /** Forward child process output to this process's stderr (npm start). */
@@ -61,7 +63,12 @@ export interface Stack {
   /** Base URL for the OpenAI SDK: `http://127.0.0.1:<http>/v1`. */
   readonly baseURL: string;
   readonly workDir: string;
+  /** Replica 0's audit log. */
   readonly auditLog: string;
+  /** Every replica's audit log. */
+  readonly auditLogs: readonly string[];
+  /** Every replica's metrics port. */
+  readonly metricsPorts: readonly number[];
   readonly envoyAccessLog: string;
   /** In-process demo servers by pool name (absent when run as processes). */
   readonly pools: Readonly<Record<string, ModelServer>>;
@@ -189,21 +196,35 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     { name: "pool-b", port: ports.poolB, models: POOL_MODELS["pool-b"], apiKey: DEMO_POOL_B_KEY },
   ];
 
+  const replicas = [{ grpc: ports.extproc, metrics: ports.metrics, audit: auditLog, log: "extproc.log" }];
+  for (let i = 1; i < (options.extprocReplicas ?? 1); i++) {
+    const [grpc, metrics] = await Promise.all([freePort(), freePort()]);
+    replicas.push({
+      grpc: grpc,
+      metrics: metrics,
+      audit: path.join(workDir, `audit-${i}.log`),
+      log: `extproc-${i}.log`,
+    });
+  }
+
+  let extprocs: Managed[] = [];
+  const stopExtProc = async (): Promise<void> => {
+    await Promise.all(extprocs.map((p) => terminate(p)));
+  };
   const stop = async (): Promise<void> => {
     await Promise.all(processes.map((p) => terminate(p)));
-    await terminate(extproc);
+    await stopExtProc();
     await Promise.all(Object.values(pools).map((p) => p.close()));
   };
 
-  let extproc: Managed | undefined;
-  const startExtProc = async (): Promise<void> => {
+  const startReplica = async (replica: (typeof replicas)[number]): Promise<Managed> => {
     const env = {
       ...process.env,
       EXTPROC_POLICY: options.policyFile ?? path.join(ROOT, "deploy/policy.yaml"),
       EXTPROC_ENVOY_CONFIG: path.join(ROOT, "envoy/envoy.yaml"),
-      EXTPROC_LISTEN: `127.0.0.1:${ports.extproc}`,
-      EXTPROC_METRICS_LISTEN: `127.0.0.1:${ports.metrics}`,
-      EXTPROC_AUDIT_LOG: auditLog,
+      EXTPROC_LISTEN: `127.0.0.1:${replica.grpc}`,
+      EXTPROC_METRICS_LISTEN: `127.0.0.1:${replica.metrics}`,
+      EXTPROC_AUDIT_LOG: replica.audit,
       EXTPROC_SHUTDOWN_GRACE_MS: "5000",
       POOL_B_API_KEY: DEMO_POOL_B_KEY,
       ...options.extprocEnv,
@@ -212,14 +233,19 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     const [command, args] = options.extprocCpus
       ? ["taskset", ["-c", options.extprocCpus, process.execPath, main]]
       : [process.execPath, [main]];
-    extproc = launch("extproc", command, args as string[], env, path.join(workDir, "extproc.log"), inherit);
-    const exitedEarly = extproc.exited.then(() => {
-      throw new Error(`extproc exited during start-up; see ${path.join(workDir, "extproc.log")}`);
+    const logFile = path.join(workDir, replica.log);
+    const proc = launch("extproc", command, args as string[], env, logFile, inherit);
+    const exitedEarly = proc.exited.then(() => {
+      throw new Error(`extproc exited during start-up; see ${logFile}`);
     });
     await Promise.race([
-      waitFor("extproc", httpOk(`http://127.0.0.1:${ports.metrics}/healthz`)),
+      waitFor("extproc", httpOk(`http://127.0.0.1:${replica.metrics}/healthz`)),
       exitedEarly,
     ]);
+    return proc;
+  };
+  const startExtProc = async (): Promise<void> => {
+    extprocs = await Promise.all(replicas.map(startReplica));
   };
 
   try {
@@ -265,6 +291,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
         ports,
         root: ROOT,
         withoutExtProc: options.withoutExtProc,
+        extprocPorts: replicas.map((r) => r.grpc),
       }),
     );
     // Access log lines reach the file within 250 ms (Envoy buffers them for 10 s by default).
@@ -301,7 +328,9 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     envoyAccessLog,
     pools,
     startExtProc,
-    stopExtProc: () => terminate(extproc),
+    auditLogs: replicas.map((r) => r.audit),
+    metricsPorts: replicas.map((r) => r.metrics),
+    stopExtProc,
     stop,
   };
 }

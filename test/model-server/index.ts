@@ -8,6 +8,7 @@
  * - `x-demo-delay-ms: 250`        wait before answering
  * - `x-demo-drop: before-response | mid-stream`  destroy the connection
  * - `x-demo-token-delay-ms: 20`   delay between streamed tokens (default from options)
+ * - `x-demo-omit-usage: 1`        never send the final usage chunk, even when asked (some servers don't)
  */
 import { createHash } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
@@ -236,7 +237,7 @@ export async function startModelServer(options: ModelServerOptions): Promise<Mod
           : { index: 0, text: "", finish_reason: finishReason },
       ]),
     );
-    if (includeUsage) res.write(chunk([], { usage }));
+    if (includeUsage && req.headers["x-demo-omit-usage"] === undefined) res.write(chunk([], { usage }));
     res.end("data: [DONE]\n\n");
   };
 

@@ -1,0 +1,272 @@
+/**
+ * Quotas through real Envoy: admission before forwarding holds limits exactly under concurrency, on one
+ * replica (memory store) and on two replicas sharing Redis; reservations reconcile to real usage (also
+ * when the server sends none, and when the client disconnects); Redis outages behave as policy says.
+ */
+import assert from "node:assert/strict";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { after, before, describe, it } from "node:test";
+import OpenAI, { APIError, RateLimitError } from "openai";
+import { sha256Hex } from "../../extproc/policy/index.js";
+import { countTokensSync } from "../../extproc/tokens/index.js";
+import { startStack, waitFor, type Stack } from "../harness/index.js";
+import { writePolicy, type PolicyDoc } from "../harness/policy.js";
+import { startRedis, type RedisServer } from "../harness/redis.js";
+import { auditRecordOf, client, extprocMetrics, sampleValue } from "./helpers.js";
+
+/** 24 words: the demo server then always generates exactly max_tokens tokens (when max_tokens ≤ 28). */
+const LONG_PROMPT = Array.from({ length: 24 }, (_, i) => `word${i}`).join(" ");
+const MODEL = "llama-3.1-8b-instruct";
+
+type Outcome = { status: number; error?: unknown; headers?: Headers };
+
+async function call(
+  c: OpenAI,
+  body: Partial<OpenAI.ChatCompletionCreateParamsNonStreaming>,
+): Promise<Outcome> {
+  try {
+    const { response } = await c.chat.completions
+      .create({ model: MODEL, messages: [{ role: "user", content: LONG_PROMPT }], max_tokens: 10, ...body })
+      .withResponse();
+    return { status: response.status, headers: response.headers };
+  } catch (err) {
+    if (err instanceof OpenAI.APIError) return { status: err.status ?? 0, error: err, headers: err.headers };
+    throw err;
+  }
+}
+
+/** Sends `total` requests from `clients` concurrent clients; returns every outcome. */
+async function burst(c: OpenAI, total: number, clients: number, body = {}): Promise<Outcome[]> {
+  const outcomes: Outcome[] = [];
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: clients }, async () => {
+      while (next < total) {
+        next++;
+        outcomes.push(await call(c, body));
+      }
+    }),
+  );
+  return outcomes;
+}
+
+const tempDir = () => mkdtempSync(path.join(tmpdir(), "llm-gateway-quota-"));
+
+/** Test keys, one per scenario, so no test spends another's quota. All in team research. */
+const KEYS = {
+  headers: "sk-test-headers",
+  rpm: "sk-test-rpm",
+  tokens: "sk-test-tokens",
+  stream: "sk-test-stream",
+  budget: "sk-test-budget",
+  concurrency: "sk-test-concurrency",
+} as const;
+
+/** Adds the test keys and one limit per scenario; `store` settings go under `quota`. */
+function quotaPolicy(doc: PolicyDoc, quota: PolicyDoc = { store: "memory" }): void {
+  for (const [name, key] of Object.entries(KEYS))
+    doc.keys.push({ id: `t-${name}`, team: "research", sha256: sha256Hex(key) });
+  doc.models[MODEL].price = { input: 0, output: 1000 }; // 0.001 per output token
+  doc.limits = [
+    { id: "headers", scope: { key: "t-headers" }, requestsPerMinute: 20, tokensPerMinute: 100_000 },
+    { id: "rpm", scope: { key: "t-rpm" }, requestsPerMinute: 20 },
+    { id: "output", scope: { key: "t-tokens", model: MODEL }, tokensPerDay: 200, countTokens: "output" },
+    { id: "stream", scope: { key: "t-stream" }, tokensPerDay: 300, countTokens: "output" },
+    { id: "budget", scope: { key: "t-budget", model: MODEL }, budgetPerMonth: 0.1 },
+    { id: "one-at-a-time", scope: { key: "t-concurrency" }, concurrentRequests: 1 },
+  ];
+  doc.quota = quota;
+}
+
+/** Checks the RPM and output-token caps hold exactly with 25 concurrent clients. */
+async function assertExactLimits(stack: Stack): Promise<void> {
+  const started = Date.now();
+  const rpm = await burst(client(stack, KEYS.rpm), 60, 25);
+  const elapsedMinutes = (Date.now() - started) / 60_000;
+  const admitted = rpm.filter((o) => o.status === 200).length;
+  // A token bucket of 20/min: 20 at once, plus what refilled while the burst ran (none in under 3 s).
+  assert.ok(admitted >= 20 && admitted <= 20 + Math.floor(20 * elapsedMinutes), `admitted ${admitted}`);
+  for (const o of rpm.filter((x) => x.status !== 200)) {
+    assert.equal(o.status, 429);
+    assert.ok(o.error instanceof RateLimitError);
+    assert.equal((o.error as RateLimitError).code, "rate_limit_exceeded");
+    assert.ok(Number(o.headers?.get("retry-after")) >= 1);
+  }
+
+  // 200 output tokens a day, 10 per request (reserved 10, generated exactly 10): exactly 20 requests.
+  const tokens = await burst(client(stack, KEYS.tokens), 50, 25);
+  assert.equal(tokens.filter((o) => o.status === 200).length, 20);
+  assert.equal(tokens.filter((o) => o.status === 429).length, 30);
+}
+
+describe("quotas with the in-memory store", () => {
+  let stack: Stack;
+  before(async () => {
+    const dir = tempDir();
+    stack = await startStack({ policyFile: writePolicy(dir, (doc) => quotaPolicy(doc)), workDir: dir });
+  });
+  after(() => stack?.stop());
+
+  it("sends OpenAI's rate-limit headers on every response", async () => {
+    const c = client(stack, KEYS.headers);
+    const first = await call(c, {});
+    const second = await call(c, {});
+    for (const o of [first, second]) {
+      assert.equal(o.status, 200);
+      assert.equal(o.headers!.get("x-ratelimit-limit-requests"), "20");
+      assert.equal(o.headers!.get("x-ratelimit-limit-tokens"), "100000");
+      assert.match(o.headers!.get("x-ratelimit-reset-requests")!, /^\d+(\.\d+)?m?s$/);
+      assert.match(o.headers!.get("x-ratelimit-reset-tokens")!, /^\d+(\.\d+)?m?s$/);
+    }
+    assert.equal(first.headers!.get("x-ratelimit-remaining-requests"), "19");
+    assert.equal(second.headers!.get("x-ratelimit-remaining-requests"), "18");
+    assert.ok(Number(second.headers!.get("x-ratelimit-remaining-tokens")) < 100_000);
+  });
+
+  it("holds request and token limits exactly under 25 concurrent clients", async () => {
+    await assertExactLimits(stack);
+  });
+
+  it("reconciles a stream to its real usage, counting the text when the server sends no usage", async () => {
+    // Reserves 250 output tokens; the server generates 6 and reports no usage: the streamed text is counted.
+    const noUsage = client(stack, KEYS.stream, { "x-demo-omit-usage": "1" });
+    const stream = await noUsage.chat.completions.create({
+      model: MODEL,
+      messages: [{ role: "user", content: "one two" }],
+      max_tokens: 250,
+      stream: true,
+    });
+    let text = "";
+    for await (const chunk of stream) text += chunk.choices[0]?.delta.content ?? "";
+    const charged = countTokensSync([text], "cl100k_base");
+    assert.ok(charged > 0 && charged < 50);
+    const c = client(stack, KEYS.stream);
+    const short = [{ role: "user" as const, content: "x" }];
+    // One token more than is left is refused (and takes nothing)...
+    await waitFor(
+      "settled",
+      async () => (await call(c, { max_tokens: 300 - charged + 1, messages: short })).status === 429,
+    );
+    // ...exactly what is left fits: the reservation of 250 was replaced by the real count.
+    assert.equal((await call(c, { max_tokens: 300 - charged, messages: short })).status, 200);
+  });
+
+  it("stops spending at the monthly budget", async () => {
+    // 0.10 at 0.001 per output token, 10 tokens per request: exactly 10 requests.
+    const outcomes = await burst(client(stack, KEYS.budget), 14, 4);
+    assert.equal(outcomes.filter((o) => o.status === 200).length, 10);
+    const refused = outcomes.filter((o) => o.status === 429);
+    assert.equal(refused.length, 4);
+    for (const o of refused) assert.equal((o.error as RateLimitError).code, "insufficient_quota");
+  });
+
+  it("frees a concurrency slot when the client disconnects mid-stream", async () => {
+    const controller = new AbortController();
+    const res = await fetch(`${stack.baseURL}/chat/completions`, {
+      method: "POST",
+      headers: {
+        authorization: `Bearer ${KEYS.concurrency}`,
+        "content-type": "application/json",
+        "x-demo-token-delay-ms": "100",
+      },
+      body: JSON.stringify({
+        model: MODEL,
+        messages: [{ role: "user", content: "slow" }],
+        stream: true,
+        max_tokens: 20,
+      }),
+      signal: controller.signal,
+    });
+    assert.equal(res.status, 200);
+    await res.body!.getReader().read();
+    const c = client(stack, KEYS.concurrency);
+    const blocked = await call(c, {});
+    assert.equal(blocked.status, 429, "a second concurrent request was admitted");
+    assert.match((blocked.error as Error).message, /concurrent requests/);
+    controller.abort();
+    await auditRecordOf(stack, res.headers.get("x-request-id"));
+    await waitFor("slot freed", async () => (await call(c, {})).status === 200);
+  });
+});
+
+describe("quotas shared through Redis by two extproc replicas", () => {
+  let redis: RedisServer;
+  let stack: Stack;
+  before(async () => {
+    redis = await startRedis();
+    const dir = tempDir();
+    const policyFile = writePolicy(dir, (doc) =>
+      quotaPolicy(doc, { store: "redis", redis: { url: redis.url }, onStoreFailure: "fail-closed" }),
+    );
+    stack = await startStack({ policyFile, workDir: dir, extprocReplicas: 2 });
+  });
+  after(async () => {
+    await stack?.stop();
+    await redis?.stop();
+  });
+
+  it("holds request and token limits exactly across replicas", async () => {
+    await assertExactLimits(stack);
+    // Both replicas took part.
+    const perReplica = await Promise.all(
+      stack.metricsPorts.map(async (port) => (await fetch(`http://127.0.0.1:${port}/metrics`)).text()),
+    );
+    for (const text of perReplica)
+      assert.ok(sampleValue(text, "llm_gateway_requests_total", { status: "200" }) > 0);
+  });
+
+  it("fails closed with 503 while Redis is down, and recovers by itself", async () => {
+    const c = client(stack, KEYS.headers);
+    await redis.kill();
+    const down = await call(c, {});
+    assert.equal(down.status, 503);
+    assert.equal((down.error as APIError).code, "quota_store_unavailable");
+    assert.equal(sampleValue(await extprocMetrics(stack), "llm_gateway_quota_store_degraded") > 0, true);
+    await redis.restart();
+    await waitFor("recovery", async () => (await call(c, {})).status === 200, 15_000);
+    await waitFor("degraded gauge cleared on both replicas", async () => {
+      await call(c, {});
+      return sampleValue(await extprocMetrics(stack), "llm_gateway_quota_store_degraded") === 0;
+    });
+  });
+});
+
+describe("local fallback while Redis is down", () => {
+  let redis: RedisServer;
+  let stack: Stack;
+  before(async () => {
+    redis = await startRedis();
+    const dir = tempDir();
+    const policyFile = writePolicy(dir, (doc) =>
+      quotaPolicy(doc, { store: "redis", redis: { url: redis.url }, onStoreFailure: "local", replicas: 2 }),
+    );
+    stack = await startStack({ policyFile, workDir: dir, extprocReplicas: 2 });
+  });
+  after(async () => {
+    await stack?.stop();
+    await redis?.stop();
+  });
+
+  it("admits against each replica's share of the limit, then returns to Redis", async () => {
+    await redis.kill();
+    // 200 output tokens split over 2 replicas: 100 each, 10 per request: at most 20 in all, never more.
+    const outcomes = await burst(client(stack, KEYS.tokens), 50, 25);
+    const admitted = outcomes.filter((o) => o.status === 200).length;
+    assert.ok(admitted <= 20 && admitted >= 10, `admitted ${admitted}`);
+    assert.ok(outcomes.every((o) => o.status === 200 || o.status === 429));
+    assert.ok(sampleValue(await extprocMetrics(stack), "llm_gateway_quota_store_errors_total") > 0);
+    await redis.restart();
+    // Back on Redis (empty after the restart): the full daily limit applies again.
+    // Recovery is noticed on the next request each replica handles.
+    await waitFor(
+      "back on redis",
+      async () => {
+        const ok = (await call(client(stack, KEYS.rpm), {})).status === 200;
+        return ok && sampleValue(await extprocMetrics(stack), "llm_gateway_quota_store_degraded") === 0;
+      },
+      15_000,
+    );
+  });
+});

@@ -1,0 +1,48 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import { createConnection } from "node:net";
+import { freePort, waitFor } from "./index.js";
+
+/** A redis-server started for a test run, on loopback, with persistence off. */
+export interface RedisServer {
+  readonly port: number;
+  readonly url: string;
+  /** Kills the server (SIGKILL: an outage, not a shutdown). */
+  kill(): Promise<void>;
+  /** Starts it again on the same port, empty. */
+  restart(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+const pingable = (port: number) => () =>
+  new Promise<boolean>((resolve) => {
+    const socket = createConnection({ host: "127.0.0.1", port }, () => socket.write("PING\r\n"));
+    socket.once("data", (data) => {
+      socket.destroy();
+      resolve(data.toString().startsWith("+PONG"));
+    });
+    socket.once("error", () => resolve(false));
+  });
+
+/** Starts `redis-server` (REDIS_SERVER, or the one on PATH that scripts/setup.sh installs). */
+export async function startRedis(): Promise<RedisServer> {
+  const port = await freePort();
+  let child: ChildProcess | undefined;
+  const start = async () => {
+    child = spawn(
+      process.env.REDIS_SERVER ?? "redis-server",
+      ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+      { stdio: "ignore" },
+    );
+    const failed = new Promise<never>((_, reject) => child!.once("error", reject));
+    await Promise.race([waitFor(`redis-server on ${port}`, pingable(port), 10_000), failed]);
+  };
+  const kill = async () => {
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise((resolve) => child!.once("exit", resolve));
+    child.kill("SIGKILL");
+    await exited;
+  };
+  await start();
+  process.on("exit", () => child?.kill("SIGKILL"));
+  return { port, url: `redis://127.0.0.1:${port}`, kill, restart: start, stop: kill };
+}
