@@ -87,6 +87,31 @@ aliases:
     ]);
   });
 
+  it("checks limits: scopes, wildcards, prices for budgets, a cap set, the Redis address", () => {
+    const text = minimal(`
+limits:
+  - { id: per-team, scope: { team: "*" }, tokensPerDay: 1000 }
+  - { id: per-team, scope: { key: nobody, model: m9 }, requestsPerMinute: 1 }
+  - { id: spend, scope: { team: t }, budgetPerMonth: 5 }
+  - { id: nothing, scope: { team: t } }
+quota: { store: redis }
+`);
+    assert.deepEqual(problemsOf(text), [
+      'p.yaml: limits[1].id: duplicate limit id "per-team"',
+      'p.yaml: limits[1].scope.key: unknown key id "nobody"',
+      'p.yaml: limits[1].scope.model: unknown model "m9" (limits count served models, not aliases)',
+      'p.yaml: limits[2].budgetPerMonth: model "m1" has no price, so spend on it cannot be counted',
+      "p.yaml: limits[3]: sets no limit",
+      "p.yaml: quota.redis: store redis needs redis.url, redis.sentinels or redis.cluster",
+    ]);
+    const ok = parsePolicy(
+      minimal("limits: [{ id: l, scope: { team: '*', model: m1 }, requestsPerMinute: 5 }]"),
+      "p.yaml",
+    );
+    assert.deepEqual(ok.limits[0]!.scope, { team: "*", model: "m1" });
+    assert.equal(ok.quota.store, "memory");
+  });
+
   it("reports YAML syntax errors with their position", () => {
     const [problem] = problemsOf("version: 1\npools: [\n");
     assert.match(problem!, /^p\.yaml: invalid YAML: .*\(3:1\)/s);

@@ -75,7 +75,11 @@ const apiKey = z
 
 /** Who a limit counts for: "*" keeps a separate counter per value, a name restricts to that value. */
 const limitScope = z
-  .object({ key: name.optional(), team: name.optional(), model: name.optional() })
+  .object({
+    key: z.union([z.literal("*"), name]).optional(),
+    team: z.union([z.literal("*"), name]).optional(),
+    model: z.union([z.literal("*"), name]).optional(),
+  })
   .strict()
   .refine(
     (s) => s.key !== undefined || s.team !== undefined || s.model !== undefined,

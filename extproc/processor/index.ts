@@ -101,6 +101,11 @@ export class Exchange {
     }
   }
 
+  /** True once the exchange is complete and audited: Envoy will send nothing more on this stream. */
+  get finished(): boolean {
+    return this.audited;
+  }
+
   /** The ext_proc stream ended. If the exchange was not complete, it was cut short: audit it as such. */
   close(error?: Error): void {
     if (this.audited) return;

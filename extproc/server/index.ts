@@ -81,6 +81,13 @@ export async function startExtProcServer(
         }
         // Observability-mode messages expect no reply.
         if (!message.observabilityMode) call.write(reply);
+        if (exchange.finished) {
+          // Close our side as soon as the request is done. Otherwise Envoy resets every stream when the
+          // HTTP request ends, and Node's HTTP/2 stack treats a sustained stream of resets as an attack
+          // (rapid-reset protection) and drops the whole connection, failing requests in flight.
+          end();
+          call.end();
+        }
       });
     });
     call.on("end", () => {
