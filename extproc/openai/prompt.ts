@@ -1,8 +1,8 @@
 import type { InferenceRequest } from "./schemas.js";
 
-/** The text a request sends to the model, ready for counting (or scanning). */
+/** The text a request sends to the model, ready for counting. */
 export interface PromptText {
-  /** Every string the model will read: message contents and text parts, tool call arguments, prompts, inputs. */
+  /** Every string the model will read: roles, names, contents, text parts, tool call arguments, prompts, inputs. */
   readonly texts: string[];
   /** Tokens given as ids (completions/embeddings accept token arrays). */
   readonly tokenIds: number;
@@ -14,38 +14,88 @@ export interface PromptText {
 export const TOKENS_PER_MESSAGE = 3;
 export const TOKENS_PER_REPLY = 3;
 
-function addInput(input: unknown, out: { texts: string[]; tokenIds: number }): void {
-  if (typeof input === "string") out.texts.push(input);
-  else if (typeof input === "number") out.tokenIds++;
-  else if (Array.isArray(input)) for (const item of input) addInput(item, out);
+/** Rewrites a text field; returning the same string leaves it untouched. */
+export type TextMapper = (text: string) => string;
+
+type Json = Record<string, unknown>;
+
+function mapInput(input: unknown, map: TextMapper): unknown {
+  if (typeof input === "string") return map(input);
+  if (Array.isArray(input)) return input.map((item) => (typeof item === "string" ? map(item) : item));
+  return input;
 }
 
-/** Collects the prompt text of a validated chat, completion or embeddings request. */
-export function promptText(request: InferenceRequest): PromptText {
-  const out = { texts: [] as string[], tokenIds: 0 };
-  const messages = request.messages;
-  if (Array.isArray(messages)) {
-    for (const message of messages as Array<Record<string, unknown>>) {
-      if (typeof message.role === "string") out.texts.push(message.role);
-      if (typeof message.name === "string") out.texts.push(message.name);
-      const content = message.content;
-      if (typeof content === "string") out.texts.push(content);
-      else if (Array.isArray(content)) {
-        for (const part of content as Array<Record<string, unknown>>) {
-          if (typeof part.text === "string") out.texts.push(part.text);
-        }
-      }
-      if (Array.isArray(message.tool_calls)) {
-        for (const call of message.tool_calls as Array<{
-          function?: { name?: unknown; arguments?: unknown };
-        }>) {
-          if (typeof call.function?.name === "string") out.texts.push(call.function.name);
-          if (typeof call.function?.arguments === "string") out.texts.push(call.function.arguments);
-        }
+/** Applies `map` to the tool calls of a chat message or delta (their arguments are model-readable text). */
+function mapToolCalls(holder: Json, map: TextMapper): void {
+  if (!Array.isArray(holder.tool_calls)) return;
+  for (const call of holder.tool_calls as Array<{ function?: Json }>) {
+    if (call.function && typeof call.function.arguments === "string") call.function.arguments = map(call.function.arguments);
+  }
+}
+
+/** Applies `map` to `content` as a string or as parts (`type: text`). */
+function mapContent(holder: Json, map: TextMapper): void {
+  const content = holder.content;
+  if (typeof content === "string") holder.content = map(content);
+  else if (Array.isArray(content)) {
+    for (const part of content as Json[]) if (typeof part.text === "string") part.text = map(part.text);
+  }
+}
+
+/**
+ * Visits every free-text field of a validated chat, completion or embeddings request, in place:
+ * `messages[].content` (string or text parts), `messages[].name`, tool call arguments, `prompt`, `input`.
+ */
+export function mapRequestTexts(request: InferenceRequest, map: TextMapper): void {
+  if (Array.isArray(request.messages)) {
+    for (const message of request.messages as Json[]) {
+      if (typeof message.name === "string") message.name = map(message.name);
+      mapContent(message, map);
+      mapToolCalls(message, map);
+    }
+    return;
+  }
+  if (request.prompt !== undefined) request.prompt = mapInput(request.prompt, map);
+  if (request.input !== undefined) request.input = mapInput(request.input, map);
+}
+
+/**
+ * Visits the generated text of a response or stream chunk, in place: `choices[].message` / `choices[].delta`
+ * content and tool call arguments, and `choices[].text`.
+ */
+export function mapResponseTexts(body: unknown, map: (text: string, choice: number) => string): void {
+  const choices = (body as { choices?: unknown } | null)?.choices;
+  if (!Array.isArray(choices)) return;
+  choices.forEach((choice: Json | null, position) => {
+    if (!choice) return;
+    const index = typeof choice.index === "number" ? choice.index : position;
+    const bound: TextMapper = (text) => map(text, index);
+    if (typeof choice.text === "string") choice.text = bound(choice.text);
+    for (const field of ["message", "delta"]) {
+      const holder = choice[field] as Json | undefined;
+      if (holder && typeof holder === "object") {
+        mapContent(holder, bound);
+        mapToolCalls(holder, bound);
       }
     }
-    return { ...out, messages: messages.length };
-  }
-  addInput(request.prompt ?? request.input, out);
-  return { ...out, messages: 0 };
+  });
+}
+
+/** Collects the prompt text of a validated chat, completion or embeddings request (for token counting). */
+export function promptText(request: InferenceRequest): PromptText {
+  const texts: string[] = [];
+  let tokenIds = 0;
+  const messages = Array.isArray(request.messages) ? (request.messages as Json[]) : undefined;
+  for (const message of messages ?? []) if (typeof message.role === "string") texts.push(message.role);
+  // Token-id inputs are counted by length; mapRequestTexts only visits strings.
+  const countIds = (input: unknown): void => {
+    if (typeof input === "number") tokenIds++;
+    else if (Array.isArray(input)) input.forEach(countIds);
+  };
+  if (!messages) countIds(request.prompt ?? request.input);
+  mapRequestTexts(request, (text) => {
+    texts.push(text);
+    return text;
+  });
+  return { texts, tokenIds, messages: messages?.length ?? 0 };
 }

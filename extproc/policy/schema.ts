@@ -131,6 +131,65 @@ const quota = z
   .strict()
   .default({ store: "memory", onStoreFailure: "fail-closed", replicas: 1, leaseSeconds: 900 });
 
+/** What to do with an entity found in text. */
+const piiAction = z.enum(["redact", "mask", "hash", "block", "log", "off"]);
+
+/** Entity type names: built-ins (EMAIL, …) and policy-defined ones. */
+const entityName = z.string().regex(/^[A-Z][A-Z0-9_]{0,47}$/, "must be UPPER_SNAKE_CASE");
+
+const scopeFilter = z
+  .object({ key: name.optional(), team: name.optional(), model: name.optional() })
+  .strict()
+  .default({});
+
+const pii = z
+  .object({
+    /** Key for the `hash` action's HMAC pseudonyms (stable across requests). */
+    hmacKey: secretRef.optional(),
+    entropyThreshold: z.number().min(0).max(8).default(4),
+    /** Characters of streamed output held back so a value split across chunks is still caught. */
+    holdBackChars: z.number().int().min(16).max(4096).default(64),
+    custom: z
+      .array(
+        z.union([
+          z.object({ entity: entityName, regex: z.string().min(1) }).strict(),
+          z.object({ entity: entityName, words: z.array(z.string().min(1)).min(1) }).strict(),
+        ]),
+      )
+      .default([]),
+    /** Applied in order; a later matching rule overrides earlier ones per entity. */
+    rules: z
+      .array(
+        z
+          .object({
+            scope: scopeFilter,
+            actions: z.record(entityName, piiAction).default({}),
+            /** Swap placeholders the model repeats back to the original values (that request only). */
+            restore: z.boolean().optional(),
+            /** Also scan model output (non-streaming and streaming). */
+            responses: z.boolean().optional(),
+          })
+          .strict(),
+      )
+      .default([]),
+  })
+  .strict();
+
+const guardrail = z
+  .object({
+    scope: scopeFilter,
+    maxInputChars: z.number().int().min(1).optional(),
+    maxInputTokens: z.number().int().min(1).optional(),
+    denyPatterns: z
+      .array(z.object({ name: entityName, pattern: z.string().min(1), action: z.enum(["block", "redact"]) }).strict())
+      .default([]),
+    promptInjection: z
+      .object({ threshold: z.number().min(0).max(1).default(0.5), action: z.enum(["block", "log"]) })
+      .strict()
+      .optional(),
+  })
+  .strict();
+
 const audit = z
   .object({
     /** Write prompts and completions into audit records. Off unless a policy says otherwise. */
@@ -154,6 +213,8 @@ export const policySchema = z
       .default({ currency: "USD" }),
     limits: z.array(limit).default([]),
     quota,
+    pii: pii.optional(),
+    guardrails: z.array(guardrail).default([]),
     audit,
   })
   .strict();
@@ -162,6 +223,10 @@ export const policySchema = z
 export type PolicyDocument = z.infer<typeof policySchema>;
 /** One limit rule as written. */
 export type LimitDocument = z.infer<typeof limit>;
+/** PII settings as written. */
+export type PiiDocument = z.infer<typeof pii>;
+/** One guardrail rule as written. */
+export type GuardrailDocument = z.infer<typeof guardrail>;
 /** Quota store settings as written. */
 export type QuotaSettings = z.infer<typeof quota>;
 /** Where a pool's upstream credential comes from. */

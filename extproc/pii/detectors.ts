@@ -1,0 +1,102 @@
+import { isIPv6 } from "node:net";
+import { entropy, ibanValid, luhnValid, mixedClasses, phoneDigitsValid, ssnValid } from "./validators.js";
+
+/** Entity types the built-in detectors find. */
+export const BUILTIN_ENTITIES = [
+  "PRIVATE_KEY",
+  "JWT",
+  "AWS_ACCESS_KEY",
+  "API_KEY",
+  "EMAIL",
+  "IBAN",
+  "CREDIT_CARD",
+  "US_SSN",
+  "PHONE",
+  "IPV6",
+  "IPV4",
+  "HIGH_ENTROPY",
+] as const;
+
+/** One of {@link BUILTIN_ENTITIES}. */
+export type BuiltinEntity = (typeof BUILTIN_ENTITIES)[number];
+
+/** A value found in text: `text.slice(start, end)` is of type `entity`. */
+export interface Finding {
+  readonly entity: string;
+  readonly start: number;
+  readonly end: number;
+  readonly value: string;
+}
+
+/**
+ * Each built-in detector: a pattern with no nested or overlapping quantifiers (linear time), and a
+ * validator for what the pattern alone would over-match. Order matters: earlier alternatives win at the
+ * same position (a JWT is not reported as a high-entropy token).
+ */
+const PATTERNS: Record<BuiltinEntity, string> = {
+  PRIVATE_KEY: String.raw`-----BEGIN [A-Z ]{0,30}PRIVATE KEY-----[\s\S]{0,16384}?-----END [A-Z ]{0,30}PRIVATE KEY-----`,
+  JWT: String.raw`eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{16,}`,
+  AWS_ACCESS_KEY: String.raw`(?<![A-Z0-9])(?:AKIA|ASIA|ABIA|ACCA)[A-Z0-9]{16}(?![A-Z0-9])`,
+  API_KEY: String.raw`(?<![A-Za-z0-9_-])(?:sk-(?:proj-|ant-|live-|test-)?[A-Za-z0-9_-]{20,}|gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{22,}|xox[abposr]-[A-Za-z0-9-]{10,}|AIza[0-9A-Za-z_-]{35}|glpat-[A-Za-z0-9_-]{20,})`,
+  EMAIL: String.raw`(?<![A-Za-z0-9._%+-])[A-Za-z0-9._%+-]{1,64}@(?:[A-Za-z0-9-]{1,63}\.){1,8}[A-Za-z]{2,24}(?![A-Za-z0-9-])`,
+  IBAN: String.raw`(?<![A-Za-z0-9])[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?(?![A-Za-z0-9])`,
+  CREDIT_CARD: String.raw`(?<![\d-])\d(?:[ -]?\d){12,18}(?![\d])`,
+  US_SSN: String.raw`(?<![\d-])\d{3}-\d{2}-\d{4}(?![\d-])`,
+  PHONE: String.raw`(?<![\w+])(?:\+[1-9][\d ().-]{6,18}\d|\(?\d{2,4}\)?[ .-]\d{3,4}[ .-]\d{3,5})(?![\d])`,
+  IPV6: String.raw`(?<![0-9A-Fa-f:])(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}(?![0-9A-Fa-f:])`,
+  IPV4: String.raw`(?<![\d.])(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?!\d|\.\d)`,
+  HIGH_ENTROPY: String.raw`(?<![A-Za-z0-9+/_=-])[A-Za-z0-9+/_=-]{24,}(?![A-Za-z0-9+/_=-])`,
+};
+
+/** Options of the built-in detectors. */
+export interface BuiltinOptions {
+  /** Minimum Shannon entropy (bits per character) for HIGH_ENTROPY. */
+  readonly entropyThreshold: number;
+}
+
+/** Text just before an IPv4-looking match that marks it as a version number instead. */
+const VERSION_CONTEXT = /(?:\bv|version|release|build|\bver\.?)\s*$/i;
+
+function validate(entity: BuiltinEntity, value: string, text: string, start: number, options: BuiltinOptions): boolean {
+  switch (entity) {
+    case "CREDIT_CARD": {
+      const digits = value.replace(/[ -]/g, "");
+      return digits.length >= 13 && digits.length <= 19 && luhnValid(digits) && !/[ -]{2}/.test(value);
+    }
+    case "IBAN":
+      return ibanValid(value);
+    case "US_SSN":
+      return ssnValid(value);
+    case "PHONE":
+      return phoneDigitsValid(value) && !/[ ().-]{3}/.test(value);
+    case "IPV6":
+      return /[0-9A-Fa-f]/.test(value) && value.split(":").length >= 3 && isIPv6(value);
+    case "IPV4":
+      return !VERSION_CONTEXT.test(text.slice(Math.max(0, start - 12), start));
+    case "HIGH_ENTROPY":
+      return mixedClasses(value) && entropy(value) >= options.entropyThreshold;
+    default:
+      return true;
+  }
+}
+
+/** The combined pattern: one pass of the regex engine over the text for every built-in detector. */
+const COMBINED = new RegExp(
+  BUILTIN_ENTITIES.map((entity) => `(?<${entity}>${PATTERNS[entity]})`).join("|"),
+  "g",
+);
+
+/** Finds built-in entities in `text`, in order, non-overlapping. */
+export function findBuiltin(text: string, enabled: ReadonlySet<string>, options: BuiltinOptions): Finding[] {
+  const findings: Finding[] = [];
+  const regex = new RegExp(COMBINED); // own lastIndex: safe for concurrent use
+  for (let match = regex.exec(text); match !== null; match = regex.exec(text)) {
+    const groups = match.groups!;
+    const entity = BUILTIN_ENTITIES.find((e) => groups[e] !== undefined)!;
+    const value = match[0];
+    if (enabled.has(entity) && validate(entity, value, text, match.index, options)) {
+      findings.push({ entity, start: match.index, end: match.index + value.length, value });
+    }
+  }
+  return findings;
+}

@@ -1,0 +1,185 @@
+import { createHmac } from "node:crypto";
+import type { Identity } from "../auth/index.js";
+import { BUILTIN_ENTITIES, type Finding } from "./detectors.js";
+import { Scanner, wordListRegex, type CustomDetector } from "./scanner.js";
+
+export { Scanner, wordListRegex } from "./scanner.js";
+export { BUILTIN_ENTITIES, type Finding } from "./detectors.js";
+export { injectionScore, INJECTION_RULES } from "./injection.js";
+export { unsafeRegexReason } from "./safe-regex.js";
+
+/** What happens to a found value. `off`: not looked for. */
+export type PiiAction = "redact" | "mask" | "hash" | "block" | "log" | "off";
+
+/** A policy scope filter: omitted fields match anything. */
+export interface ScopeFilter {
+  readonly key?: string | undefined;
+  readonly team?: string | undefined;
+  readonly model?: string | undefined;
+}
+
+/** PII settings compiled from policy. */
+export interface PiiConfig {
+  readonly scanner: Scanner;
+  readonly hmacKey: Buffer | undefined;
+  readonly holdBackChars: number;
+  readonly rules: ReadonlyArray<{
+    readonly scope: ScopeFilter;
+    readonly actions: Readonly<Record<string, PiiAction>>;
+    readonly restore?: boolean | undefined;
+    readonly responses?: boolean | undefined;
+  }>;
+}
+
+/** The PII handling that applies to one request. */
+export interface ResolvedPii {
+  readonly actions: ReadonlyMap<string, Exclude<PiiAction, "off">>;
+  readonly enabled: ReadonlySet<string>;
+  readonly restore: boolean;
+  readonly responses: boolean;
+}
+
+/** Whether a scope filter matches a request from `identity` to served model `model`. */
+export function scopeMatches(scope: ScopeFilter, identity: Identity, model: string): boolean {
+  return (
+    (scope.key === undefined || scope.key === identity.keyId) &&
+    (scope.team === undefined || scope.team === identity.team) &&
+    (scope.model === undefined || scope.model === model)
+  );
+}
+
+/** Merges the matching rules in order (later ones override per entity); undefined if nothing is looked for. */
+export function resolvePii(config: PiiConfig | undefined, identity: Identity, model: string): ResolvedPii | undefined {
+  if (!config) return undefined;
+  const actions = new Map<string, Exclude<PiiAction, "off">>();
+  let restore = false;
+  let responses = false;
+  for (const rule of config.rules) {
+    if (!scopeMatches(rule.scope, identity, model)) continue;
+    for (const [entity, action] of Object.entries(rule.actions)) {
+      if (action === "off") actions.delete(entity);
+      else actions.set(entity, action);
+    }
+    restore = rule.restore ?? restore;
+    responses = rule.responses ?? responses;
+  }
+  if (actions.size === 0) return undefined;
+  return { actions, enabled: new Set(actions.keys()), restore, responses };
+}
+
+/** Compiles custom detectors; `problems` receives unsafe or invalid patterns. */
+export function customDetector(spec: { entity: string; regex?: string; words?: string[] }): CustomDetector {
+  return {
+    entity: spec.entity,
+    regex: spec.words ? wordListRegex(spec.words) : new RegExp(spec.regex!, "gu"),
+  };
+}
+
+/** Entity → {count, action} for one direction, as the audit record shows it. */
+export type DetectionSummary = Record<string, { count: number; action: string }>;
+
+const PLACEHOLDER = /<([A-Z][A-Z0-9_]*?)_(\d+|[0-9a-f]{16})>/g;
+
+/**
+ * One request's PII handling: consistent placeholders (the same value gets the same placeholder within the
+ * request), the restore map (kept only in this object, never stored), counts for audit and metrics.
+ */
+export class PiiSession {
+  readonly request: DetectionSummary = {};
+  readonly response: DetectionSummary = {};
+  /** Entity types found in the request whose action is block. */
+  readonly blocked = new Set<string>();
+  private readonly placeholders = new Map<string, string>();
+  private readonly originals = new Map<string, string>();
+  private readonly counters = new Map<string, number>();
+
+  constructor(
+    private readonly config: PiiConfig,
+    readonly resolved: ResolvedPii,
+  ) {}
+
+  /** Redacts one request text; blocked entities are recorded in {@link blocked} (the caller refuses). */
+  redactRequest(text: string): string {
+    return this.apply(text, this.config.scanner.scan(text, this.resolved.enabled), "request");
+  }
+
+  /** Redacts model output and swaps back placeholders if policy says so. */
+  redactResponse(text: string): string {
+    const redacted = this.apply(text, this.config.scanner.scan(text, this.resolved.enabled), "response");
+    return this.resolved.restore ? this.restore(redacted) : redacted;
+  }
+
+  /** Replaces placeholders this request produced with the original values. */
+  restore(text: string): string {
+    if (this.originals.size === 0 || !text.includes("<")) return text;
+    return text.replace(PLACEHOLDER, (placeholder) => this.originals.get(placeholder) ?? placeholder);
+  }
+
+  /** Findings of `text` under this request's enabled entities. */
+  scan(text: string): Finding[] {
+    return this.config.scanner.scan(text, this.resolved.enabled);
+  }
+
+  /** Applies the actions to already-computed findings (streaming reuses the scan it made for its cut). */
+  apply(text: string, findings: readonly Finding[], direction: "request" | "response"): string {
+    if (findings.length === 0) return text;
+    const summary = direction === "request" ? this.request : this.response;
+    let out = "";
+    let last = 0;
+    for (const f of findings) {
+      const action = this.resolved.actions.get(f.entity)!;
+      // Output cannot be refused after the fact: blocked entities in responses are redacted instead.
+      const effective = action === "block" && direction === "response" ? "redact" : action;
+      const entry = (summary[f.entity] ??= { count: 0, action: effective });
+      entry.count++;
+      if (effective === "block") this.blocked.add(f.entity);
+      out += text.slice(last, f.start) + this.replacement(f, effective);
+      last = f.end;
+    }
+    return out + text.slice(last);
+  }
+
+  private replacement(f: Finding, action: Exclude<PiiAction, "off">): string {
+    switch (action) {
+      case "redact": {
+        const key = `${f.entity}\u0000${f.value}`;
+        let placeholder = this.placeholders.get(key);
+        if (!placeholder) {
+          const n = (this.counters.get(f.entity) ?? 0) + 1;
+          this.counters.set(f.entity, n);
+          placeholder = `<${f.entity}_${n}>`;
+          this.placeholders.set(key, placeholder);
+          this.originals.set(placeholder, f.value);
+        }
+        return placeholder;
+      }
+      case "hash": {
+        const digest = createHmac("sha256", this.config.hmacKey!).update(`${f.entity}:${f.value}`).digest("hex");
+        const placeholder = `<${f.entity}_${digest.slice(0, 16)}>`;
+        this.originals.set(placeholder, f.value);
+        return placeholder;
+      }
+      case "mask":
+        return mask(f.value);
+      default:
+        return f.value; // log and block leave the text as is (a blocked request never leaves)
+    }
+  }
+}
+
+/** Keeps the last 4 letters/digits and separators; every other letter or digit becomes `*`. */
+export function mask(value: string): string {
+  let keep = 4;
+  const chars = [...value];
+  for (let i = chars.length - 1; i >= 0; i--) {
+    if (!/[\p{L}\p{N}]/u.test(chars[i]!)) continue;
+    if (keep > 0) keep--;
+    else chars[i] = "*";
+  }
+  return chars.join("");
+}
+
+/** Every entity name the policy may use in actions: built-ins plus its custom detectors. */
+export function knownEntities(custom: ReadonlyArray<{ entity: string }>): Set<string> {
+  return new Set([...BUILTIN_ENTITIES, ...custom.map((c) => c.entity)]);
+}

@@ -1,0 +1,64 @@
+import { BUILTIN_ENTITIES, findBuiltin, type Finding } from "./detectors.js";
+
+export type { Finding } from "./detectors.js";
+
+/** A policy-defined detector: a (load-time checked) regex or a word list. */
+export interface CustomDetector {
+  readonly entity: string;
+  readonly regex: RegExp;
+}
+
+const escape = (word: string): string => word.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+
+/** Compiles a word list to one case-insensitive, whole-word pattern (letters/digits on neither side). */
+export function wordListRegex(words: readonly string[]): RegExp {
+  const alternatives = [...new Set(words.map((w) => w.trim()).filter(Boolean))]
+    .sort((a, b) => b.length - a.length)
+    .map(escape);
+  return new RegExp(`(?<![\\p{L}\\p{N}_])(?:${alternatives.join("|")})(?![\\p{L}\\p{N}_])`, "giu");
+}
+
+/**
+ * Finds entities in text: all built-in detectors in one regex pass, then each custom detector. Results are
+ * sorted and non-overlapping (at equal starts the longer finding wins, then the earlier detector).
+ */
+export class Scanner {
+  private readonly builtins = new Set<string>(BUILTIN_ENTITIES);
+
+  constructor(
+    private readonly custom: readonly CustomDetector[],
+    private readonly entropyThreshold: number,
+  ) {}
+
+  /** Every entity type this scanner can report. */
+  get entities(): string[] {
+    return [...BUILTIN_ENTITIES, ...this.custom.map((c) => c.entity)];
+  }
+
+  scan(text: string, enabled: ReadonlySet<string>): Finding[] {
+    let findings = findBuiltin(text, enabled, { entropyThreshold: this.entropyThreshold });
+    let merged = false;
+    for (const detector of this.custom) {
+      if (!enabled.has(detector.entity)) continue;
+      const regex = new RegExp(detector.regex);
+      for (let m = regex.exec(text); m !== null; m = regex.exec(text)) {
+        if (m[0].length === 0) {
+          regex.lastIndex++;
+          continue;
+        }
+        findings.push({ entity: detector.entity, start: m.index, end: m.index + m[0].length, value: m[0] });
+        merged = true;
+      }
+    }
+    if (!merged) return findings;
+    findings = findings.sort((a, b) => a.start - b.start || b.end - a.end);
+    const out: Finding[] = [];
+    for (const f of findings) if (out.length === 0 || f.start >= out[out.length - 1]!.end) out.push(f);
+    return out;
+  }
+
+  /** Whether `entity` is built in (not defined by policy). */
+  isBuiltin(entity: string): boolean {
+    return this.builtins.has(entity);
+  }
+}

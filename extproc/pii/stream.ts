@@ -1,0 +1,53 @@
+import type { PiiSession } from "./index.js";
+
+/** Longest a value may be held back while it looks unfinished (a PEM key, a long token): bounded delay. */
+const MAX_HOLD_CHARS = 16_384;
+
+/** A placeholder or PEM block must not be cut in two: these find one open right before the cut. */
+const OPEN_PLACEHOLDER = /<[A-Z][A-Z0-9_]{0,46}$/;
+const OPEN_PEM = /-----BEGIN [A-Z ]{0,30}PRIVATE KEY-----(?![\s\S]*-----END [A-Z ]{0,30}PRIVATE KEY-----)/;
+
+/**
+ * Redacts streamed model output as it flows. Text is scanned with everything not yet sent; the last
+ * `holdBack` characters, and any value that reaches into them, are held until the next chunk completes
+ * them (or the stream ends), so a value split across chunks is still caught. Emits redacted, restored text.
+ */
+export class StreamRedactor {
+  private pending = "";
+
+  constructor(
+    private readonly session: PiiSession,
+    private readonly holdBack: number,
+  ) {}
+
+  /** Adds streamed text; returns what can be sent now. */
+  push(text: string): string {
+    const buffer = this.pending + text;
+    const findings = this.session.scan(buffer);
+    let cut = Math.max(0, buffer.length - this.holdBack);
+    for (const f of findings) if (f.start < cut && f.end > cut) cut = f.start;
+    const beforeCut = buffer.slice(Math.max(0, cut - 48), cut);
+    const placeholder = OPEN_PLACEHOLDER.exec(beforeCut);
+    if (placeholder) cut -= beforeCut.length - placeholder.index;
+    const pem = OPEN_PEM.exec(buffer);
+    if (pem && pem.index < cut) cut = pem.index;
+    if (buffer.length - cut > MAX_HOLD_CHARS) cut = buffer.length - MAX_HOLD_CHARS;
+    this.pending = buffer.slice(cut);
+    return this.emit(
+      buffer.slice(0, cut),
+      findings.filter((f) => f.end <= cut),
+    );
+  }
+
+  /** Everything still held, redacted: call at the end of the choice or stream. */
+  flush(): string {
+    const rest = this.pending;
+    this.pending = "";
+    return rest ? this.emit(rest, this.session.scan(rest)) : "";
+  }
+
+  private emit(text: string, findings: Parameters<PiiSession["apply"]>[1]): string {
+    const redacted = this.session.apply(text, findings, "response");
+    return this.session.resolved.restore ? this.session.restore(redacted) : redacted;
+  }
+}
