@@ -1,5 +1,6 @@
-import pino, { type Logger } from "pino";
+import pino from "pino";
 import type { Usage } from "../openai/usage.js";
+import type { DetectionSummary } from "../pii/index.js";
 
 /** One audit record: who sent what to which model, when, and what the gateway decided. Never the key. */
 export interface AuditRecord {
@@ -27,6 +28,12 @@ export interface AuditRecord {
     upstream: number | null;
   };
   policy_digest: string;
+  /** Entity types found and the action taken, per direction; never the values. */
+  pii?: { request: DetectionSummary; response: DetectionSummary };
+  guardrails?: {
+    denied: Record<string, string>;
+    injection?: { score: number; rules: string[]; action: string };
+  };
   /** Only when the policy sets `audit.logPrompts`. */
   request_body?: unknown;
   completion?: string;
@@ -40,8 +47,10 @@ export interface AuditSink {
 }
 
 /**
- * Audit sink writing JSON lines with pino to `destination`: a file path, or `stdout`. Writes are
- * asynchronous (buffered by pino's SonicBoom) and flushed synchronously on shutdown.
+ * Audit sink writing one JSON line per record to `destination`, a file path or `stdout`, through pino's
+ * destination stream (SonicBoom): asynchronous buffered writes, flushed synchronously on shutdown. Records
+ * are plain data, so they are serialized with JSON.stringify directly; pino's logger layer (levels,
+ * bindings, safe stringify) cost a quarter of extproc's CPU per request in profiles and adds nothing here.
  */
 export function createAuditSink(destination: string): AuditSink {
   const stream = pino.destination({
@@ -49,17 +58,10 @@ export function createAuditSink(destination: string): AuditSink {
     sync: false,
     mkdir: true,
   });
-  const logger: Logger = pino(
-    {
-      base: null,
-      timestamp: pino.stdTimeFunctions.isoTime,
-      // Audit records have no severity; the slot pino reserves for it names the record kind instead.
-      formatters: { level: () => ({ kind: "llm_request" }) },
-    },
-    stream,
-  );
   return {
-    write: (record) => logger.info(record),
+    write: (record) => {
+      stream.write(`${JSON.stringify({ time: new Date().toISOString(), kind: "llm_request", ...record })}\n`);
+    },
     flush: () => stream.flushSync(),
   };
 }

@@ -12,6 +12,8 @@ export interface GatewayMetrics {
   readonly quotaRejections: Counter<"limit" | "measure">;
   readonly quotaStoreErrors: Counter;
   readonly quotaStoreDegraded: Gauge;
+  readonly piiDetections: Counter<"entity" | "direction" | "action">;
+  readonly guardrailTriggers: Counter<"guardrail" | "action">;
 }
 
 /** Creates the metric set on a fresh registry, with Node process metrics included. */
@@ -60,6 +62,18 @@ export function createMetrics(): GatewayMetrics {
     quotaStoreErrors: new Counter({
       name: "llm_gateway_quota_store_errors_total",
       help: "Quota store (Redis) calls that failed.",
+      registers: [registry],
+    }),
+    piiDetections: new Counter({
+      name: "llm_gateway_pii_detections_total",
+      help: "Sensitive values found, by entity type, direction (request or response) and action taken.",
+      labelNames: ["entity", "direction", "action"],
+      registers: [registry],
+    }),
+    guardrailTriggers: new Counter({
+      name: "llm_gateway_guardrail_triggers_total",
+      help: "Guardrails that fired, by guardrail (input_too_long, content_blocked:<name>, prompt_injection) and action.",
+      labelNames: ["guardrail", "action"],
       registers: [registry],
     }),
     quotaStoreDegraded: new Gauge({

@@ -29,7 +29,8 @@ function mapInput(input: unknown, map: TextMapper): unknown {
 function mapToolCalls(holder: Json, map: TextMapper): void {
   if (!Array.isArray(holder.tool_calls)) return;
   for (const call of holder.tool_calls as Array<{ function?: Json }>) {
-    if (call.function && typeof call.function.arguments === "string") call.function.arguments = map(call.function.arguments);
+    if (call.function && typeof call.function.arguments === "string")
+      call.function.arguments = map(call.function.arguments);
   }
 }
 
@@ -63,19 +64,22 @@ export function mapRequestTexts(request: InferenceRequest, map: TextMapper): voi
  * Visits the generated text of a response or stream chunk, in place: `choices[].message` / `choices[].delta`
  * content and tool call arguments, and `choices[].text`.
  */
-export function mapResponseTexts(body: unknown, map: (text: string, choice: number) => string): void {
+export function mapResponseTexts(
+  body: unknown,
+  map: (text: string, choice: number, field: "content" | "tool") => string,
+): void {
   const choices = (body as { choices?: unknown } | null)?.choices;
   if (!Array.isArray(choices)) return;
   choices.forEach((choice: Json | null, position) => {
     if (!choice) return;
     const index = typeof choice.index === "number" ? choice.index : position;
-    const bound: TextMapper = (text) => map(text, index);
-    if (typeof choice.text === "string") choice.text = bound(choice.text);
+    const content: TextMapper = (text) => map(text, index, "content");
+    if (typeof choice.text === "string") choice.text = content(choice.text);
     for (const field of ["message", "delta"]) {
       const holder = choice[field] as Json | undefined;
       if (holder && typeof holder === "object") {
-        mapContent(holder, bound);
-        mapToolCalls(holder, bound);
+        mapContent(holder, content);
+        mapToolCalls(holder, (text) => map(text, index, "tool"));
       }
     }
   });

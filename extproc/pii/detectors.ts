@@ -29,15 +29,16 @@ export interface Finding {
 }
 
 /**
- * Each built-in detector: a pattern with no nested or overlapping quantifiers (linear time), and a
- * validator for what the pattern alone would over-match. Order matters: earlier alternatives win at the
+ * Each built-in detector: a pattern with no nested or overlapping quantifiers and every repeat bounded
+ * (linear time, and a bounded backtracking stack even on a multi-MB run without spaces), and a validator
+ * for what the pattern alone would over-match. Order matters: earlier alternatives win at the
  * same position (a JWT is not reported as a high-entropy token).
  */
 const PATTERNS: Record<BuiltinEntity, string> = {
   PRIVATE_KEY: String.raw`-----BEGIN [A-Z ]{0,30}PRIVATE KEY-----[\s\S]{0,16384}?-----END [A-Z ]{0,30}PRIVATE KEY-----`,
-  JWT: String.raw`eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{16,}`,
+  JWT: String.raw`eyJ[A-Za-z0-9_-]{8,4096}\.eyJ[A-Za-z0-9_-]{8,4096}\.[A-Za-z0-9_-]{16,1024}`,
   AWS_ACCESS_KEY: String.raw`(?<![A-Z0-9])(?:AKIA|ASIA|ABIA|ACCA)[A-Z0-9]{16}(?![A-Z0-9])`,
-  API_KEY: String.raw`(?<![A-Za-z0-9_-])(?:sk-(?:proj-|ant-|live-|test-)?[A-Za-z0-9_-]{20,}|gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{22,}|xox[abposr]-[A-Za-z0-9-]{10,}|AIza[0-9A-Za-z_-]{35}|glpat-[A-Za-z0-9_-]{20,})`,
+  API_KEY: String.raw`(?<![A-Za-z0-9_-])(?:sk-(?:proj-|ant-|live-|test-)?[A-Za-z0-9_-]{20,256}|gh[pousr]_[A-Za-z0-9]{36,255}|github_pat_[A-Za-z0-9_]{22,255}|xox[abposr]-[A-Za-z0-9-]{10,255}|AIza[0-9A-Za-z_-]{35}|glpat-[A-Za-z0-9_-]{20,255})`,
   EMAIL: String.raw`(?<![A-Za-z0-9._%+-])[A-Za-z0-9._%+-]{1,64}@(?:[A-Za-z0-9-]{1,63}\.){1,8}[A-Za-z]{2,24}(?![A-Za-z0-9-])`,
   IBAN: String.raw`(?<![A-Za-z0-9])[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?(?![A-Za-z0-9])`,
   CREDIT_CARD: String.raw`(?<![\d-])\d(?:[ -]?\d){12,18}(?![\d])`,
@@ -45,7 +46,8 @@ const PATTERNS: Record<BuiltinEntity, string> = {
   PHONE: String.raw`(?<![\w+])(?:\+[1-9][\d ().-]{6,18}\d|\(?\d{2,4}\)?[ .-]\d{3,4}[ .-]\d{3,5})(?![\d])`,
   IPV6: String.raw`(?<![0-9A-Fa-f:])(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}(?![0-9A-Fa-f:])`,
   IPV4: String.raw`(?<![\d.])(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?!\d|\.\d)`,
-  HIGH_ENTROPY: String.raw`(?<![A-Za-z0-9+/_=-])[A-Za-z0-9+/_=-]{24,}(?![A-Za-z0-9+/_=-])`,
+  // Secrets are short: runs over 512 characters are data (base64 payloads), not reported as tokens.
+  HIGH_ENTROPY: String.raw`(?<![A-Za-z0-9+/_=-])[A-Za-z0-9+/_=-]{24,512}(?![A-Za-z0-9+/_=-])`,
 };
 
 /** Options of the built-in detectors. */
@@ -57,7 +59,13 @@ export interface BuiltinOptions {
 /** Text just before an IPv4-looking match that marks it as a version number instead. */
 const VERSION_CONTEXT = /(?:\bv|version|release|build|\bver\.?)\s*$/i;
 
-function validate(entity: BuiltinEntity, value: string, text: string, start: number, options: BuiltinOptions): boolean {
+function validate(
+  entity: BuiltinEntity,
+  value: string,
+  text: string,
+  start: number,
+  options: BuiltinOptions,
+): boolean {
   switch (entity) {
     case "CREDIT_CARD": {
       const digits = value.replace(/[ -]/g, "");

@@ -49,7 +49,11 @@ export function scopeMatches(scope: ScopeFilter, identity: Identity, model: stri
 }
 
 /** Merges the matching rules in order (later ones override per entity); undefined if nothing is looked for. */
-export function resolvePii(config: PiiConfig | undefined, identity: Identity, model: string): ResolvedPii | undefined {
+export function resolvePii(
+  config: PiiConfig | undefined,
+  identity: Identity,
+  model: string,
+): ResolvedPii | undefined {
   if (!config) return undefined;
   const actions = new Map<string, Exclude<PiiAction, "off">>();
   let restore = false;
@@ -103,21 +107,21 @@ export class PiiSession {
     return this.apply(text, this.config.scanner.scan(text, this.resolved.enabled), "request");
   }
 
-  /** Redacts model output and swaps back placeholders if policy says so. */
-  redactResponse(text: string): string {
-    const redacted = this.apply(text, this.config.scanner.scan(text, this.resolved.enabled), "response");
+  /** Model output as the client gets it: redacted if responses are scanned, placeholders restored if asked. */
+  processResponse(text: string): string {
+    const redacted = this.apply(text, this.scanResponse(text), "response");
     return this.resolved.restore ? this.restore(redacted) : redacted;
+  }
+
+  /** Findings in model output (none when policy does not scan responses). */
+  scanResponse(text: string): Finding[] {
+    return this.resolved.responses ? this.config.scanner.scan(text, this.resolved.enabled) : [];
   }
 
   /** Replaces placeholders this request produced with the original values. */
   restore(text: string): string {
     if (this.originals.size === 0 || !text.includes("<")) return text;
     return text.replace(PLACEHOLDER, (placeholder) => this.originals.get(placeholder) ?? placeholder);
-  }
-
-  /** Findings of `text` under this request's enabled entities. */
-  scan(text: string): Finding[] {
-    return this.config.scanner.scan(text, this.resolved.enabled);
   }
 
   /** Applies the actions to already-computed findings (streaming reuses the scan it made for its cut). */
@@ -133,13 +137,21 @@ export class PiiSession {
       const entry = (summary[f.entity] ??= { count: 0, action: effective });
       entry.count++;
       if (effective === "block") this.blocked.add(f.entity);
-      out += text.slice(last, f.start) + this.replacement(f, effective);
+      out += text.slice(last, f.start) + this.replacement(f, effective, direction);
       last = f.end;
     }
     return out + text.slice(last);
   }
 
-  private replacement(f: Finding, action: Exclude<PiiAction, "off">): string {
+  /**
+   * Only placeholders made for the request are restorable: a value the model produced on its own and that
+   * was redacted on the way out must stay redacted.
+   */
+  private replacement(
+    f: Finding,
+    action: Exclude<PiiAction, "off">,
+    direction: "request" | "response",
+  ): string {
     switch (action) {
       case "redact": {
         const key = `${f.entity}\u0000${f.value}`;
@@ -149,14 +161,16 @@ export class PiiSession {
           this.counters.set(f.entity, n);
           placeholder = `<${f.entity}_${n}>`;
           this.placeholders.set(key, placeholder);
-          this.originals.set(placeholder, f.value);
+          if (direction === "request") this.originals.set(placeholder, f.value);
         }
         return placeholder;
       }
       case "hash": {
-        const digest = createHmac("sha256", this.config.hmacKey!).update(`${f.entity}:${f.value}`).digest("hex");
+        const digest = createHmac("sha256", this.config.hmacKey!)
+          .update(`${f.entity}:${f.value}`)
+          .digest("hex");
         const placeholder = `<${f.entity}_${digest.slice(0, 16)}>`;
-        this.originals.set(placeholder, f.value);
+        if (direction === "request") this.originals.set(placeholder, f.value);
         return placeholder;
       }
       case "mask":

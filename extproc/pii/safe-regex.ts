@@ -1,9 +1,13 @@
+/** Largest repeat count a policy regex may use. */
+export const MAX_REPEAT = 256;
+
 /**
- * Load-time check for policy regexes. JavaScript's engine backtracks, so a pattern such as `(a+)+$` can take
- * exponential time on a crafted input. We accept only patterns without the constructs that cause that:
- * no quantified group that itself contains a quantifier or an alternation (star height 1), no
- * backreferences, no lookaround. What remains runs in time linear in the input for each start position.
- * Returns the reason a pattern is refused, or undefined if it is accepted.
+ * Load-time check for policy regexes. JavaScript's engine backtracks: `(a+)+$` takes exponential time on a
+ * crafted input, and even `[a-z]+\.corp` takes quadratic time on a long run of letters (each start
+ * position scans the whole run, then gives it back). We accept only patterns that cannot do either: every
+ * quantifier bounded (`{m,n}` with n ≤ 256, or `?`; no `*`, `+`, `{m,}`), no quantified group containing a
+ * quantifier or an alternation, no backreferences, no lookaround. Each start position then costs a bounded
+ * amount of work, so a scan is linear in the input. Returns why a pattern is refused, or undefined.
  */
 export function unsafeRegexReason(source: string): string | undefined {
   if (source.length > 1000) return "pattern longer than 1000 characters";
@@ -35,7 +39,12 @@ export function unsafeRegexReason(source: string): string | undefined {
       continue;
     }
     if (ch === "(") {
-      if (source.startsWith("(?=", i) || source.startsWith("(?!", i) || source.startsWith("(?<=", i) || source.startsWith("(?<!", i)) {
+      if (
+        source.startsWith("(?=", i) ||
+        source.startsWith("(?!", i) ||
+        source.startsWith("(?<=", i) ||
+        source.startsWith("(?<!", i)
+      ) {
         return "lookaround is not allowed";
       }
       groups.push({ risky: false });
@@ -56,9 +65,11 @@ export function unsafeRegexReason(source: string): string | undefined {
       if (groups.length > 0) groups[groups.length - 1]!.risky = true;
       continue;
     }
-    const quantifier = ch === "*" || ch === "+" || ch === "?" || (ch === "{" && /^\{\d+(,\d*)?\}/.test(source.slice(i)));
+    const quantifier =
+      ch === "*" || ch === "+" || ch === "?" || (ch === "{" && /^\{\d+(,\d*)?\}/.test(source.slice(i)));
     if (quantifier) {
-      if (lastGroupRisky) return "a quantified group contains a quantifier or alternation (catastrophic backtracking)";
+      if (lastGroupRisky)
+        return "a quantified group contains a quantifier or alternation (catastrophic backtracking)";
       if (groups.length > 0) groups[groups.length - 1]!.risky = true;
       if (ch === "{") i = source.indexOf("}", i);
       if (source[i + 1] === "?") i++; // lazy modifier

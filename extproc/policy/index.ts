@@ -2,6 +2,14 @@ import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import * as yaml from "js-yaml";
 import type { z } from "zod";
+import {
+  customDetector,
+  knownEntities,
+  Scanner,
+  unsafeRegexReason,
+  type PiiConfig,
+  type ScopeFilter,
+} from "../pii/index.js";
 import type { EncodingName } from "../tokens/count.js";
 import {
   policySchema,
@@ -31,6 +39,19 @@ export interface Model {
   readonly defaultMaxTokens: number;
   /** Price per token in millionths of the currency (= price per million tokens), if priced. */
   readonly price: { readonly input: number; readonly output: number } | undefined;
+}
+
+/** A guardrail: input caps, deny patterns and the prompt-injection tripwire, for a scope. */
+export interface Guardrail {
+  readonly scope: ScopeFilter;
+  readonly maxInputChars: number | undefined;
+  readonly maxInputTokens: number | undefined;
+  readonly denyPatterns: ReadonlyArray<{
+    readonly name: string;
+    readonly regex: RegExp;
+    readonly action: "block" | "redact";
+  }>;
+  readonly promptInjection: { readonly threshold: number; readonly action: "block" | "log" } | undefined;
 }
 
 /** A limit rule: which requests it counts, and its caps. See README "Quotas". */
@@ -67,6 +88,9 @@ export interface Policy {
   readonly keysBySha256: ReadonlyMap<string, ApiKey>;
   readonly limits: readonly LimitRule[];
   readonly quota: QuotaSettings;
+  /** PII detection and actions; undefined when the policy has no `pii` section. */
+  readonly pii: PiiConfig | undefined;
+  readonly guardrails: readonly Guardrail[];
   readonly currency: string;
   readonly logPrompts: boolean;
 }
@@ -252,6 +276,8 @@ function compile(
   });
 
   checkLimits(doc, ids, problems);
+  const pii = compilePii(doc, env, problems);
+  const guardrails = compileGuardrails(doc, problems);
 
   return {
     file,
@@ -263,9 +289,88 @@ function compile(
     keysBySha256,
     limits: doc.limits,
     quota: doc.quota,
+    pii,
+    guardrails,
     currency: doc.pricing.currency,
     logPrompts: doc.audit.logPrompts,
   };
+}
+
+/** A policy regex, refused if it could backtrack catastrophically. */
+function safeRegex(
+  pattern: string,
+  flags: string,
+  path: string,
+  problems: PolicyProblem[],
+): RegExp | undefined {
+  const reason = unsafeRegexReason(pattern);
+  if (reason) {
+    problems.push({ path, message: `regex refused: ${reason}` });
+    return undefined;
+  }
+  return new RegExp(pattern, flags);
+}
+
+function compilePii(
+  doc: PolicyDocument,
+  env: NodeJS.ProcessEnv,
+  problems: PolicyProblem[],
+): PiiConfig | undefined {
+  const spec = doc.pii;
+  if (!spec) return undefined;
+  const custom = spec.custom.flatMap((c, i) => {
+    if ("regex" in c && !safeRegex(c.regex, "gu", `pii.custom[${i}].regex`, problems)) return [];
+    return [customDetector(c)];
+  });
+  const entities = knownEntities(spec.custom);
+  let usesHash = false;
+  spec.rules.forEach((rule, i) => {
+    for (const [entity, action] of Object.entries(rule.actions)) {
+      if (!entities.has(entity))
+        problems.push({
+          path: `pii.rules[${i}].actions.${entity}`,
+          message: `unknown entity type "${entity}"`,
+        });
+      if (action === "hash") usesHash = true;
+    }
+    checkScope(doc, rule.scope, `pii.rules[${i}].scope`, problems);
+  });
+  const hmacKey = spec.hmacKey && resolveSecret(spec.hmacKey, env, "pii.hmacKey", problems);
+  if (usesHash && !spec.hmacKey)
+    problems.push({ path: "pii.hmacKey", message: "the hash action needs an hmacKey" });
+  return {
+    scanner: new Scanner(custom, spec.entropyThreshold),
+    hmacKey: hmacKey ? Buffer.from(hmacKey, "utf8") : undefined,
+    holdBackChars: spec.holdBackChars,
+    rules: spec.rules,
+  };
+}
+
+function compileGuardrails(doc: PolicyDocument, problems: PolicyProblem[]): Guardrail[] {
+  return doc.guardrails.map((g, i) => {
+    checkScope(doc, g.scope, `guardrails[${i}].scope`, problems);
+    const denyPatterns = g.denyPatterns.flatMap((d, j) => {
+      const regex = safeRegex(d.pattern, "giu", `guardrails[${i}].denyPatterns[${j}].pattern`, problems);
+      return regex ? [{ name: d.name, regex, action: d.action }] : [];
+    });
+    return {
+      scope: g.scope,
+      maxInputChars: g.maxInputChars,
+      maxInputTokens: g.maxInputTokens,
+      denyPatterns,
+      promptInjection: g.promptInjection,
+    };
+  });
+}
+
+function checkScope(doc: PolicyDocument, scope: ScopeFilter, path: string, problems: PolicyProblem[]): void {
+  if (scope.key !== undefined && !doc.keys.some((k) => k.id === scope.key)) {
+    problems.push({ path: `${path}.key`, message: `unknown key id "${scope.key}"` });
+  }
+  if (scope.team !== undefined && !doc.teams[scope.team])
+    problems.push({ path: `${path}.team`, message: `unknown team "${scope.team}"` });
+  if (scope.model !== undefined && !doc.models[scope.model])
+    problems.push({ path: `${path}.model`, message: `unknown model "${scope.model}"` });
 }
 
 function checkLimits(doc: PolicyDocument, keyIds: ReadonlySet<string>, problems: PolicyProblem[]): void {

@@ -181,7 +181,11 @@ const guardrail = z
     maxInputChars: z.number().int().min(1).optional(),
     maxInputTokens: z.number().int().min(1).optional(),
     denyPatterns: z
-      .array(z.object({ name: entityName, pattern: z.string().min(1), action: z.enum(["block", "redact"]) }).strict())
+      .array(
+        z
+          .object({ name: entityName, pattern: z.string().min(1), action: z.enum(["block", "redact"]) })
+          .strict(),
+      )
       .default([]),
     promptInjection: z
       .object({ threshold: z.number().min(0).max(1).default(0.5), action: z.enum(["block", "log"]) })

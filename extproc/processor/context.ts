@@ -4,6 +4,8 @@ import type { Identity } from "../auth/index.js";
 import type { GatewayMetrics } from "../metrics/index.js";
 import type { Usage } from "../openai/usage.js";
 import type { Model, Policy } from "../policy/index.js";
+import type { GuardrailReport } from "../guardrails/index.js";
+import type { PiiSession } from "../pii/index.js";
 import type { Admission, QuotaService } from "../quota/index.js";
 import type { TokenCounter } from "../tokens/index.js";
 
@@ -49,6 +51,9 @@ export class RequestContext {
   upstreamMs: number | undefined;
   requestBody: unknown;
   completion: string | undefined;
+  /** PII handling for this request, if policy looks for any entity. */
+  pii: PiiSession | undefined;
+  guardrails: GuardrailReport | undefined;
   /** Quota reservation to settle when the exchange ends. */
   admission: Admission | undefined;
   /**
@@ -93,6 +98,14 @@ export class RequestContext {
       },
       policy_digest: this.policy.digest.slice(0, 16),
     };
+    if (this.pii) record.pii = { request: this.pii.request, response: this.pii.response };
+    const guardrails = this.guardrails;
+    if (guardrails && (guardrails.injection || Object.keys(guardrails.denied).length > 0)) {
+      record.guardrails = {
+        denied: guardrails.denied,
+        ...(guardrails.injection && { injection: guardrails.injection }),
+      };
+    }
     if (this.policy.logPrompts) {
       record.request_body = this.requestBody;
       record.completion = this.completion;

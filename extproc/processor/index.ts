@@ -171,6 +171,21 @@ export class Exchange {
       status: String(record.status ?? 0),
       decision: record.decision,
     });
+    for (const direction of ["request", "response"] as const) {
+      for (const [entity, { count, action }] of Object.entries(record.pii?.[direction] ?? {})) {
+        metrics.piiDetections.inc({ entity, direction, action }, count);
+      }
+    }
+    for (const [name, action] of Object.entries(record.guardrails?.denied ?? {})) {
+      metrics.guardrailTriggers.inc({ guardrail: `content_blocked:${name}`, action });
+    }
+    const injection =
+      record.guardrails?.injection ??
+      (record.reason === "prompt_injection_detected" ? { action: "block" } : undefined);
+    if (injection) metrics.guardrailTriggers.inc({ guardrail: "prompt_injection", action: injection.action });
+    if (record.reason === "input_too_long" || record.reason === "content_blocked") {
+      metrics.guardrailTriggers.inc({ guardrail: record.reason, action: "block" });
+    }
     if (record.usage && record.served_model) {
       const labels = { model: record.served_model, team: record.team ?? "" };
       metrics.tokens.inc({ ...labels, type: "prompt" }, record.usage.prompt_tokens);

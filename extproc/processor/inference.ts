@@ -10,7 +10,16 @@ import {
   type InferenceRequest,
 } from "../openai/schemas.js";
 import type { Model } from "../policy/index.js";
-import { promptText, TOKENS_PER_MESSAGE, TOKENS_PER_REPLY } from "../openai/prompt.js";
+import { applicableGuardrails, applyGuardrails } from "../guardrails/index.js";
+import {
+  mapRequestTexts,
+  mapResponseTexts,
+  promptText,
+  TOKENS_PER_MESSAGE,
+  TOKENS_PER_REPLY,
+} from "../openai/prompt.js";
+import { PiiSession, resolvePii } from "../pii/index.js";
+import { StreamingPii } from "../pii/stream.js";
 import { SseSplitter } from "../openai/sse.js";
 import { generatedText, mayCarryUsage, usageOf } from "../openai/usage.js";
 import { resolveModel } from "../routing/index.js";
@@ -25,6 +34,10 @@ interface StreamState {
   readonly splitter: SseSplitter;
   /** The client did not ask for the usage chunk; we injected the request for it and strip it again. */
   readonly stripUsageChunk: boolean;
+  /** Streaming PII redaction, when policy scans or restores output. */
+  readonly pii: StreamingPii | undefined;
+  /** Last parsed event: the template for a flush event. */
+  lastEvent?: unknown;
 }
 
 /**
@@ -56,20 +69,51 @@ export class InferenceProcessor implements EndpointProcessor {
   async requestBody(ctx: RequestContext, body: Buffer, deps: ProcessorDeps): Promise<PhaseReply> {
     const request = parseRequestBody(body, this.schema);
     ctx.requestedModel = request.model;
-    const model = resolveModel(ctx.policy, ctx.identity!, request.model, deps.random);
+    const identity = ctx.identity!;
+    const model = resolveModel(ctx.policy, identity, request.model, deps.random);
     ctx.model = model;
+
+    ctx.guardrails = applyGuardrails(applicableGuardrails(ctx.policy, identity, model.name), request);
+    let rewrite = ctx.guardrails.changed;
+    const pii = resolvePii(ctx.policy.pii, identity, model.name);
+    if (pii) {
+      const session = new PiiSession(ctx.policy.pii!, pii);
+      ctx.pii = session;
+      mapRequestTexts(request, (text) => {
+        const redacted = session.redactRequest(text);
+        if (redacted !== text) rewrite = true;
+        return redacted;
+      });
+      if (session.blocked.size > 0) {
+        throw new GatewayError(
+          "pii_blocked",
+          `The request contains data the policy does not allow to send: ${[...session.blocked].sort().join(", ")}.`,
+        );
+      }
+    }
+
+    // Prompt tokens are counted once, on the text that will actually be sent, and only if something needs them.
+    let promptTokens: Promise<number> | undefined;
+    const countInput = () => (promptTokens ??= countPromptTokens(request, model, deps));
+    const maxInputTokens = ctx.guardrails.maxInputTokens;
+    if (maxInputTokens !== undefined && (await countInput()) > maxInputTokens) {
+      throw new GatewayError(
+        "input_too_long",
+        `The input has ${await countInput()} tokens; the limit for this model is ${maxInputTokens}.`,
+        "messages",
+      );
+    }
     ctx.admission = await deps.quota.admit({
       policy: ctx.policy,
-      identity: ctx.identity!,
+      identity,
       model,
       requestId: ctx.requestId,
       estimate: async () => ({
-        input: await countPromptTokens(request, model, deps),
+        input: await countInput(),
         output: this.streams ? maxOutputTokens(request, model) : 0,
       }),
     });
 
-    let rewrite = false;
     if (model.upstreamModel !== request.model) {
       request.model = model.upstreamModel;
       rewrite = true;
@@ -99,8 +143,8 @@ export class InferenceProcessor implements EndpointProcessor {
       ...(newBody && { body: newBody }),
       clearRouteCache: true,
       metadata: {
-        key_id: ctx.identity!.keyId,
-        team: ctx.identity!.team,
+        key_id: identity.keyId,
+        team: identity.team,
         requested_model: ctx.requestedModel,
         served_model: model.name,
         pool: model.pool.name,
@@ -128,7 +172,12 @@ export class InferenceProcessor implements EndpointProcessor {
     }
     const contentType = headers.get("content-type") ?? "";
     if (ok && ctx.stream && contentType.startsWith("text/event-stream")) {
-      this.streamState = { splitter: new SseSplitter(), stripUsageChunk: !this.clientWantsUsage };
+      const session = ctx.pii;
+      const pii =
+        session && (session.resolved.responses || session.resolved.restore)
+          ? new StreamingPii(session, ctx.policy.pii!.holdBackChars)
+          : undefined;
+      this.streamState = { splitter: new SseSplitter(), stripUsageChunk: !this.clientWantsUsage, pii };
       return { setHeaders, responseBodyMode: BodySendMode.STREAMED };
     }
     if (ok && contentType.startsWith("application/json")) return { setHeaders };
@@ -162,13 +211,30 @@ export class InferenceProcessor implements EndpointProcessor {
       return {};
     }
     ctx.usage = usageOf(parsed);
+    let reply: PhaseReply = {};
+    const session = ctx.pii;
+    if (session && (session.resolved.responses || session.resolved.restore)) {
+      let changed = false;
+      mapResponseTexts(parsed, (text) => {
+        const out = session.processResponse(text);
+        if (out !== text) changed = true;
+        return out;
+      });
+      if (changed) {
+        const newBody = Buffer.from(JSON.stringify(parsed), "utf8");
+        // BUFFERED body + SEND headers: the content-length we set must match the new body.
+        reply = { body: newBody, setHeaders: [["content-length", String(newBody.length)]] };
+      }
+    }
     if (ctx.policy.logPrompts) ctx.completion = generatedText(parsed);
-    return {};
+    return reply;
   }
 
   /**
    * Passes whole SSE events through, holding back an event split across chunks until it is complete.
    * Reads `usage` from the final usage chunk and drops that chunk when the client did not ask for it.
+   * With PII handling on, each event's generated text goes through the streaming redactor (which may hold
+   * text back into later events) and the event is re-serialized.
    */
   private streamedChunk(
     ctx: RequestContext,
@@ -177,21 +243,26 @@ export class InferenceProcessor implements EndpointProcessor {
     endOfStream: boolean,
   ): PhaseReply {
     const kept: Buffer[] = [];
+    const keep = (raw: Buffer) => kept.push(state.stripUsageChunk ? withoutNullUsage(raw) : raw);
     for (const event of state.splitter.push(chunk)) {
-      if (ctx.admission && !ctx.usage && event.data !== "[DONE]") ctx.unmeteredEvents.push(event.data);
-      const wantText = ctx.policy.logPrompts && event.data !== "[DONE]";
-      if (!wantText && !mayCarryUsage(event.data)) {
-        kept.push(state.stripUsageChunk ? withoutNullUsage(event.raw) : event.raw);
+      if (event.data === "[DONE]") {
+        this.flushPii(state).forEach(keep);
+        kept.push(event.raw);
+        continue;
+      }
+      if (ctx.admission && !ctx.usage) ctx.unmeteredEvents.push(event.data);
+      const wantText = ctx.policy.logPrompts;
+      if (!state.pii && !wantText && !mayCarryUsage(event.data)) {
+        keep(event.raw);
         continue;
       }
       let parsed: unknown;
       try {
         parsed = JSON.parse(event.data);
       } catch {
-        kept.push(event.raw);
+        keep(event.raw);
         continue;
       }
-      if (wantText) ctx.completion = (ctx.completion ?? "") + generatedText(parsed);
       const usage = usageOf(parsed);
       if (usage) {
         ctx.usage = usage;
@@ -199,11 +270,39 @@ export class InferenceProcessor implements EndpointProcessor {
       }
       const choices = (parsed as { choices?: unknown } | null)?.choices;
       const usageOnly = usage !== undefined && Array.isArray(choices) && choices.length === 0;
-      if (!(usageOnly && state.stripUsageChunk)) kept.push(event.raw);
+      if (usageOnly && state.stripUsageChunk) continue;
+      let raw = event.raw;
+      if (state.pii && state.pii.apply(parsed))
+        raw = Buffer.from(`data: ${JSON.stringify(parsed)}\n\n`, "utf8");
+      if (wantText) ctx.completion = (ctx.completion ?? "") + generatedText(parsed);
+      state.lastEvent = parsed;
+      keep(raw);
     }
-    if (endOfStream) kept.push(state.splitter.flush());
+    if (endOfStream) {
+      this.flushPii(state).forEach(keep);
+      kept.push(state.splitter.flush());
+    }
     const out = kept.length === 1 ? kept[0]! : Buffer.concat(kept);
     return out.equals(chunk) ? {} : { body: out };
+  }
+
+  /** Text the redactor still holds, as one extra event shaped like the stream's last one. */
+  private flushPii(state: StreamState): Buffer[] {
+    const texts = state.pii?.flush();
+    if (!texts || texts.size === 0) return [];
+    const template = (state.lastEvent ?? {}) as Record<string, unknown>;
+    const chat = template.object === "chat.completion.chunk";
+    const choices = [...texts].map(([index, text]) =>
+      chat ? { index, delta: { content: text }, finish_reason: null } : { index, text, finish_reason: null },
+    );
+    const event = {
+      id: template.id,
+      object: template.object,
+      created: template.created,
+      model: template.model,
+      choices,
+    };
+    return [Buffer.from(`data: ${JSON.stringify(event)}\n\n`, "utf8")];
   }
 }
 

@@ -112,12 +112,18 @@ export function connectRedis(
     enableOfflineQueue: false,
     commandTimeout: settings.commandTimeoutMs,
     maxRetriesPerRequest: 0,
+    // Concurrent admissions from many requests share one round trip to Redis.
+    enableAutoPipelining: true,
     retryStrategy: (times) => Math.min(times * 100, 2000),
     password: process.env.REDIS_PASSWORD,
   };
   let client: RedisClient;
   if (settings.cluster) {
-    client = new Cluster(settings.cluster, { enableOfflineQueue: false, redisOptions: common });
+    client = new Cluster(settings.cluster, {
+      enableOfflineQueue: false,
+      enableAutoPipelining: true,
+      redisOptions: common,
+    });
   } else if (settings.sentinels) {
     client = new Redis({
       ...common,

@@ -4,12 +4,14 @@
  * credentials never reaching the model servers.
  */
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
+import { mkdtempSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { request as httpsRequest } from "node:https";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import OpenAI from "openai";
 import { DEMO_KEYS, DEMO_POOL_B_KEY, ROOT, startStack, type Stack } from "../harness/index.js";
+import { writePolicy } from "../harness/policy.js";
 import { client } from "./helpers.js";
 
 let stack: Stack;
@@ -17,7 +19,13 @@ let research: OpenAI;
 let support: OpenAI;
 
 before(async () => {
-  stack = await startStack();
+  // The core gateway: PII response scanning holds streamed text back, which would change the stream's framing.
+  const dir = mkdtempSync(path.join(tmpdir(), "llm-gateway-core-"));
+  const policyFile = writePolicy(dir, (doc) => {
+    delete doc.pii;
+    doc.guardrails = [];
+  });
+  stack = await startStack({ policyFile, workDir: dir });
   research = client(stack, DEMO_KEYS.research);
   support = client(stack, DEMO_KEYS.support);
 });
@@ -207,7 +215,6 @@ describe("routing", () => {
   it("rewrites the alias and splits chat-default 90/10 between the pools", async () => {
     const total = 600;
     const served: Record<string, number> = { "pool-a": 0, "pool-b": 0 };
-    const startA = stack.pools["pool-a"]!.received.length;
     let next = 0;
     const worker = async () => {
       while (next < total) {
@@ -227,7 +234,8 @@ describe("routing", () => {
       served["pool-b"]! >= 31 && served["pool-b"]! <= 89,
       `pool-b served ${served["pool-b"]} of ${total}`,
     );
-    const forwarded = stack.pools["pool-a"]!.received.slice(startA);
+    // The server keeps its last 1000 requests: look at the ones this test sent.
+    const forwarded = stack.pools["pool-a"]!.received.slice(-Math.min(served["pool-a"]!, 1000));
     assert.ok(forwarded.length > 0);
     for (const req of forwarded) assert.equal(JSON.parse(req.body).model, "llama-3.1-8b-instruct");
   });

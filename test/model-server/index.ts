@@ -9,6 +9,8 @@
  * - `x-demo-drop: before-response | mid-stream`  destroy the connection
  * - `x-demo-token-delay-ms: 20`   delay between streamed tokens (default from options)
  * - `x-demo-omit-usage: 1`        never send the final usage chunk, even when asked (some servers don't)
+ * - `x-demo-reply: text`          answer with exactly this text (URI-encoded) instead of the echo
+ * - `x-demo-split: 5,12`          stream the answer in pieces cut at these character offsets
  */
 import { createHash } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
@@ -185,12 +187,17 @@ export async function startModelServer(options: ModelServerOptions): Promise<Mod
       return;
     }
     const maxTokens = Number(body.max_tokens ?? body.max_completion_tokens ?? 64);
-    const tokens = answerTokens(model, prompt, maxTokens);
-    const finishReason = tokens.length >= maxTokens ? "length" : "stop";
+    const forced = req.headers["x-demo-reply"];
+    const tokens =
+      typeof forced === "string"
+        ? splitAt(decodeURIComponent(forced), req.headers["x-demo-split"])
+        : answerTokens(model, prompt, maxTokens);
+    const finishReason = typeof forced !== "string" && tokens.length >= maxTokens ? "length" : "stop";
+    const completionTokens = typeof forced === "string" ? words(tokens.join("")).length : tokens.length;
     const usage = {
       prompt_tokens: promptTokens,
-      completion_tokens: tokens.length,
-      total_tokens: promptTokens + tokens.length,
+      completion_tokens: completionTokens,
+      total_tokens: promptTokens + completionTokens,
     };
     const object = chat ? "chat.completion" : "text_completion";
 
@@ -267,6 +274,24 @@ export async function startModelServer(options: ModelServerOptions): Promise<Mod
         server.close(() => resolve());
       }),
   };
+}
+
+/** Cuts `text` at the given character offsets (`"5,12"`); the whole text as one piece without offsets. */
+function splitAt(text: string, offsets: string | string[] | undefined): string[] {
+  const cuts =
+    typeof offsets === "string"
+      ? offsets
+          .split(",")
+          .map(Number)
+          .filter((n) => n > 0 && n < text.length)
+      : [];
+  const pieces: string[] = [];
+  let last = 0;
+  for (const cut of [...cuts.sort((a, b) => a - b), text.length]) {
+    pieces.push(text.slice(last, cut));
+    last = cut;
+  }
+  return pieces;
 }
 
 /** Deterministic unit-length vector derived from the input text. */
