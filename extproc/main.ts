@@ -7,7 +7,8 @@ import pino from "pino";
 import { createAuditSink } from "./audit/index.js";
 import { readSettings } from "./config/index.js";
 import { createMetrics, startMetricsServer } from "./metrics/index.js";
-import { loadPolicy, PolicyError } from "./policy/index.js";
+import { PolicyError, type Policy } from "./policy/index.js";
+import { PolicyStore } from "./policy/store.js";
 import { connectRedis, MemoryQuotaStore, QuotaService, RedisQuotaStore } from "./quota/index.js";
 import { startExtProcServer } from "./server/index.js";
 import { preloadEncoding, TokenCounter } from "./tokens/index.js";
@@ -17,7 +18,17 @@ const logger = pino({ level: process.env.LOG_LEVEL ?? "info" }, pino.destination
 
 async function main(): Promise<void> {
   const settings = readSettings(process.env);
-  const policy = loadPolicy(settings.policyFile, { envoyConfigFile: settings.envoyConfigFile });
+  const metrics = createMetrics();
+  // Tokenizers load with each policy: the first load takes ~300 ms and must not land on a request.
+  const preload = (p: Policy) => p.models.forEach((model) => preloadEncoding(model.tokenizer));
+  const policies = new PolicyStore(
+    settings.policyFile,
+    { envoyConfigFile: settings.envoyConfigFile },
+    metrics.policy,
+    logger,
+    preload,
+  );
+  const policy = policies.current;
   logger.info(
     {
       policy: settings.policyFile,
@@ -27,11 +38,11 @@ async function main(): Promise<void> {
     },
     "policy loaded",
   );
+  // Reload on file change and on SIGHUP; a bad file is logged and the last good policy stays.
+  policies.watch();
+  process.on("SIGHUP", () => policies.reload("SIGHUP"));
 
-  const metrics = createMetrics();
   const audit = createAuditSink(settings.auditLog);
-  // Load tokenizers now: the first load takes ~300 ms and must not land on a request.
-  for (const model of policy.models.values()) preloadEncoding(model.tokenizer);
   const tokens = new TokenCounter({ workers: settings.tokenizerWorkers, inlineLimitChars: 32 * 1024 });
   const { quota: quotaSettings } = policy;
   const store =
@@ -52,7 +63,7 @@ async function main(): Promise<void> {
   const quota = new QuotaService({ store, shared: quotaSettings.store === "redis", metrics, logger });
   const server = await startExtProcServer(
     {
-      policy: () => policy,
+      policy: () => policies.current,
       audit,
       metrics,
       // Weighted canary choice needs no cryptographic strength, only an unbiased uniform draw.
@@ -82,6 +93,7 @@ async function main(): Promise<void> {
     server
       .shutdown(settings.shutdownGraceMs)
       .then(async () => {
+        policies.close();
         await Promise.all([store.close(), tokens.close()]);
         audit.flush();
         metricsServer.close();

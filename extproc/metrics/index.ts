@@ -1,5 +1,6 @@
 import { createServer, type Server } from "node:http";
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+import type { PolicyMetrics } from "../policy/store.js";
 
 /** extproc's Prometheus metrics (documented in README.md, "Metrics"). */
 export interface GatewayMetrics {
@@ -14,6 +15,7 @@ export interface GatewayMetrics {
   readonly quotaStoreDegraded: Gauge;
   readonly piiDetections: Counter<"entity" | "direction" | "action">;
   readonly guardrailTriggers: Counter<"guardrail" | "action">;
+  readonly policy: PolicyMetrics;
 }
 
 /** Creates the metric set on a fresh registry, with Node process metrics included. */
@@ -76,6 +78,25 @@ export function createMetrics(): GatewayMetrics {
       labelNames: ["guardrail", "action"],
       registers: [registry],
     }),
+    policy: {
+      reloads: new Counter({
+        name: "llm_gateway_policy_reloads_total",
+        help: "Policy loads (start-up and reloads), by result (success or failure: the last good policy stays).",
+        labelNames: ["result"],
+        registers: [registry],
+      }),
+      lastSuccess: new Gauge({
+        name: "llm_gateway_policy_last_success_timestamp_seconds",
+        help: "When the policy in force was loaded.",
+        registers: [registry],
+      }),
+      info: new Gauge({
+        name: "llm_gateway_policy_info",
+        help: "The policy in force (value 1), by the first 16 hex digits of its SHA-256.",
+        labelNames: ["digest"],
+        registers: [registry],
+      }),
+    },
     quotaStoreDegraded: new Gauge({
       name: "llm_gateway_quota_store_degraded",
       help: "1 while the shared quota store is unreachable (requests fail closed or use local limits).",

@@ -75,6 +75,8 @@ export interface Stack {
   /** Starts extproc (again): after {@link stopExtProc}, or when `startExtProc: false` was given. */
   startExtProc(): Promise<void>;
   stopExtProc(): Promise<void>;
+  /** Sends a signal to every extproc replica (e.g. SIGHUP: reload the policy). */
+  signalExtProc(signal: NodeJS.Signals): void;
   stop(): Promise<void>;
 }
 
@@ -331,6 +333,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     auditLogs: replicas.map((r) => r.audit),
     metricsPorts: replicas.map((r) => r.metrics),
     stopExtProc,
+    signalExtProc: (signal) => extprocs.forEach((p) => p.child.kill(signal)),
     stop,
   };
 }

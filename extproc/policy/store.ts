@@ -1,0 +1,105 @@
+import { watch, type FSWatcher } from "node:fs";
+import path from "node:path";
+import type { Logger } from "pino";
+import type { Gauge, Counter } from "prom-client";
+import { loadPolicy, PolicyError, type LoadPolicyOptions, type Policy } from "./index.js";
+
+/** Metrics a {@link PolicyStore} keeps. */
+export interface PolicyMetrics {
+  readonly reloads: Counter<"result">;
+  readonly lastSuccess: Gauge;
+  readonly info: Gauge<"digest">;
+}
+
+/**
+ * The policy in force, replaced atomically on reload. A request reads it once when it starts, so it never
+ * sees half of one policy and half of another; a reload that fails validation changes nothing.
+ */
+export class PolicyStore {
+  private policy: Policy;
+  private watcher: FSWatcher | undefined;
+  private debounce: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly file: string,
+    private readonly options: LoadPolicyOptions,
+    private readonly metrics: PolicyMetrics,
+    private readonly logger: Logger,
+    /** Called with each newly loaded policy (e.g. to preload tokenizers). */
+    private readonly onLoad: (policy: Policy) => void = () => {},
+  ) {
+    this.policy = loadPolicy(file, options);
+    this.onLoad(this.policy);
+    this.recordSuccess();
+  }
+
+  /** The policy in force now. */
+  get current(): Policy {
+    return this.policy;
+  }
+
+  /** Loads the file again; on success swaps it in, on failure logs file/path/problem and keeps the last good one. */
+  reload(trigger: string): boolean {
+    let next: Policy;
+    try {
+      next = loadPolicy(this.file, this.options);
+    } catch (err) {
+      this.metrics.reloads.inc({ result: "failure" });
+      const problems =
+        err instanceof PolicyError ? err.problems : [{ path: "", message: (err as Error).message }];
+      this.logger.error(
+        { trigger, file: this.file, problems },
+        `policy reload rejected; keeping ${this.policy.digest.slice(0, 16)}`,
+      );
+      return false;
+    }
+    if (next.digest === this.policy.digest) return true;
+    const previous = this.policy;
+    if (JSON.stringify(next.quota) !== JSON.stringify(previous.quota)) {
+      this.logger.warn(
+        { trigger },
+        "quota store settings changed: they take effect on restart; limits apply now",
+      );
+    }
+    this.onLoad(next);
+    this.policy = next;
+    this.recordSuccess(previous);
+    this.logger.info(
+      {
+        trigger,
+        digest: next.digest.slice(0, 16),
+        previous: previous.digest.slice(0, 16),
+        keys: next.keysBySha256.size,
+      },
+      "policy reloaded",
+    );
+    return true;
+  }
+
+  /**
+   * Reloads when the file changes. The directory is watched, not the file: editors and Kubernetes
+   * ConfigMaps replace files (rename, symlink swap) rather than write them in place.
+   */
+  watch(): void {
+    const dir = path.dirname(path.resolve(this.file));
+    this.watcher = watch(dir, () => {
+      clearTimeout(this.debounce);
+      this.debounce = setTimeout(() => this.reload("file change"), 100);
+    });
+    this.watcher.on("error", (err) =>
+      this.logger.error({ err }, "policy watch failed; SIGHUP still reloads"),
+    );
+  }
+
+  close(): void {
+    clearTimeout(this.debounce);
+    this.watcher?.close();
+  }
+
+  private recordSuccess(previous?: Policy): void {
+    this.metrics.reloads.inc({ result: "success" });
+    this.metrics.lastSuccess.set(Date.now() / 1000);
+    if (previous) this.metrics.info.remove({ digest: previous.digest.slice(0, 16) });
+    this.metrics.info.set({ digest: this.policy.digest.slice(0, 16) }, 1);
+  }
+}
