@@ -42,7 +42,13 @@ async function main(): Promise<void> {
   policies.watch();
   process.on("SIGHUP", () => policies.reload("SIGHUP"));
 
-  const audit = createAuditSink(settings.auditLog);
+  const audit = createAuditSink({
+    destination: settings.auditLog,
+    alsoStdout: settings.auditStdout,
+    fsyncIntervalMs: settings.auditFsyncMs,
+  });
+  // logrotate-style rotation: move the file away, then SIGUSR2 makes extproc reopen its path.
+  process.on("SIGUSR2", () => audit.reopen());
   const tokens = new TokenCounter({ workers: settings.tokenizerWorkers, inlineLimitChars: 32 * 1024 });
   const { quota: quotaSettings } = policy;
   const store =
@@ -95,7 +101,8 @@ async function main(): Promise<void> {
       .then(async () => {
         policies.close();
         await Promise.all([store.close(), tokens.close()]);
-        audit.flush();
+        await audit.flush();
+        audit.close();
         metricsServer.close();
         logger.info("stopped");
         process.exit(0);

@@ -6,17 +6,20 @@
  *   llm-gateway key hash < key.txt               SHA-256 of a key read from stdin (never from argv)
  *   llm-gateway policy validate FILE [--envoy-config envoy/envoy.yaml]
  *                                                validates with exactly the rules extproc uses at start-up
+ *   llm-gateway audit verify FILE [FILE…]        checks the audit hash chain (rotated files oldest first)
  */
 import { randomBytes } from "node:crypto";
-import { realpathSync } from "node:fs";
+import { readFileSync, realpathSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
+import { verifyAuditChain } from "../audit/index.js";
 import { loadPolicy, PolicyError, sha256Hex } from "../policy/index.js";
 
 const USAGE = `usage:
   llm-gateway key create --id ID --team TEAM
   llm-gateway key hash  (reads the key from stdin)
-  llm-gateway policy validate FILE [--envoy-config FILE]`;
+  llm-gateway policy validate FILE [--envoy-config FILE]
+  llm-gateway audit verify FILE [FILE...]`;
 
 /** Runs the CLI with `argv` (without node and script); returns the exit code. */
 export async function runCli(
@@ -32,7 +35,7 @@ export async function runCli(
       "envoy-config": { type: "string" },
     },
   });
-  const [group, command, file] = positionals;
+  const [group, command, file, ...moreFiles] = positionals;
   if (group === "key" && command === "create") {
     if (!values.id || !values.team) return usage(io.err);
     // 32 random bytes: 256 bits, far beyond guessing; the prefix makes leaked keys easy to scan for.
@@ -67,6 +70,20 @@ export async function runCli(
       io.err.write(`${err.message}\n`);
       return 1;
     }
+  }
+  if (group === "audit" && command === "verify" && file) {
+    const lines = function* () {
+      for (const f of [file, ...moreFiles]) yield* readFileSync(f, "utf8").split("\n");
+    };
+    const verdict = verifyAuditChain(lines());
+    if (verdict.ok) {
+      io.out.write(`OK: ${verdict.records} records, hash chain intact (last hash ${verdict.lastHash})\n`);
+      return 0;
+    }
+    io.err.write(
+      `BROKEN at line ${verdict.line} (after ${verdict.records} good records): ${verdict.problem}\n`,
+    );
+    return 1;
   }
   return usage(io.err);
 }

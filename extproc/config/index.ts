@@ -10,6 +10,8 @@ const settingsSchema = z.object({
     .regex(/^[^:]+:\d+$/, "must be host:port")
     .default("127.0.0.1:9464"),
   EXTPROC_AUDIT_LOG: z.string().min(1).default("stdout"),
+  EXTPROC_AUDIT_STDOUT: z.enum(["true", "false"]).default("false"),
+  EXTPROC_AUDIT_FSYNC_MS: z.coerce.number().int().min(0).default(1000),
   EXTPROC_MAX_MESSAGE_BYTES: z.coerce
     .number()
     .int()
@@ -28,6 +30,8 @@ export interface Settings {
   readonly metricsHost: string;
   readonly metricsPort: number;
   readonly auditLog: string;
+  readonly auditStdout: boolean;
+  readonly auditFsyncMs: number;
   readonly maxMessageBytes: number;
   readonly shutdownGraceMs: number;
   readonly tokenizerWorkers: number;
@@ -49,6 +53,8 @@ export function readSettings(env: NodeJS.ProcessEnv): Settings {
     metricsHost,
     metricsPort: Number(metricsPort),
     auditLog: s.EXTPROC_AUDIT_LOG,
+    auditStdout: s.EXTPROC_AUDIT_STDOUT === "true",
+    auditFsyncMs: s.EXTPROC_AUDIT_FSYNC_MS,
     maxMessageBytes: s.EXTPROC_MAX_MESSAGE_BYTES,
     shutdownGraceMs: s.EXTPROC_SHUTDOWN_GRACE_MS,
     tokenizerWorkers: s.EXTPROC_TOKENIZER_WORKERS,

@@ -101,5 +101,14 @@ export function promptText(request: InferenceRequest): PromptText {
     texts.push(text);
     return text;
   });
+  // Tool call names and tool definitions are read by the model too (they are not scanned for PII).
+  for (const message of messages ?? []) {
+    for (const call of (Array.isArray(message.tool_calls) ? message.tool_calls : []) as Array<{
+      function?: Json;
+    }>) {
+      if (typeof call.function?.name === "string") texts.push(call.function.name);
+    }
+  }
+  if (Array.isArray(request.tools)) texts.push(JSON.stringify(request.tools));
   return { texts, tokenIds, messages: messages?.length ?? 0 };
 }

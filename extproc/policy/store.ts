@@ -84,7 +84,7 @@ export class PolicyStore {
     const dir = path.dirname(path.resolve(this.file));
     this.watcher = watch(dir, () => {
       clearTimeout(this.debounce);
-      this.debounce = setTimeout(() => this.reload("file change"), 100);
+      this.debounce = setTimeout(() => this.reload("file change"), 50);
     });
     this.watcher.on("error", (err) =>
       this.logger.error({ err }, "policy watch failed; SIGHUP still reloads"),

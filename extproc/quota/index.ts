@@ -73,7 +73,8 @@ export function applicableLimits(policy: Policy, identity: Identity, model: Mode
 /** Cost in millionths of the currency (prices are per million tokens, so tokens × price). */
 export function costMicros(model: Model, input: number, output: number): number {
   if (!model.price) return 0;
-  return Math.ceil(input * model.price.input + output * model.price.output);
+  // Round away floating-point noise (2.4 + 0.6 = 3.0000000000000004) before rounding up to whole micros.
+  return Math.ceil(Number((input * model.price.input + output * model.price.output).toFixed(6)));
 }
 
 /**

@@ -15,13 +15,16 @@ export function monthWindow(now: number): { id: string; endsAt: number } {
   return { id: d.toISOString().slice(0, 7), endsAt: Date.UTC(d.getUTCFullYear(), d.getUTCMonth() + 1, 1) };
 }
 
-/** OpenAI's duration style for x-ratelimit-reset-*: `250ms`, `1.5s`, `6m0s`, `2h3m0s`. */
+/**
+ * OpenAI's duration style for x-ratelimit-reset-* (Go's): `250ms`, `1.5s`, `6m0s`, `2h3m0s`. The value is
+ * first rounded up to a whole millisecond (never early); from a minute on, whole seconds are shown.
+ */
 export function formatDuration(ms: number): string {
-  if (ms < 1000) return `${Math.max(0, Math.ceil(ms))}ms`;
-  const totalSeconds = ms / 1000;
-  if (totalSeconds < 60) return `${Number(totalSeconds.toFixed(3))}s`;
-  const hours = Math.floor(totalSeconds / 3600);
-  const minutes = Math.floor((totalSeconds % 3600) / 60);
-  const seconds = Math.floor(totalSeconds % 60);
-  return `${hours > 0 ? `${hours}h` : ""}${minutes}m${seconds}s`;
+  const whole = Math.max(0, Math.ceil(ms));
+  if (whole < 1000) return `${whole}ms`;
+  if (whole < 60_000) return `${whole / 1000}s`;
+  const seconds = Math.floor(whole / 1000);
+  const hours = Math.floor(seconds / 3600);
+  const minutes = Math.floor((seconds % 3600) / 60);
+  return `${hours > 0 ? `${hours}h` : ""}${minutes}m${seconds % 60}s`;
 }

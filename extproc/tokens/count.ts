@@ -11,7 +11,7 @@ export type EncodingName = (typeof ENCODINGS)[number];
  * at 64 characters keeps counting linear, and the count stays within about 1 % of an uncut encoding.
  */
 const MAX_RUN = 64;
-/** Text is also cut at whitespace every ~8 KiB so no single encode call grows large. */
+/** Text is also cut between words every ~8 KiB so no single encode call grows large. */
 const MAX_SEGMENT = 8192;
 
 const cache = new Map<EncodingName, Tiktoken>();
@@ -37,7 +37,11 @@ export function segments(text: string): string[] {
     const space = isSpace(text.charCodeAt(i));
     if (space) {
       run = 0;
-      if (i - start >= MAX_SEGMENT) {
+      // Cut only at a single space between two words, where BPE never merges across anyway.
+      const betweenWords =
+        text.charCodeAt(i) === 32 && !isSpace(text.charCodeAt(i - 1)) && !isSpace(text.charCodeAt(i + 1));
+      // Whitespace-only stretches have no word boundary: cut them anywhere past twice the size.
+      if ((i - start >= MAX_SEGMENT && betweenWords) || i - start >= 2 * MAX_SEGMENT) {
         out.push(text.slice(start, i));
         start = i;
       }

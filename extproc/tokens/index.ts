@@ -12,6 +12,7 @@ export interface TokenCounterOptions {
 }
 
 interface Pending {
+  readonly worker: Worker;
   readonly resolve: (count: number) => void;
   readonly reject: (err: Error) => void;
 }
@@ -25,6 +26,7 @@ export class TokenCounter {
   private readonly pending = new Map<number, Pending>();
   private nextId = 0;
   private nextWorker = 0;
+  private closed = false;
 
   constructor(private readonly options: TokenCounterOptions) {}
 
@@ -32,20 +34,33 @@ export class TokenCounter {
   count(texts: readonly string[], encoding: EncodingName): Promise<number> {
     let chars = 0;
     for (const text of texts) chars += text.length;
-    if (chars <= this.options.inlineLimitChars || this.options.workers === 0) {
+    if (chars <= this.options.inlineLimitChars || this.options.workers === 0 || this.closed) {
       return Promise.resolve(countTokensSync(texts, encoding));
     }
     const id = this.nextId++;
     const worker = this.worker();
     return new Promise((resolve, reject) => {
-      this.pending.set(id, { resolve, reject });
+      this.pending.set(id, { worker, resolve, reject });
       worker.postMessage({ id, texts, encoding });
     });
   }
 
-  /** Stops the worker threads. */
+  /** Stops the worker threads; counts still in flight are rejected, later ones run inline. */
   async close(): Promise<void> {
-    await Promise.all(this.workers.map((w) => w.terminate()));
+    this.closed = true;
+    const workers = this.workers.splice(0);
+    await Promise.all(workers.map((w) => w.terminate()));
+  }
+
+  /** Rejects the counts a worker still owed, and forgets the worker (a new one starts on demand). */
+  private retire(worker: Worker, err: Error): void {
+    for (const [id, p] of this.pending) {
+      if (p.worker !== worker) continue;
+      this.pending.delete(id);
+      p.reject(err);
+    }
+    const index = this.workers.indexOf(worker);
+    if (index !== -1) this.workers.splice(index, 1);
   }
 
   private worker(): Worker {
@@ -58,11 +73,8 @@ export class TokenCounter {
         if (msg.error !== undefined) pending.reject(new Error(msg.error));
         else pending.resolve(msg.count!);
       });
-      worker.on("error", (err) => {
-        for (const p of this.pending.values()) p.reject(err);
-        this.pending.clear();
-        this.workers.splice(this.workers.indexOf(worker), 1);
-      });
+      worker.on("error", (err) => this.retire(worker, err));
+      worker.on("exit", () => this.retire(worker, new Error("token counting worker exited")));
       worker.unref();
       this.workers.push(worker);
       return worker;

@@ -8,6 +8,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
+import { verifyAuditChain } from "../../extproc/audit/index.js";
 import { DEMO_KEYS, ROOT, startStack, waitFor, type Stack } from "../harness/index.js";
 import { auditRecordOf, auditRecords, client, extprocMetrics, sampleValue } from "./helpers.js";
 
@@ -48,6 +49,9 @@ describe("audit and metrics (default policy)", () => {
     assert.ok(!file.includes("4111"), "the prompt reached the audit log");
     const ids = auditRecords(stack).map((r) => r.request_id);
     assert.equal(ids.filter((id) => id === record.request_id).length, 1);
+    // The file is one intact hash chain.
+    const verdict = verifyAuditChain(file.split("\n"));
+    assert.ok(verdict.ok && verdict.records === ids.length, JSON.stringify(verdict));
   });
 
   it("takes stream usage from the final usage chunk", async () => {

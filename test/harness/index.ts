@@ -75,8 +75,12 @@ export interface Stack {
   /** Starts extproc (again): after {@link stopExtProc}, or when `startExtProc: false` was given. */
   startExtProc(): Promise<void>;
   stopExtProc(): Promise<void>;
+  /** SIGKILLs every extproc replica (a crash: no graceful shutdown) and waits until they are gone. */
+  killExtProc(): Promise<void>;
   /** Sends a signal to every extproc replica (e.g. SIGHUP: reload the policy). */
   signalExtProc(signal: NodeJS.Signals): void;
+  /** Resolves, once every current extproc replica has exited, with how each one exited. */
+  extProcExits(): Promise<ExitStatus[]>;
   stop(): Promise<void>;
 }
 
@@ -144,10 +148,16 @@ const httpOk = (url: string, expect?: string) => async () => {
   return res.ok && (expect === undefined || text.includes(expect));
 };
 
+/** How a child process ended: its exit code, or the signal that killed it. */
+export interface ExitStatus {
+  readonly code: number | null;
+  readonly signal: NodeJS.Signals | null;
+}
+
 interface Managed {
   readonly name: string;
   readonly child: ChildProcess;
-  readonly exited: Promise<void>;
+  readonly exited: Promise<ExitStatus>;
 }
 
 const live = new Set<ChildProcess>();
@@ -170,7 +180,9 @@ function launch(
     child.stderr!.pipe(process.stderr);
   }
   live.add(child);
-  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  const exited = new Promise<ExitStatus>((resolve) =>
+    child.once("exit", (code, signal) => resolve({ code, signal })),
+  );
   void exited.then(() => live.delete(child));
   return { name, child, exited };
 }
@@ -228,6 +240,8 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
       EXTPROC_METRICS_LISTEN: `127.0.0.1:${replica.metrics}`,
       EXTPROC_AUDIT_LOG: replica.audit,
       EXTPROC_SHUTDOWN_GRACE_MS: "5000",
+      // Tests read audit records as soon as a request ends: write them out every 50 ms.
+      EXTPROC_AUDIT_FSYNC_MS: "50",
       POOL_B_API_KEY: DEMO_POOL_B_KEY,
       ...options.extprocEnv,
     };
@@ -333,7 +347,12 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     auditLogs: replicas.map((r) => r.audit),
     metricsPorts: replicas.map((r) => r.metrics),
     stopExtProc,
+    killExtProc: async () => {
+      extprocs.forEach((p) => p.child.kill("SIGKILL"));
+      await Promise.all(extprocs.map((p) => p.exited));
+    },
     signalExtProc: (signal) => extprocs.forEach((p) => p.child.kill(signal)),
+    extProcExits: () => Promise.all(extprocs.map((p) => p.exited)),
     stop,
   };
 }

@@ -1,0 +1,123 @@
+import assert from "node:assert/strict";
+import { mkdtempSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { describe, it } from "node:test";
+import {
+  chainTail,
+  createAuditSink,
+  GENESIS,
+  lineHash,
+  verifyAuditChain,
+  type AuditRecord,
+} from "./index.js";
+
+const record = (id: string): AuditRecord => ({
+  request_id: id,
+  key_id: "k",
+  team: "t",
+  api: "chat.completions",
+  method: "POST",
+  path: "/v1/chat/completions",
+  requested_model: "m",
+  served_model: "m",
+  pool: "p",
+  status: 200,
+  decision: "allow",
+  reason: "ok",
+  stream: false,
+  usage: null,
+  latency_ms: { total: 1, gateway: 0.1, upstream: 0.5 },
+  policy_digest: "d",
+});
+
+const file = () => path.join(mkdtempSync(path.join(tmpdir(), "audit-test-")), "audit.log");
+const lines = (f: string) => readFileSync(f, "utf8").split("\n").filter(Boolean);
+
+async function writeRecords(f: string, ids: string[]): Promise<void> {
+  const sink = createAuditSink({ destination: f, fsyncIntervalMs: 0 });
+  ids.forEach((id) => sink.write(record(id)));
+  await sink.flush();
+  sink.close();
+}
+
+describe("audit hash chain", () => {
+  it("chains every record to the previous line, from the genesis hash", async () => {
+    const f = file();
+    await writeRecords(f, ["a", "b", "c"]);
+    const written = lines(f);
+    assert.equal(written.length, 3);
+    const parsed = written.map((l) => JSON.parse(l) as { seq: number; prev: string; request_id: string });
+    assert.deepEqual(
+      parsed.map((r) => r.seq),
+      [1, 2, 3],
+    );
+    assert.equal(parsed[0]!.prev, GENESIS);
+    assert.equal(parsed[1]!.prev, lineHash(written[0]!));
+    assert.equal(parsed[2]!.prev, lineHash(written[1]!));
+    assert.deepEqual(verifyAuditChain(written), { ok: true, records: 3, lastHash: lineHash(written[2]!) });
+  });
+
+  it("continues the chain of an existing file after a restart, and across rotation", async () => {
+    const f = file();
+    await writeRecords(f, ["a", "b"]);
+    assert.deepEqual(chainTail(f), { seq: 2, prev: lineHash(lines(f)[1]!) });
+    await writeRecords(f, ["c"]); // a restarted extproc appending to the same file
+    assert.equal(verifyAuditChain(lines(f)).ok, true);
+
+    // Rotation: the file is moved away, the sink reopens its path and carries on the same chain.
+    const sink = createAuditSink({ destination: f, fsyncIntervalMs: 0 });
+    sink.write(record("d"));
+    await sink.flush();
+    const rotated = `${f}.1`;
+    renameSync(f, rotated);
+    sink.reopen();
+    sink.write(record("e"));
+    await sink.flush();
+    sink.close();
+    assert.equal(lines(f).length, 1);
+    assert.deepEqual(verifyAuditChain([...lines(rotated), ...lines(f)]), {
+      ok: true,
+      records: 5,
+      lastHash: lineHash(lines(f)[0]!),
+    });
+  });
+
+  it("names the first changed, removed, reordered or torn record", async () => {
+    const f = file();
+    await writeRecords(f, ["a", "b", "c", "d"]);
+    const good = lines(f);
+    const edited = [...good];
+    edited[1] = edited[1]!.replace('"decision":"allow"', '"decision":"deny"');
+    assert.deepEqual(verifyAuditChain(edited), {
+      ok: false,
+      records: 2,
+      line: 3,
+      problem: "record seq 3: prev hash does not match the previous line (it was changed or removed)",
+    });
+    const removed = [good[0]!, good[2]!, good[3]!];
+    assert.match((verifyAuditChain(removed) as { problem: string }).problem, /records 2–2 are missing/);
+    const reordered = [good[0]!, good[2]!, good[1]!, good[3]!];
+    assert.equal((verifyAuditChain(reordered) as { line: number }).line, 2);
+    const torn = [good[0]!, good[1]!.slice(0, 40)];
+    assert.deepEqual(verifyAuditChain(torn), {
+      ok: false,
+      records: 1,
+      line: 2,
+      problem: "not a JSON record (torn or edited line)",
+    });
+  });
+
+  it("verifies files written by the sink through the CLI", async () => {
+    const { runCli } = await import("../cli/main.js");
+    const f = file();
+    await writeRecords(f, ["a", "b"]);
+    const out: string[] = [];
+    const io = { out: { write: (s: string) => out.push(s) }, err: { write: (s: string) => out.push(s) } };
+    assert.equal(await runCli(["audit", "verify", f], io as never), 0);
+    assert.match(out.join(""), /^OK: 2 records, hash chain intact/);
+    writeFileSync(f, lines(f).reverse().join("\n"));
+    assert.equal(await runCli(["audit", "verify", f], io as never), 1);
+    assert.match(out.join(""), /BROKEN at line 2/);
+  });
+});
