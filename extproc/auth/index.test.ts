@@ -174,3 +174,54 @@ describe("authenticate", () => {
     assert.equal(authenticate(policy, bearer(KEY), Number.MAX_SAFE_INTEGER).keyId, "k-live");
   });
 });
+
+describe("key rotation", () => {
+  const OLD = "sk-rotate-old-1111";
+  const NEW = "sk-rotate-new-2222";
+  const rotating = parsePolicy(
+    `
+version: 1
+pools: { p: {} }
+models: { m: { pool: p } }
+teams: { t: { models: [m] } }
+keys:
+  - id: ci-bot
+    team: t
+    credentials:
+      - { sha256: ${sha256Hex(OLD)}, expiresAt: "2026-07-01T00:00:00Z" }
+      - { sha256: ${sha256Hex(NEW)}, notBefore: "2026-06-15T00:00:00Z" }
+`,
+    "rotation.yaml",
+  );
+  const at = (iso: string) => Date.parse(iso);
+
+  it("accepts both secrets of one identity while their windows overlap", () => {
+    for (const key of [OLD, NEW]) {
+      assert.equal(authenticate(rotating, bearer(key), at("2026-06-20T00:00:00Z")).keyId, "ci-bot");
+    }
+  });
+
+  it("refuses the new secret before notBefore and the old one after expiresAt", () => {
+    assert.throws(
+      () => authenticate(rotating, bearer(NEW), at("2026-06-14T23:59:59Z")),
+      (err: GatewayError) =>
+        err.code === "inactive_api_key" && err.status === 401 && !err.message.includes(NEW),
+    );
+    assert.equal(authenticate(rotating, bearer(NEW), at("2026-06-15T00:00:00Z")).keyId, "ci-bot");
+    assert.throws(
+      () => authenticate(rotating, bearer(OLD), at("2026-07-01T00:00:00Z")),
+      (err: GatewayError) => err.code === "expired_api_key",
+    );
+  });
+
+  it("refuses a key entry with both or neither of sha256 and credentials", () => {
+    assert.throws(
+      () =>
+        parsePolicy(
+          "version: 1\npools: { p: {} }\nmodels: { m: { pool: p } }\nteams: { t: { models: [m] } }\nkeys: [{ id: k, team: t }]\n",
+          "p.yaml",
+        ),
+      /p\.yaml: keys\[0\]: set either sha256 or credentials/,
+    );
+  });
+});

@@ -34,6 +34,12 @@ export function authenticate(policy: Policy, headers: HeaderMapValues, now: numb
   const entry = policy.keysBySha256.get(sha256Hex(key));
   if (!entry) throw new GatewayError("invalid_api_key", "Incorrect API key provided.");
   if (entry.revoked) throw new GatewayError("revoked_api_key", `API key ${entry.id} has been revoked.`);
+  if (entry.notBefore !== undefined && now < entry.notBefore) {
+    throw new GatewayError(
+      "inactive_api_key",
+      `API key ${entry.id} is not valid before ${new Date(entry.notBefore).toISOString()}.`,
+    );
+  }
   if (entry.expiresAt !== undefined && now >= entry.expiresAt) {
     throw new GatewayError(
       "expired_api_key",

@@ -70,6 +70,8 @@ export interface ApiKey {
   readonly team: string;
   /** Model and alias names this key may request. */
   readonly allowedModels: ReadonlySet<string>;
+  /** Epoch milliseconds before which the key is refused, if any. */
+  readonly notBefore: number | undefined;
   /** Epoch milliseconds after which the key is refused, if any. */
   readonly expiresAt: number | undefined;
   readonly revoked: boolean;
@@ -246,8 +248,6 @@ function compile(
     const path = `keys[${i}]`;
     if (ids.has(key.id)) problems.push({ path: `${path}.id`, message: `duplicate key id "${key.id}"` });
     ids.add(key.id);
-    if (keysBySha256.has(key.sha256))
-      problems.push({ path: `${path}.sha256`, message: "the same key hash appears twice" });
     const team = teamModels.get(key.team);
     if (!team) {
       problems.push({ path: `${path}.team`, message: `unknown team "${key.team}"` });
@@ -266,12 +266,28 @@ function compile(
       });
       allowedModels = new Set([...allowedModels].filter((m) => team.has(m)));
     }
-    keysBySha256.set(key.sha256, {
-      id: key.id,
-      team: key.team,
-      allowedModels,
-      expiresAt: key.expiresAt === undefined ? undefined : Date.parse(key.expiresAt),
-      revoked: key.revoked,
+    const time = (iso: string | undefined) => (iso === undefined ? undefined : Date.parse(iso));
+    const credentials = key.credentials ?? [{ sha256: key.sha256!, revoked: false }];
+    credentials.forEach((c, j) => {
+      if (keysBySha256.has(c.sha256)) {
+        const where = key.credentials ? `${path}.credentials[${j}].sha256` : `${path}.sha256`;
+        problems.push({ path: where, message: "the same key hash appears twice" });
+      }
+      // A credential's own validity narrows the identity's.
+      const notBefore = [time(key.notBefore), time("notBefore" in c ? c.notBefore : undefined)].filter(
+        (t) => t !== undefined,
+      );
+      const expires = [time(key.expiresAt), time("expiresAt" in c ? c.expiresAt : undefined)].filter(
+        (t) => t !== undefined,
+      );
+      keysBySha256.set(c.sha256, {
+        id: key.id,
+        team: key.team,
+        allowedModels,
+        notBefore: notBefore.length > 0 ? Math.max(...notBefore) : undefined,
+        expiresAt: expires.length > 0 ? Math.min(...expires) : undefined,
+        revoked: key.revoked || c.revoked,
+      });
     });
   });
 

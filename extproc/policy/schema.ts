@@ -60,18 +60,39 @@ const team = z
   })
   .strict();
 
-const apiKey = z
+const sha256 = z.string().regex(/^[0-9a-f]{64}$/, "must be 64 lowercase hex characters (SHA-256 of the key)");
+const instant = z.iso.datetime({ offset: true });
+
+/** One secret of an identity: rotation keeps several, each valid from `notBefore` until `expiresAt`. */
+const credential = z
   .object({
-    id: name,
-    team: name,
-    /** Hex SHA-256 of the key; the key itself is never stored (`llm-gateway key create` prints both). */
-    sha256: z.string().regex(/^[0-9a-f]{64}$/, "must be 64 lowercase hex characters (SHA-256 of the key)"),
-    /** Narrows the team's models for this key; omitted means everything the team may use. */
-    models: modelList.optional(),
-    expiresAt: z.iso.datetime({ offset: true }).optional(),
+    sha256,
+    notBefore: instant.optional(),
+    expiresAt: instant.optional(),
     revoked: z.boolean().default(false),
   })
   .strict();
+
+const apiKey = z
+  .object({
+    /** The identity: audit records, metrics and limits name it; its secrets can rotate underneath. */
+    id: name,
+    team: name,
+    /** Hex SHA-256 of the key; the key itself is never stored (`llm-gateway key create` prints both). */
+    sha256: sha256.optional(),
+    /** Several keys for one identity (rotation without downtime), instead of `sha256`. */
+    credentials: z.array(credential).min(1).optional(),
+    /** Narrows the team's models for this key; omitted means everything the team may use. */
+    models: modelList.optional(),
+    notBefore: instant.optional(),
+    expiresAt: instant.optional(),
+    revoked: z.boolean().default(false),
+  })
+  .strict()
+  .refine(
+    (k) => (k.sha256 === undefined) !== (k.credentials === undefined),
+    "set either sha256 or credentials",
+  );
 
 /** Who a limit counts for: "*" keeps a separate counter per value, a name restricts to that value. */
 const limitScope = z
