@@ -38,4 +38,17 @@ if [ ! -s envoy/certs/dev.crt ] || [ ! -s envoy/certs/dev.key ]; then
     -keyout envoy/certs/dev.key -out envoy/certs/dev.crt 2>/dev/null
 fi
 
+if [ ! -s envoy/certs/jwks.json ] || [ ! -s envoy/certs/jwt-dev.key ]; then
+  echo "setup: generating the dev JWT signing key envoy/certs/jwt-dev.key and its JWKS envoy/certs/jwks.json"
+  mkdir -p envoy/certs
+  node --input-type=module -e '
+    import { generateKeyPairSync } from "node:crypto";
+    import { writeFileSync } from "node:fs";
+    const { publicKey, privateKey } = generateKeyPairSync("ec", { namedCurve: "P-256" });
+    writeFileSync("envoy/certs/jwt-dev.key", privateKey.export({ type: "pkcs8", format: "pem" }), { mode: 0o600 });
+    const jwk = { ...publicKey.export({ format: "jwk" }), kid: "dev", alg: "ES256", use: "sig" };
+    writeFileSync("envoy/certs/jwks.json", JSON.stringify({ keys: [jwk] }, null, 2));
+  '
+fi
+
 npm run --silent build

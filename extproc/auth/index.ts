@@ -19,11 +19,51 @@ export function extractApiKey(headers: HeaderMapValues): string | undefined {
   return headers.get("x-api-key") ?? headers.get("api-key") ?? undefined;
 }
 
+/** Metadata namespace where Envoy's jwt_authn filter puts verified claims (under `jwt_payload`). */
+export const JWT_METADATA_NAMESPACE = "envoy.filters.http.jwt_authn";
+
 /**
- * Establishes the caller's identity or throws a 401 {@link GatewayError}. Keys are compared by SHA-256
- * only; error messages never echo the key.
+ * The identity of a caller whose JWT Envoy verified: `jwt:<subject>`, in the first team the policy maps one
+ * of its groups to. Throws 401 for a token from another issuer or without a subject, 403 when no group maps.
  */
-export function authenticate(policy: Policy, headers: HeaderMapValues, now: number): Identity {
+export function identityFromJwt(policy: Policy, claims: Record<string, unknown>): Identity {
+  const settings = policy.jwt!;
+  if (claims.iss !== settings.issuer) {
+    throw new GatewayError(
+      "invalid_api_key",
+      "The token was not issued by the identity provider this gateway trusts.",
+    );
+  }
+  const subject = claims[settings.subjectClaim];
+  if (typeof subject !== "string" || subject === "") {
+    throw new GatewayError("invalid_api_key", `The token has no '${settings.subjectClaim}' claim.`);
+  }
+  const raw = claims[settings.teamClaim];
+  const groups = new Set(
+    typeof raw === "string" ? [raw] : Array.isArray(raw) ? raw.filter((g) => typeof g === "string") : [],
+  );
+  const team = Object.entries(settings.teams).find(([group]) => groups.has(group))?.[1];
+  if (!team) {
+    throw new GatewayError(
+      "unmapped_identity",
+      `No team is mapped to any '${settings.teamClaim}' of ${subject}.`,
+    );
+  }
+  return { keyId: `jwt:${subject}`, team, allowedModels: policy.teamModels.get(team) ?? new Set() };
+}
+
+/**
+ * Establishes the caller's identity or throws a 401 {@link GatewayError}: from verified JWT claims if
+ * Envoy passed some, else from the API key. Keys are compared by SHA-256 only; errors never echo the key.
+ */
+export function authenticate(
+  policy: Policy,
+  headers: HeaderMapValues,
+  now: number,
+  jwtClaims?: Record<string, unknown>,
+): Identity {
+  // A JWT Envoy verified identifies the caller; policy decides whether JWTs are accepted at all.
+  if (jwtClaims && policy.jwt) return identityFromJwt(policy, jwtClaims);
   const key = extractApiKey(headers);
   if (!key) {
     throw new GatewayError(

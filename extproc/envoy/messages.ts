@@ -22,8 +22,50 @@ export interface HttpBodyMessage {
   endOfStream?: boolean;
 }
 
+/** `google.protobuf.Struct` as protobufjs decodes it. */
+export interface StructMessage {
+  fields?: Record<string, ValueMessage>;
+}
+
+/** `google.protobuf.Value` as protobufjs decodes it: `kind` names the field that is set. */
+export interface ValueMessage {
+  kind?: "nullValue" | "numberValue" | "stringValue" | "boolValue" | "structValue" | "listValue";
+  nullValue?: number;
+  numberValue?: number;
+  stringValue?: string;
+  boolValue?: boolean;
+  structValue?: StructMessage;
+  listValue?: { values?: ValueMessage[] };
+}
+
+/** Converts a decoded Struct to plain JSON values. */
+export function structToJson(struct: StructMessage | undefined): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(struct?.fields ?? {})) out[key] = valueToJson(value);
+  return out;
+}
+
+function valueToJson(value: ValueMessage): unknown {
+  switch (value.kind) {
+    case "structValue":
+      return structToJson(value.structValue);
+    case "listValue":
+      return (value.listValue?.values ?? []).map(valueToJson);
+    case "stringValue":
+      return value.stringValue;
+    case "numberValue":
+      return value.numberValue;
+    case "boolValue":
+      return value.boolValue;
+    default:
+      return null;
+  }
+}
+
 /** `ProcessingRequest` as decoded: exactly one of the phase fields is set. */
 export interface ProcessingRequestMessage {
+  /** Dynamic metadata Envoy forwards (namespaces listed in the filter's metadata_options). */
+  metadataContext?: { filterMetadata?: Record<string, StructMessage> };
   requestHeaders?: HttpHeadersMessage;
   responseHeaders?: HttpHeadersMessage;
   requestBody?: HttpBodyMessage;

@@ -10,6 +10,7 @@ export const ERRORS = {
   expired_api_key: { status: 401, type: "authentication_error" },
   inactive_api_key: { status: 401, type: "authentication_error" },
   model_not_allowed: { status: 403, type: "permission_error" },
+  unmapped_identity: { status: 403, type: "permission_error" },
   model_not_found: { status: 404, type: "not_found_error" },
   unknown_url: { status: 404, type: "not_found_error" },
   method_not_allowed: { status: 405, type: "invalid_request_error" },

@@ -13,6 +13,7 @@ import {
 import type { EncodingName } from "../tokens/count.js";
 import {
   policySchema,
+  type JwtSettings,
   type LimitDocument,
   type PolicyDocument,
   type QuotaSettings,
@@ -90,6 +91,10 @@ export interface Policy {
   readonly keysBySha256: ReadonlyMap<string, ApiKey>;
   readonly limits: readonly LimitRule[];
   readonly quota: QuotaSettings;
+  /** JWT identity mapping; undefined when the policy accepts API keys only. */
+  readonly jwt: JwtSettings | undefined;
+  /** Team name → models and aliases it may use (JWT identities get their team's). */
+  readonly teamModels: ReadonlyMap<string, ReadonlySet<string>>;
   /** PII detection and actions; undefined when the policy has no `pii` section. */
   readonly pii: PiiConfig | undefined;
   readonly guardrails: readonly Guardrail[];
@@ -292,6 +297,9 @@ function compile(
   });
 
   checkLimits(doc, ids, problems);
+  for (const [claim, team] of Object.entries(doc.jwt?.teams ?? {})) {
+    if (!doc.teams[team]) problems.push({ path: `jwt.teams.${claim}`, message: `unknown team "${team}"` });
+  }
   const pii = compilePii(doc, env, problems);
   const guardrails = compileGuardrails(doc, problems);
 
@@ -305,6 +313,8 @@ function compile(
     keysBySha256,
     limits: doc.limits,
     quota: doc.quota,
+    jwt: doc.jwt,
+    teamModels,
     pii,
     guardrails,
     currency: doc.pricing.currency,

@@ -215,6 +215,22 @@ const guardrail = z
   })
   .strict();
 
+/**
+ * Identities from JWTs that Envoy's jwt_authn filter verified (README "JWT identities"): a claim is mapped
+ * to teams; the subject claim names the caller in audit records and metrics.
+ */
+const jwt = z
+  .object({
+    /** Only tokens from this issuer (Envoy checks the signature against its JWKS). */
+    issuer: z.string().min(1),
+    subjectClaim: z.string().min(1).default("sub"),
+    /** Claim holding the caller's groups (a string or a list of strings). */
+    teamClaim: z.string().min(1).default("groups"),
+    /** Claim value → team. The first listed mapping a token matches wins. */
+    teams: z.record(z.string().min(1), name),
+  })
+  .strict();
+
 const audit = z
   .object({
     /** Write prompts and completions into audit records. Off unless a policy says otherwise. */
@@ -238,6 +254,7 @@ export const policySchema = z
       .default({ currency: "USD" }),
     limits: z.array(limit).default([]),
     quota,
+    jwt: jwt.optional(),
     pii: pii.optional(),
     guardrails: z.array(guardrail).default([]),
     audit,
@@ -248,6 +265,8 @@ export const policySchema = z
 export type PolicyDocument = z.infer<typeof policySchema>;
 /** One limit rule as written. */
 export type LimitDocument = z.infer<typeof limit>;
+/** JWT identity settings as written. */
+export type JwtSettings = z.infer<typeof jwt>;
 /** PII settings as written. */
 export type PiiDocument = z.infer<typeof pii>;
 /** One guardrail rule as written. */

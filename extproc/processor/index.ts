@@ -1,4 +1,4 @@
-import { authenticate } from "../auth/index.js";
+import { authenticate, JWT_METADATA_NAMESPACE } from "../auth/index.js";
 import { readHeaders } from "../envoy/headers.js";
 import {
   encodeLocalReply,
@@ -9,6 +9,7 @@ import {
   type Phase,
   type PhaseReply,
   type ProcessingRequestMessage,
+  structToJson,
 } from "../envoy/messages.js";
 import { GatewayError } from "../errors/index.js";
 import { generatedText } from "../openai/usage.js";
@@ -125,7 +126,11 @@ export class Exchange {
         ctx.requestId = headers.get("x-request-id") ?? "";
         ctx.method = headers.get(":method") ?? "";
         ctx.path = (headers.get(":path") ?? "").split("?", 1)[0]!;
-        ctx.identity = authenticate(ctx.policy, headers, this.deps.now());
+        const jwt = message.metadataContext?.filterMetadata?.[JWT_METADATA_NAMESPACE];
+        const claims = jwt
+          ? (structToJson(jwt).jwt_payload as Record<string, unknown> | undefined)
+          : undefined;
+        ctx.identity = authenticate(ctx.policy, headers, this.deps.now(), claims);
         this.endpoint = selectEndpoint(ctx.method, ctx.path);
         ctx.api = this.endpoint.api;
         return this.endpoint.requestHeaders(ctx, headers, msg.endOfStream === true);

@@ -173,8 +173,10 @@ function launch(
 ): Managed {
   const child = spawn(command, args, { cwd: ROOT, env, stdio: ["ignore", "pipe", "pipe"] });
   const log = createWriteStream(logFile, { flags: "a" });
-  child.stdout!.pipe(log);
-  child.stderr!.pipe(log);
+  child.stdout!.pipe(log, { end: false });
+  child.stderr!.pipe(log, { end: false });
+  // Two sources share one log: end it once both are closed, not when the first one ends.
+  child.once("close", () => log.end());
   if (inherit) {
     child.stdout!.pipe(process.stderr);
     child.stderr!.pipe(process.stderr);
