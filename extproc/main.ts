@@ -5,6 +5,7 @@
 import { randomInt } from "node:crypto";
 import pino from "pino";
 import { createAuditSink } from "./audit/index.js";
+import { RevocationList } from "./auth/revocations.js";
 import { readSettings } from "./config/index.js";
 import { createMetrics, startMetricsServer } from "./metrics/index.js";
 import { PolicyError, type Policy } from "./policy/index.js";
@@ -66,6 +67,9 @@ async function main(): Promise<void> {
       .ready(5000)
       .catch((err: Error) => logger.error({ err: err.message }, "redis not reachable at start-up"));
   }
+  const revocations = new RevocationList();
+  const stopFollowing =
+    store instanceof RedisQuotaStore ? revocations.follow(store.client, store.prefix, logger) : () => {};
   const quota = new QuotaService({ store, shared: quotaSettings.store === "redis", metrics, logger });
   const server = await startExtProcServer(
     {
@@ -78,6 +82,7 @@ async function main(): Promise<void> {
       quota,
       tokens,
       logger,
+      revocations,
     },
     { listen: settings.listen, maxMessageBytes: settings.maxMessageBytes, logger },
   );
@@ -100,6 +105,7 @@ async function main(): Promise<void> {
       .shutdown(settings.shutdownGraceMs)
       .then(async () => {
         policies.close();
+        stopFollowing();
         await Promise.all([store.close(), tokens.close()]);
         await audit.flush();
         audit.close();

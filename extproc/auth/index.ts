@@ -61,6 +61,19 @@ export function authenticate(
   headers: HeaderMapValues,
   now: number,
   jwtClaims?: Record<string, unknown>,
+  revoked?: { has(id: string): boolean },
+): Identity {
+  const identity = identify(policy, headers, now, jwtClaims);
+  if (revoked?.has(identity.keyId))
+    throw new GatewayError("revoked_api_key", `${identity.keyId} has been revoked.`);
+  return identity;
+}
+
+function identify(
+  policy: Policy,
+  headers: HeaderMapValues,
+  now: number,
+  jwtClaims?: Record<string, unknown>,
 ): Identity {
   // A JWT Envoy verified identifies the caller; policy decides whether JWTs are accepted at all.
   if (jwtClaims && policy.jwt) return identityFromJwt(policy, jwtClaims);

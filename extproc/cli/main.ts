@@ -7,19 +7,23 @@
  *   llm-gateway policy validate FILE [--envoy-config envoy/envoy.yaml]
  *                                                validates with exactly the rules extproc uses at start-up
  *   llm-gateway audit verify FILE [FILE…]        checks the audit hash chain (rotated files oldest first)
+ *   llm-gateway key revoke|reinstate --id ID --redis URL [--prefix P]
+ *                                                revokes an identity on every replica at once (Redis quota store)
  */
 import { randomBytes } from "node:crypto";
 import { readFileSync, realpathSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { verifyAuditChain } from "../audit/index.js";
+import { revocationKeys } from "../auth/revocations.js";
 import { loadPolicy, PolicyError, sha256Hex } from "../policy/index.js";
 
 const USAGE = `usage:
   llm-gateway key create --id ID --team TEAM
   llm-gateway key hash  (reads the key from stdin)
   llm-gateway policy validate FILE [--envoy-config FILE]
-  llm-gateway audit verify FILE [FILE...]`;
+  llm-gateway audit verify FILE [FILE...]
+  llm-gateway key revoke|reinstate --id ID --redis URL [--prefix llm-gateway]`;
 
 /** Runs the CLI with `argv` (without node and script); returns the exit code. */
 export async function runCli(
@@ -33,6 +37,8 @@ export async function runCli(
       id: { type: "string" },
       team: { type: "string" },
       "envoy-config": { type: "string" },
+      redis: { type: "string" },
+      prefix: { type: "string", default: "llm-gateway" },
     },
   });
   const [group, command, file, ...moreFiles] = positionals;
@@ -45,6 +51,24 @@ export async function runCli(
         `  - id: ${values.id}\n    team: ${values.team}\n    sha256: ${sha256Hex(key)}\n`,
     );
     return 0;
+  }
+  if (group === "key" && (command === "revoke" || command === "reinstate")) {
+    if (!values.id || !values.redis) return usage(io.err);
+    const { Redis } = await import("ioredis");
+    const client = new Redis(values.redis, { maxRetriesPerRequest: 1, lazyConnect: true });
+    try {
+      await client.connect();
+      const { set, channel } = revocationKeys(values.prefix!);
+      if (command === "revoke") await client.sadd(set, values.id);
+      else await client.srem(set, values.id);
+      const replicas = await client.publish(channel, `${command === "revoke" ? "+" : "-"}${values.id}`);
+      io.out.write(
+        `${values.id} ${command === "revoke" ? "revoked" : "reinstated"}; ${replicas} replica(s) notified\n`,
+      );
+      return 0;
+    } finally {
+      client.disconnect();
+    }
   }
   if (group === "key" && command === "hash") {
     const chunks: Buffer[] = [];

@@ -1,5 +1,6 @@
 import type { Logger } from "pino";
 import type { AuditRecord, AuditSink } from "../audit/index.js";
+import type { RevocationList } from "../auth/revocations.js";
 import type { Identity } from "../auth/index.js";
 import type { GatewayMetrics } from "../metrics/index.js";
 import type { Usage } from "../openai/usage.js";
@@ -22,6 +23,8 @@ export interface ProcessorDeps {
   readonly quota: QuotaService;
   readonly tokens: TokenCounter;
   readonly logger: Logger;
+  /** Identities revoked through Redis (empty without a Redis quota store). */
+  readonly revocations: RevocationList;
 }
 
 /** Monotonic milliseconds, for latencies. */

@@ -147,8 +147,8 @@ export class RedisQuotaStore implements QuotaStore {
   private readonly scripted: ScriptedClient;
 
   constructor(
-    private readonly client: RedisClient,
-    private readonly prefix: string,
+    readonly client: RedisClient,
+    readonly prefix: string,
   ) {
     this.scripted = client as unknown as ScriptedClient;
   }

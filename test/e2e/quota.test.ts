@@ -217,6 +217,29 @@ describe("quotas shared through Redis by two extproc replicas", () => {
       assert.ok(sampleValue(text, "llm_gateway_requests_total", { status: "200" }) > 0);
   });
 
+  it("revokes an identity on every replica within a second through Redis, and reinstates it", async () => {
+    const { runCli } = await import("../../extproc/cli/main.js");
+    const out = { write: () => true };
+    const c = client(stack, KEYS.rpm);
+    const refusedEverywhere = async () => {
+      // Ten requests in a row spread over both replicas (Envoy balances streams round robin).
+      const statuses = await Promise.all(Array.from({ length: 10 }, () => call(c, {}).then((o) => o.status)));
+      return statuses.every((s) => s === 401);
+    };
+    const started = Date.now();
+    assert.equal(
+      await runCli(["key", "revoke", "--id", "t-rpm", "--redis", redis.url], { out, err: out } as never),
+      0,
+    );
+    await waitFor("revoked on every replica", refusedEverywhere, 2000);
+    assert.ok(Date.now() - started < 1000, `took ${Date.now() - started} ms`);
+    assert.equal(
+      await runCli(["key", "reinstate", "--id", "t-rpm", "--redis", redis.url], { out, err: out } as never),
+      0,
+    );
+    await waitFor("reinstated", async () => ![401].includes((await call(c, {})).status), 2000);
+  });
+
   it("fails closed with 503 while Redis is down, and recovers by itself", async () => {
     const c = client(stack, KEYS.headers);
     await redis.kill();
