@@ -16,6 +16,7 @@ const record = (id: string): AuditRecord => ({
   request_id: id,
   key_id: "k",
   team: "t",
+  environment: null,
   api: "chat.completions",
   method: "POST",
   path: "/v1/chat/completions",

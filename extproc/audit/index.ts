@@ -9,6 +9,8 @@ export interface AuditRecord {
   request_id: string;
   key_id: string | null;
   team: string | null;
+  /** Environment the request arrived in (policy `environments`), if any. */
+  environment: string | null;
   api: string | null;
   method: string;
   path: string;

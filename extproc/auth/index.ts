@@ -7,6 +7,8 @@ export interface Identity {
   readonly keyId: string;
   readonly team: string;
   readonly allowedModels: ReadonlySet<string>;
+  /** The environment the request arrived in (policy `environments`, by host); undefined if none. */
+  readonly environment?: string | undefined;
 }
 
 /** Reads the client's API key: `Authorization: Bearer …` (OpenAI SDKs), or `x-api-key` / `api-key`. */

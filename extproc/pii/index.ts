@@ -16,6 +16,7 @@ export interface ScopeFilter {
   readonly key?: string | undefined;
   readonly team?: string | undefined;
   readonly model?: string | undefined;
+  readonly environment?: string | undefined;
 }
 
 /** PII settings compiled from policy. */
@@ -44,7 +45,8 @@ export function scopeMatches(scope: ScopeFilter, identity: Identity, model: stri
   return (
     (scope.key === undefined || scope.key === identity.keyId) &&
     (scope.team === undefined || scope.team === identity.team) &&
-    (scope.model === undefined || scope.model === model)
+    (scope.model === undefined || scope.model === model) &&
+    (scope.environment === undefined || scope.environment === identity.environment)
   );
 }
 

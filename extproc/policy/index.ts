@@ -35,6 +35,8 @@ export interface Model {
   /** Name written into the forwarded body's `model` field. */
   readonly upstreamModel: string;
   readonly ownedBy: string;
+  /** Environments where the model may be used; undefined: all. */
+  readonly environments: ReadonlySet<string> | undefined;
   readonly tokenizer: EncodingName;
   /** Completion tokens reserved when a request sets no max_tokens. */
   readonly defaultMaxTokens: number;
@@ -91,6 +93,8 @@ export interface Policy {
   readonly keysBySha256: ReadonlyMap<string, ApiKey>;
   readonly limits: readonly LimitRule[];
   readonly quota: QuotaSettings;
+  /** The environment a request arrived in, from its host (`:authority` without the port); undefined if none matches. */
+  readonly environmentOf: (host: string) => string | undefined;
   /** JWT identity mapping; undefined when the policy accepts API keys only. */
   readonly jwt: JwtSettings | undefined;
   /** Team name → models and aliases it may use (JWT identities get their team's). */
@@ -203,6 +207,7 @@ function compile(
       pool,
       upstreamModel: spec.upstreamModel ?? modelName,
       ownedBy: spec.ownedBy ?? pool.name,
+      environments: spec.environments && new Set(spec.environments),
       tokenizer: spec.tokenizer,
       defaultMaxTokens: spec.defaultMaxTokens,
       price: spec.price,
@@ -297,6 +302,15 @@ function compile(
   });
 
   checkLimits(doc, ids, problems);
+  for (const [modelName, spec] of Object.entries(doc.models)) {
+    spec.environments?.forEach((env, i) => {
+      if (!doc.environments[env])
+        problems.push({
+          path: `models.${modelName}.environments[${i}]`,
+          message: `unknown environment "${env}"`,
+        });
+    });
+  }
   for (const [claim, team] of Object.entries(doc.jwt?.teams ?? {})) {
     if (!doc.teams[team]) problems.push({ path: `jwt.teams.${claim}`, message: `unknown team "${team}"` });
   }
@@ -313,6 +327,7 @@ function compile(
     keysBySha256,
     limits: doc.limits,
     quota: doc.quota,
+    environmentOf: environmentMatcher(doc.environments),
     jwt: doc.jwt,
     teamModels,
     pii,
@@ -389,7 +404,32 @@ function compileGuardrails(doc: PolicyDocument, problems: PolicyProblem[]): Guar
   });
 }
 
+/** Host → environment: exact names first, then the longest `*.suffix` that matches. */
+function environmentMatcher(
+  environments: PolicyDocument["environments"],
+): (host: string) => string | undefined {
+  const exact = new Map<string, string>();
+  const suffixes: Array<[string, string]> = [];
+  for (const [env, { hosts }] of Object.entries(environments)) {
+    for (const host of hosts) {
+      if (host.startsWith("*.")) suffixes.push([host.slice(1).toLowerCase(), env]);
+      else exact.set(host.toLowerCase(), env);
+    }
+  }
+  suffixes.sort((a, b) => b[0].length - a[0].length);
+  return (raw) => {
+    const host = raw
+      .toLowerCase()
+      .replace(/:\d+$/, "")
+      .replace(/^\[(.*)\]$/, "$1");
+    return exact.get(host) ?? suffixes.find(([suffix]) => host.endsWith(suffix))?.[1];
+  };
+}
+
 function checkScope(doc: PolicyDocument, scope: ScopeFilter, path: string, problems: PolicyProblem[]): void {
+  if (scope.environment !== undefined && !doc.environments[scope.environment]) {
+    problems.push({ path: `${path}.environment`, message: `unknown environment "${scope.environment}"` });
+  }
   if (scope.key !== undefined && !doc.keys.some((k) => k.id === scope.key)) {
     problems.push({ path: `${path}.key`, message: `unknown key id "${scope.key}"` });
   }
@@ -406,7 +446,10 @@ function checkLimits(doc: PolicyDocument, keyIds: ReadonlySet<string>, problems:
     if (seen.has(limit.id))
       problems.push({ path: `${path}.id`, message: `duplicate limit id "${limit.id}"` });
     seen.add(limit.id);
-    const { key, team, model } = limit.scope;
+    const { key, team, model, environment } = limit.scope;
+    if (environment !== undefined && !doc.environments[environment]) {
+      problems.push({ path: `${path}.scope.environment`, message: `unknown environment "${environment}"` });
+    }
     if (key !== undefined && key !== "*" && !keyIds.has(key)) {
       problems.push({ path: `${path}.scope.key`, message: `unknown key id "${key}"` });
     }

@@ -31,6 +31,8 @@ const model = z
     /** Name the model server knows the model by, when it differs from the public name. */
     upstreamModel: z.string().min(1).optional(),
     ownedBy: z.string().min(1).optional(),
+    /** Environments where the model may be used; omitted means all. */
+    environments: z.array(name).min(1).optional(),
     /** BPE encoding used to count prompt tokens for admission. */
     tokenizer: z.enum(ENCODINGS).default("cl100k_base"),
     /** Completion tokens reserved when a request sets no max_tokens. */
@@ -100,6 +102,8 @@ const limitScope = z
     key: z.union([z.literal("*"), name]).optional(),
     team: z.union([z.literal("*"), name]).optional(),
     model: z.union([z.literal("*"), name]).optional(),
+    /** Only requests that came in through this environment's hosts. */
+    environment: name.optional(),
   })
   .strict()
   .refine(
@@ -159,7 +163,12 @@ const piiAction = z.enum(["redact", "mask", "hash", "block", "log", "off"]);
 const entityName = z.string().regex(/^[A-Z][A-Z0-9_]{0,47}$/, "must be UPPER_SNAKE_CASE");
 
 const scopeFilter = z
-  .object({ key: name.optional(), team: name.optional(), model: name.optional() })
+  .object({
+    key: name.optional(),
+    team: name.optional(),
+    model: name.optional(),
+    environment: name.optional(),
+  })
   .strict()
   .default({});
 
@@ -254,6 +263,22 @@ export const policySchema = z
       .default({ currency: "USD" }),
     limits: z.array(limit).default([]),
     quota,
+    /**
+     * Environments (dev, staging, prod, …) by the hosts requests arrive on: `llm.example.com`, `*.dev.corp`.
+     * Models, limits, PII rules and guardrails can be scoped to one.
+     */
+    environments: z
+      .record(
+        name,
+        z
+          .object({
+            hosts: z
+              .array(z.string().regex(/^(\*\.)?[a-z0-9.-]+$/i, "a host name, optionally *.suffix"))
+              .min(1),
+          })
+          .strict(),
+      )
+      .default({}),
     jwt: jwt.optional(),
     pii: pii.optional(),
     guardrails: z.array(guardrail).default([]),

@@ -83,6 +83,7 @@ export class RequestContext {
       request_id: this.requestId,
       key_id: this.identity?.keyId ?? null,
       team: this.identity?.team ?? null,
+      environment: this.identity?.environment ?? null,
       api: this.api ?? null,
       method: this.method,
       path: this.path,

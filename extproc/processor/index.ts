@@ -130,7 +130,11 @@ export class Exchange {
         const claims = jwt
           ? (structToJson(jwt).jwt_payload as Record<string, unknown> | undefined)
           : undefined;
-        ctx.identity = authenticate(ctx.policy, headers, this.deps.now(), claims, this.deps.revocations);
+        const identity = authenticate(ctx.policy, headers, this.deps.now(), claims, this.deps.revocations);
+        ctx.identity = {
+          ...identity,
+          environment: ctx.policy.environmentOf(headers.get(":authority") ?? ""),
+        };
         this.endpoint = selectEndpoint(ctx.method, ctx.path);
         ctx.api = this.endpoint.api;
         return this.endpoint.requestHeaders(ctx, headers, msg.endOfStream === true);

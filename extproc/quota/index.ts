@@ -62,11 +62,13 @@ const MICROS = 1_000_000;
 /** The limit rules that count a request from `identity` to `model`. */
 export function applicableLimits(policy: Policy, identity: Identity, model: Model): LimitRule[] {
   const values = { key: identity.keyId, team: identity.team, model: model.name };
-  return policy.limits.filter((rule) =>
-    (["key", "team", "model"] as const).every((field) => {
-      const want = rule.scope[field];
-      return want === undefined || want === "*" || want === values[field];
-    }),
+  return policy.limits.filter(
+    (rule) =>
+      (rule.scope.environment === undefined || rule.scope.environment === identity.environment) &&
+      (["key", "team", "model"] as const).every((field) => {
+        const want = rule.scope[field];
+        return want === undefined || want === "*" || want === values[field];
+      }),
   );
 }
 

@@ -15,7 +15,7 @@ export function resolveModel(
 ): Model {
   const model = policy.models.get(requested);
   const alias = model ? undefined : policy.aliases.get(requested);
-  if (!model && !alias) {
+  if ((!model && !alias) || (model && !availableIn(model, identity.environment))) {
     throw new GatewayError("model_not_found", `The model '${requested}' does not exist.`, "model");
   }
   if (!identity.allowedModels.has(requested)) {
@@ -26,16 +26,31 @@ export function resolveModel(
     );
   }
   if (model) return model;
-  // An alias with weights adding up to > 0 is guaranteed by policy validation.
-  let point = random() * alias!.totalWeight;
-  for (const target of alias!.targets) {
+  // Only the alias's targets available in this environment take part in the draw.
+  const targets = alias!.targets.filter((t) => t.weight > 0 && availableIn(t.model, identity.environment));
+  if (targets.length === 0)
+    throw new GatewayError("model_not_found", `The model '${requested}' does not exist.`, "model");
+  let point = random() * targets.reduce((sum, t) => sum + t.weight, 0);
+  for (const target of targets) {
     point -= target.weight;
     if (point < 0) return target.model;
   }
-  return alias!.targets.findLast((t) => t.weight > 0)!.model;
+  return targets.at(-1)!.model;
+}
+
+/** Whether `model` may be used in `environment` (models without `environments` are everywhere). */
+function availableIn(model: Model, environment: string | undefined): boolean {
+  return !model.environments || (environment !== undefined && model.environments.has(environment));
 }
 
 /** Names of the models and aliases `identity` may use, sorted, for /v1/models. */
 export function listAllowedModels(policy: Policy, identity: Identity): string[] {
-  return [...identity.allowedModels].filter((n) => policy.models.has(n) || policy.aliases.has(n)).sort();
+  const env = identity.environment;
+  return [...identity.allowedModels]
+    .filter((n) => {
+      const model = policy.models.get(n);
+      if (model) return availableIn(model, env);
+      return policy.aliases.get(n)?.targets.some((t) => t.weight > 0 && availableIn(t.model, env)) ?? false;
+    })
+    .sort();
 }
