@@ -35,19 +35,28 @@ export interface Finding {
  * same position (a JWT is not reported as a high-entropy token).
  */
 const PATTERNS: Record<BuiltinEntity, string> = {
-  PRIVATE_KEY: String.raw`-----BEGIN [A-Z ]{0,30}PRIVATE KEY-----[\s\S]{0,16384}?-----END [A-Z ]{0,30}PRIVATE KEY-----`,
-  JWT: String.raw`eyJ[A-Za-z0-9_-]{8,4096}\.eyJ[A-Za-z0-9_-]{8,4096}\.[A-Za-z0-9_-]{16,1024}`,
+  // The body stops at the first "--" (a following BEGIN line ends the attempt there): a scan from each
+  // BEGIN reaches at most the next marker, not 16 KiB, so a run of BEGIN lines stays linear. Single
+  // hyphens remain allowed (Proc-Type / DEK-Info headers of encrypted keys).
+  PRIVATE_KEY: String.raw`-----BEGIN [A-Z ]{0,30}PRIVATE KEY-----(?:[^-]|-(?!-)){0,16384}-----END [A-Z ]{0,30}PRIVATE KEY-----`,
+  // Starts at a token boundary only: otherwise each "eyJ" inside a long run is a new start that scans 4 KiB.
+  JWT: String.raw`(?<![A-Za-z0-9_-])eyJ[A-Za-z0-9_-]{8,4096}\.eyJ[A-Za-z0-9_-]{8,4096}\.[A-Za-z0-9_-]{16,1024}`,
   AWS_ACCESS_KEY: String.raw`(?<![A-Z0-9])(?:AKIA|ASIA|ABIA|ACCA)[A-Z0-9]{16}(?![A-Z0-9])`,
   API_KEY: String.raw`(?<![A-Za-z0-9_-])(?:sk-(?:proj-|ant-|live-|test-)?[A-Za-z0-9_-]{20,256}|gh[pousr]_[A-Za-z0-9]{36,255}|github_pat_[A-Za-z0-9_]{22,255}|xox[abposr]-[A-Za-z0-9-]{10,255}|AIza[0-9A-Za-z_-]{35}|glpat-[A-Za-z0-9_-]{20,255})`,
-  EMAIL: String.raw`(?<![A-Za-z0-9._%+-])[A-Za-z0-9._%+-]{1,64}@(?:[A-Za-z0-9-]{1,63}\.){1,8}[A-Za-z]{2,24}(?![A-Za-z0-9-])`,
+  // An apostrophe may occur inside the local part (o'neil@…), not first (a quoted 'bob@…' stays outside);
+  // no start right after a letter and an apostrophe, or each letter of a run like a'a'a'… would be one.
+  EMAIL: String.raw`(?<![A-Za-z0-9._%+-])(?<![A-Za-z0-9]')[A-Za-z0-9._%+-][A-Za-z0-9._%+'-]{0,63}@(?:[A-Za-z0-9-]{1,63}\.){1,8}[A-Za-z]{2,24}(?![A-Za-z0-9-])`,
   IBAN: String.raw`(?<![A-Za-z0-9])[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?(?![A-Za-z0-9])`,
   CREDIT_CARD: String.raw`(?<![\d-])\d(?:[ -]?\d){12,18}(?![\d])`,
   US_SSN: String.raw`(?<![\d-])\d{3}-\d{2}-\d{4}(?![\d-])`,
-  PHONE: String.raw`(?<![\w+])(?:\+[1-9][\d ().-]{6,18}\d|\(?\d{2,4}\)?[ .-]\d{3,4}[ .-]\d{3,5})(?![\d])`,
-  IPV6: String.raw`(?<![0-9A-Fa-f:])(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}(?![0-9A-Fa-f:])`,
+  // Not followed by ".digit": 10.100.200.1 is an IPv4 address, not the phone number 10.100.200.
+  PHONE: String.raw`(?<![\w+])(?:\+[1-9][\d ().-]{6,18}\d|\(?\d{2,4}\)?[ .-]\d{3,4}[ .-]\d{3,5})(?!\d|\.\d)`,
+  // Not inside a word (std::cout, Foo::Bar), and an embedded IPv4 tail (::ffff:192.0.2.1) belongs to it.
+  IPV6: String.raw`(?<![0-9A-Za-z_:])(?:[0-9A-Fa-f]{0,4}:){2,7}(?:\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}|[0-9A-Fa-f]{0,4})(?![0-9A-Za-z_:])`,
   IPV4: String.raw`(?<![\d.])(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?!\d|\.\d)`,
-  // Secrets are short: runs over 512 characters are data (base64 payloads), not reported as tokens.
-  HIGH_ENTROPY: String.raw`(?<![A-Za-z0-9+/_=-])[A-Za-z0-9+/_=-]{24,512}(?![A-Za-z0-9+/_=-])`,
+  // Secrets are short: runs over 512 characters are data (base64 payloads), not reported as tokens. "=" is
+  // only trailing padding: in NAME=value the value is the token (and NAME=AKIA… is found as what it is).
+  HIGH_ENTROPY: String.raw`(?<![A-Za-z0-9+/_-])[A-Za-z0-9+/_-]{24,512}={0,2}(?![A-Za-z0-9+/_=-])`,
 };
 
 /** Options of the built-in detectors. */
@@ -56,8 +65,11 @@ export interface BuiltinOptions {
   readonly entropyThreshold: number;
 }
 
-/** Text just before an IPv4-looking match that marks it as a version number instead. */
-const VERSION_CONTEXT = /(?:\bv|version|release|build|\bver\.?)\s*$/i;
+/**
+ * Text just before an IPv4-looking match that marks it as a version number instead (also `version: `,
+ * `version=` and JSON's `"version": "`).
+ */
+const VERSION_CONTEXT = /(?:\bv|version|release|build|\bver\.?)["':=\s]*$/i;
 
 function validate(
   entity: BuiltinEntity,
@@ -104,6 +116,11 @@ export function findBuiltin(text: string, enabled: ReadonlySet<string>, options:
     const value = match[0];
     if (enabled.has(entity) && validate(entity, value, text, match.index, options)) {
       findings.push({ entity, start: match.index, end: match.index + value.length, value });
+    } else if (entity === "HIGH_ENTROPY") {
+      // A run not reported (card_number_4111…, /orders/4111…) may hold a value that starts inside it:
+      // look again from the next character. The run's own pattern cannot restart inside it (its
+      // lookbehind) and no position is tried twice, so the scan stays linear.
+      regex.lastIndex = match.index + 1;
     }
   }
   return findings;

@@ -115,9 +115,18 @@ export class PiiSession {
     return this.resolved.restore ? this.restore(redacted) : redacted;
   }
 
-  /** Findings in model output (none when policy does not scan responses). */
+  /**
+   * Findings in model output (none when policy does not scan responses). Placeholders this request made
+   * are not findings (a hash pseudonym looks like a high-entropy token): they are restored, not redacted.
+   */
   scanResponse(text: string): Finding[] {
-    return this.resolved.responses ? this.config.scanner.scan(text, this.resolved.enabled) : [];
+    if (!this.resolved.responses) return [];
+    const findings = this.config.scanner.scan(text, this.resolved.enabled);
+    if (this.originals.size === 0 || findings.length === 0) return findings;
+    const own: Array<[number, number]> = [];
+    for (const m of text.matchAll(PLACEHOLDER))
+      if (this.originals.has(m[0])) own.push([m.index, m.index + m[0].length]);
+    return findings.filter((f) => !own.some(([start, end]) => f.start < end && f.end > start));
   }
 
   /** Replaces placeholders this request produced with the original values. */

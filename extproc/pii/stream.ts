@@ -4,9 +4,13 @@ import type { PiiSession } from "./index.js";
 /** Longest a value may be held back while it looks unfinished (a PEM key, a long token): bounded delay. */
 const MAX_HOLD_CHARS = 16_384;
 
-/** A placeholder or PEM block must not be cut in two: these find one open right before the cut. */
-const OPEN_PLACEHOLDER = /<[A-Z][A-Z0-9_]{0,46}$/;
-const OPEN_PEM = /-----BEGIN [A-Z ]{0,30}PRIVATE KEY-----(?![\s\S]*-----END [A-Z ]{0,30}PRIVATE KEY-----)/;
+/**
+ * A placeholder (`<EMAIL_1>`, `<PHONE_3f9a…>`) must not be cut in two: this finds one opened right before
+ * the cut, down to a bare `<`.
+ */
+const OPEN_PLACEHOLDER = /<[A-Za-z0-9_]{0,48}$/;
+const PEM_BEGIN = /-----BEGIN [A-Z ]{0,30}PRIVATE KEY-----/g;
+const PEM_END = "PRIVATE KEY-----";
 
 /**
  * Redacts streamed model output as it flows. Text is scanned with everything not yet sent; the last
@@ -30,8 +34,8 @@ export class StreamRedactor {
     const beforeCut = buffer.slice(Math.max(0, cut - 48), cut);
     const placeholder = OPEN_PLACEHOLDER.exec(beforeCut);
     if (placeholder) cut -= beforeCut.length - placeholder.index;
-    const pem = OPEN_PEM.exec(buffer);
-    if (pem && pem.index < cut) cut = pem.index;
+    const pem = openPem(buffer);
+    if (pem !== -1 && pem < cut) cut = pem;
     if (buffer.length - cut > MAX_HOLD_CHARS) cut = buffer.length - MAX_HOLD_CHARS;
     this.pending = buffer.slice(cut);
     return this.emit(
@@ -51,6 +55,16 @@ export class StreamRedactor {
     const redacted = this.session.apply(text, findings, "response");
     return this.session.resolved.restore ? this.session.restore(redacted) : redacted;
   }
+}
+
+/** Start of the last PEM private key block that has no END line after it, or -1 (one linear pass). */
+function openPem(text: string): number {
+  let last = -1;
+  PEM_BEGIN.lastIndex = 0;
+  for (let m = PEM_BEGIN.exec(text); m !== null; m = PEM_BEGIN.exec(text)) last = m.index;
+  if (last === -1) return -1;
+  const end = text.indexOf("-----END ", last);
+  return end !== -1 && text.indexOf(PEM_END, end) !== -1 ? -1 : last;
 }
 
 /**
