@@ -13,8 +13,6 @@ export interface GuardrailReport {
   injection?: { score: number; rules: string[]; action: "block" | "log" };
   /** Smallest input-token cap that applies (checked once prompt tokens are counted). */
   readonly maxInputTokens: number | undefined;
-  /** Whether a text was rewritten (deny pattern with action redact). */
-  changed: boolean;
 }
 
 /** The guardrails whose scope matches this request. */
@@ -30,7 +28,7 @@ export function applyGuardrails(
   guardrails: readonly Guardrail[],
   request: InferenceRequest,
 ): GuardrailReport {
-  const report: GuardrailReport = { denied: {}, maxInputTokens: undefined, changed: false };
+  const report: GuardrailReport = { denied: {}, maxInputTokens: undefined };
   if (guardrails.length === 0) return report;
   const texts: string[] = [];
   mapRequestTexts(request, (text) => {
@@ -49,7 +47,8 @@ export function applyGuardrails(
     }
     if (g.maxInputTokens !== undefined) maxTokens = Math.min(maxTokens ?? Infinity, g.maxInputTokens);
     for (const deny of g.denyPatterns) {
-      if (!texts.some((t) => new RegExp(deny.regex).test(t))) continue;
+      const mayMatch = (t: string) => deny.literal === undefined || t.toLowerCase().includes(deny.literal);
+      if (!texts.some((t) => mayMatch(t) && new RegExp(deny.regex).test(t))) continue;
       report.denied[deny.name] = deny.action;
       if (deny.action === "block") {
         throw new GatewayError(
@@ -57,11 +56,9 @@ export function applyGuardrails(
           `The request contains content the policy does not allow (${deny.name}).`,
         );
       }
-      mapRequestTexts(request, (text) => {
-        const replaced = text.replace(new RegExp(deny.regex), `<${deny.name}>`);
-        if (replaced !== text) report.changed = true;
-        return replaced;
-      });
+      mapRequestTexts(request, (text) =>
+        mayMatch(text) ? text.replace(new RegExp(deny.regex), `<${deny.name}>`) : text,
+      );
     }
     if (g.promptInjection) {
       const { score, rules } = injectionScore(texts);

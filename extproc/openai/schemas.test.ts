@@ -261,3 +261,28 @@ describe("parseRequestBody", () => {
     assert.equal(parsed.stream_options?.include_usage, true);
   });
 });
+
+describe("parseRequestBody hardening", () => {
+  it("refuses invalid UTF-8 instead of reading replacement characters", () => {
+    const body = Buffer.concat([
+      Buffer.from('{"model":"m","messages":[{"role":"user","content":"'),
+      Buffer.from([0xff, 0xfe, 0xc3, 0x28]),
+      Buffer.from('"}]}'),
+    ]);
+    assert.throws(
+      () => parseRequestBody(body, chatCompletionRequest),
+      (err: GatewayError) => err.code === "invalid_json" && /UTF-8/.test(err.message),
+    );
+  });
+
+  it("refuses nesting deeper than 64 levels, counting only outside strings", () => {
+    const nested = (n: number) => `${"[".repeat(n)}${"]".repeat(n)}`;
+    const ok = `{"model":"m","messages":[{"role":"user","content":"x"}],"extra":${nested(62)},"s":"${"[".repeat(500)}"}`;
+    assert.equal(parseRequestBody(Buffer.from(ok), chatCompletionRequest).model, "m");
+    const deep = `{"model":"m","messages":[{"role":"user","content":"x"}],"extra":${nested(64)}}`;
+    assert.throws(
+      () => parseRequestBody(Buffer.from(deep), chatCompletionRequest),
+      (err: GatewayError) => err.code === "invalid_json" && err.message.includes("65 levels deep"),
+    );
+  });
+});

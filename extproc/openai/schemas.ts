@@ -50,6 +50,32 @@ export const embeddingRequest = z.looseObject({
   dimensions: positiveInt.optional(),
 });
 
+/** Strict decoder: invalid UTF-8 is refused rather than silently replaced (the model would see other bytes). */
+const UTF8 = new TextDecoder("utf-8", { fatal: true });
+
+/** Deepest JSON nesting accepted: OpenAI bodies need a handful of levels; thousands only crash serializers. */
+export const MAX_DEPTH = 64;
+
+/** Deepest `[`/`{` nesting in JSON text, outside strings (a linear scan; stops once past MAX_DEPTH). */
+function nestingDepth(text: string): number {
+  let depth = 0;
+  let deepest = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 0x5c)
+        i++; // backslash: skip the escaped character
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) inString = true;
+    else if (c === 0x5b || c === 0x7b) {
+      if (++depth > deepest) deepest = depth;
+      if (deepest > MAX_DEPTH) return deepest;
+    } else if (c === 0x5d || c === 0x7d) depth--;
+  }
+  return deepest;
+}
+
 /** Fields every inference request shares after validation. */
 export interface InferenceRequest {
   model: string;
@@ -63,9 +89,22 @@ export interface InferenceRequest {
  * offending parameter (`messages[0].content`) on malformed JSON, a missing field or a wrong type.
  */
 export function parseRequestBody(body: Buffer, schema: z.ZodType): InferenceRequest {
+  let text: string;
+  try {
+    text = UTF8.decode(body);
+  } catch {
+    throw new GatewayError("invalid_json", "The request body is not valid UTF-8 (JSON must be).");
+  }
+  const depth = nestingDepth(text);
+  if (depth > MAX_DEPTH) {
+    throw new GatewayError(
+      "invalid_json",
+      `The JSON body nests ${depth} levels deep; at most ${MAX_DEPTH} are allowed.`,
+    );
+  }
   let json: unknown;
   try {
-    json = JSON.parse(body.toString("utf8"));
+    json = JSON.parse(text);
   } catch (err) {
     throw new GatewayError(
       "invalid_json",

@@ -1,12 +1,13 @@
 import { createHmac } from "node:crypto";
 import type { Identity } from "../auth/index.js";
 import { BUILTIN_ENTITIES, type Finding } from "./detectors.js";
+import { requiredLiteral } from "./safe-regex.js";
 import { Scanner, wordListRegex, type CustomDetector } from "./scanner.js";
 
 export { Scanner, wordListRegex } from "./scanner.js";
 export { BUILTIN_ENTITIES, type Finding } from "./detectors.js";
 export { injectionScore, INJECTION_RULES } from "./injection.js";
-export { unsafeRegexReason } from "./safe-regex.js";
+export { requiredLiteral, unsafeRegexReason } from "./safe-regex.js";
 
 /** What happens to a found value. `off`: not looked for. */
 export type PiiAction = "redact" | "mask" | "hash" | "block" | "log" | "off";
@@ -75,10 +76,8 @@ export function resolvePii(
 
 /** Compiles custom detectors; `problems` receives unsafe or invalid patterns. */
 export function customDetector(spec: { entity: string; regex?: string; words?: string[] }): CustomDetector {
-  return {
-    entity: spec.entity,
-    regex: spec.words ? wordListRegex(spec.words) : new RegExp(spec.regex!, "gu"),
-  };
+  if (spec.words) return { entity: spec.entity, regex: wordListRegex(spec.words) };
+  return { entity: spec.entity, regex: new RegExp(spec.regex!, "gu"), literal: requiredLiteral(spec.regex!) };
 }
 
 /** Entity → {count, action} for one direction, as the audit record shows it. */

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { MAX_REPEAT, unsafeRegexReason } from "./safe-regex.js";
+import { MAX_REPEAT, requiredLiteral, unsafeRegexReason } from "./safe-regex.js";
 
 const NESTED = "a quantified group contains a quantifier or alternation (catastrophic backtracking)";
 
@@ -85,5 +85,20 @@ describe("unsafeRegexReason", () => {
   // of the run between them. a{0,30}a{0,30}a{0,30}a{0,30}b on 2 KB of "a" takes ~12 s.
   it("refuses adjacent overlapping repeats", () => {
     assert.notEqual(unsafeRegexReason("a{0,30}a{0,30}a{0,30}a{0,30}b"), undefined);
+  });
+});
+
+describe("requiredLiteral", () => {
+  it("finds the longest top-level literal every match must contain", () => {
+    assert.equal(requiredLiteral("[a-z0-9-]{1,63}[.]corp[.]example[.]com"), ".corp.example.com");
+    assert.equal(requiredLiteral("EMP-[0-9]{6}"), "EMP-");
+    assert.equal(requiredLiteral("a{0,30}bcd"), "bcd");
+    assert.equal(requiredLiteral(String.raw`x\.y\.z`), "x.y.z");
+  });
+
+  it("gives none when no literal is certain: alternation, optional or repeated characters, groups", () => {
+    for (const pattern of ["foo|bar", "ab?cd", String.raw`\d{3}-\d{2}-\d{4}`, "(?:abcdef){1,2}"]) {
+      assert.equal(requiredLiteral(pattern), undefined, pattern);
+    }
   });
 });

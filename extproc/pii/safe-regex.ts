@@ -104,3 +104,62 @@ export function unsafeRegexReason(source: string): string | undefined {
   if (groups.length > 0) return "unbalanced parenthesis";
   return undefined;
 }
+
+/**
+ * The longest piece of literal text every match of `source` must contain (at least 3 characters), or
+ * undefined. Scanning a text that lacks it can be skipped: a quick `includes` instead of a regex pass.
+ * Conservative: only top-level literals outside any group, class or alternation count (`[.]` as `.`).
+ */
+export function requiredLiteral(source: string): string | undefined {
+  if (/(^|[^\\])\|/.test(source.replace(/\[[^\]]*\]/g, ""))) return undefined; // top-level alternation
+  let best = "";
+  let run = "";
+  let depth = 0;
+  const end = () => {
+    if (run.length > best.length) best = run;
+    run = "";
+  };
+  for (let i = 0; i < source.length; i++) {
+    const ch = source[i]!;
+    let literal: string | undefined;
+    let width = 1;
+    if (ch === "{" && /^\{\d+(,\d*)?\}/.test(source.slice(i))) {
+      end();
+      i = source.indexOf("}", i);
+      continue;
+    }
+    if (ch === "(") {
+      depth++;
+      end();
+      continue;
+    }
+    if (ch === ")") {
+      depth--;
+      end();
+      continue;
+    }
+    if (ch === "\\" && /[.\\/\-[\](){}*+?^$|]/.test(source[i + 1] ?? "")) {
+      literal = source[i + 1];
+      width = 2;
+    } else if (/^\[(\\?.)\]/.test(source.slice(i))) {
+      const m = /^\[(\\?.)\]/.exec(source.slice(i))!;
+      literal = m[1]!.length === 2 ? m[1]![1] : m[1];
+      width = m[0].length;
+    } else if (/[A-Za-z0-9 _@:,;'"%&=<>!#~-]/.test(ch)) {
+      literal = ch;
+    }
+    const next = source[i + width] ?? "";
+    const quantified = next === "?" || next === "*" || next === "+" || next === "{";
+    if (literal === undefined || depth > 0 || quantified) {
+      end();
+      if (literal === undefined && ch === "[") i = source.indexOf("]", i + 1);
+      else if (literal === undefined && ch === "\\") i++;
+      else i += width - 1;
+      continue;
+    }
+    run += literal;
+    i += width - 1;
+  }
+  end();
+  return best.length >= 3 ? best : undefined;
+}

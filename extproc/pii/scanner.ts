@@ -6,6 +6,8 @@ export type { Finding } from "./detectors.js";
 export interface CustomDetector {
   readonly entity: string;
   readonly regex: RegExp;
+  /** Text every match contains: texts without it are skipped without running the regex. */
+  readonly literal?: string | undefined;
 }
 
 const escape = (word: string): string => word.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
@@ -40,6 +42,7 @@ export class Scanner {
     let merged = false;
     for (const detector of this.custom) {
       if (!enabled.has(detector.entity)) continue;
+      if (detector.literal !== undefined && !text.includes(detector.literal)) continue;
       const regex = new RegExp(detector.regex);
       for (let m = regex.exec(text); m !== null; m = regex.exec(text)) {
         if (m[0].length === 0) {

@@ -5,6 +5,7 @@ import type { z } from "zod";
 import {
   customDetector,
   knownEntities,
+  requiredLiteral,
   Scanner,
   unsafeRegexReason,
   type PiiConfig,
@@ -53,6 +54,8 @@ export interface Guardrail {
     readonly name: string;
     readonly regex: RegExp;
     readonly action: "block" | "redact";
+    /** Lower-cased text every match contains (the patterns are case-insensitive): a cheap pre-check. */
+    readonly literal: string | undefined;
   }>;
   readonly promptInjection: { readonly threshold: number; readonly action: "block" | "log" } | undefined;
 }
@@ -392,7 +395,9 @@ function compileGuardrails(doc: PolicyDocument, problems: PolicyProblem[]): Guar
     checkScope(doc, g.scope, `guardrails[${i}].scope`, problems);
     const denyPatterns = g.denyPatterns.flatMap((d, j) => {
       const regex = safeRegex(d.pattern, "giu", `guardrails[${i}].denyPatterns[${j}].pattern`, problems);
-      return regex ? [{ name: d.name, regex, action: d.action }] : [];
+      return regex
+        ? [{ name: d.name, regex, action: d.action, literal: requiredLiteral(d.pattern)?.toLowerCase() }]
+        : [];
     });
     return {
       scope: g.scope,

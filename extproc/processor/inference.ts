@@ -74,16 +74,11 @@ export class InferenceProcessor implements EndpointProcessor {
     ctx.model = model;
 
     ctx.guardrails = applyGuardrails(applicableGuardrails(ctx.policy, identity, model.name), request);
-    let rewrite = ctx.guardrails.changed;
     const pii = resolvePii(ctx.policy.pii, identity, model.name);
     if (pii) {
       const session = new PiiSession(ctx.policy.pii!, pii);
       ctx.pii = session;
-      mapRequestTexts(request, (text) => {
-        const redacted = session.redactRequest(text);
-        if (redacted !== text) rewrite = true;
-        return redacted;
-      });
+      mapRequestTexts(request, (text) => session.redactRequest(text));
       if (session.blocked.size > 0) {
         throw new GatewayError(
           "pii_blocked",
@@ -114,16 +109,12 @@ export class InferenceProcessor implements EndpointProcessor {
       }),
     });
 
-    if (model.upstreamModel !== request.model) {
-      request.model = model.upstreamModel;
-      rewrite = true;
-    }
+    request.model = model.upstreamModel;
     if (this.streams && request.stream === true) {
       ctx.stream = true;
       this.clientWantsUsage = request.stream_options?.include_usage === true;
       if (!this.clientWantsUsage) {
         request.stream_options = { ...request.stream_options, include_usage: true };
-        rewrite = true;
       }
     }
     if (ctx.policy.logPrompts) ctx.requestBody = request;
@@ -131,16 +122,15 @@ export class InferenceProcessor implements EndpointProcessor {
     const setHeaders: Array<[string, string]> = [[ROUTING_HEADER, model.pool.name]];
     if (model.pool.upstreamAuthorization)
       setHeaders.push(["authorization", model.pool.upstreamAuthorization]);
-    let newBody: Buffer | undefined;
-    if (rewrite) {
-      newBody = Buffer.from(JSON.stringify(request), "utf8");
-      // BUFFERED body + SEND headers: Envoy rejects a body mutation whose content-length does not match.
-      setHeaders.push(["content-length", String(newBody.length)]);
-    }
+    // The model server gets exactly the object the gateway checked, serialized once more: no duplicate key,
+    // no byte sequence another JSON parser could read differently from the one that was authorized.
+    const newBody = Buffer.from(JSON.stringify(request), "utf8");
+    // BUFFERED body + SEND headers: Envoy rejects a body mutation whose content-length does not match.
+    setHeaders.push(["content-length", String(newBody.length)]);
     ctx.forwardedAt = monotonicMs();
     return {
       setHeaders,
-      ...(newBody && { body: newBody }),
+      body: newBody,
       clearRouteCache: true,
       metadata: {
         key_id: identity.keyId,

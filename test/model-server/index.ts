@@ -11,6 +11,8 @@
  * - `x-demo-omit-usage: 1`        never send the final usage chunk, even when asked (some servers don't)
  * - `x-demo-reply: text`          answer with exactly this text (URI-encoded) instead of the echo
  * - `x-demo-split: 5,12`          stream the answer in pieces cut at these character offsets
+ * - `x-demo-byte-split: 3,9`      write the whole event stream at the end, in network writes cut at these
+ *                                 byte offsets (inside `data:`, inside a UTF-8 character, anywhere)
  */
 import { createHash } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
@@ -215,13 +217,18 @@ export async function startModelServer(options: ModelServerOptions): Promise<Mod
     const chunkObject = chat ? "chat.completion.chunk" : "text_completion";
     const chunk = (choices: unknown[], extra: Record<string, unknown> = {}): string =>
       `data: ${JSON.stringify({ id, object: chunkObject, created, model, choices, ...(includeUsage && { usage: null }), ...extra })}\n\n`;
+    const byteSplit = req.headers["x-demo-byte-split"];
+    const held: string[] = [];
+    const write = (text: string): void => {
+      if (typeof byteSplit === "string") held.push(text);
+      else res.write(text);
+    };
     res.writeHead(200, {
       "content-type": "text/event-stream",
       "cache-control": "no-cache",
       "x-demo-server": options.name,
     });
-    if (chat)
-      res.write(chunk([{ index: 0, delta: { role: "assistant", content: "" }, finish_reason: null }]));
+    if (chat) write(chunk([{ index: 0, delta: { role: "assistant", content: "" }, finish_reason: null }]));
     for (const [i, token] of tokens.entries()) {
       if (tokenDelay > 0) await sleep(tokenDelay);
       if (res.destroyed) return;
@@ -229,7 +236,7 @@ export async function startModelServer(options: ModelServerOptions): Promise<Mod
         req.socket.destroy();
         return;
       }
-      res.write(
+      write(
         chunk([
           chat
             ? { index: 0, delta: { content: token }, finish_reason: null }
@@ -237,15 +244,24 @@ export async function startModelServer(options: ModelServerOptions): Promise<Mod
         ]),
       );
     }
-    res.write(
+    write(
       chunk([
         chat
           ? { index: 0, delta: {}, finish_reason: finishReason }
           : { index: 0, text: "", finish_reason: finishReason },
       ]),
     );
-    if (includeUsage && req.headers["x-demo-omit-usage"] === undefined) res.write(chunk([], { usage }));
-    res.end("data: [DONE]\n\n");
+    if (includeUsage && req.headers["x-demo-omit-usage"] === undefined) write(chunk([], { usage }));
+    write("data: [DONE]\n\n");
+    if (typeof byteSplit === "string") {
+      for (const piece of splitBytes(Buffer.from(held.join(""), "utf8"), byteSplit)) {
+        // A pause between writes, so each piece reaches the gateway in a network read of its own.
+        await sleep(Math.max(tokenDelay, 1));
+        if (res.destroyed) return;
+        res.write(piece);
+      }
+    }
+    res.end();
   };
 
   const server: Server = createServer((req, res) => {
@@ -292,6 +308,16 @@ function splitAt(text: string, offsets: string | string[] | undefined): string[]
     last = cut;
   }
   return pieces;
+}
+
+/** Cuts `bytes` at the given byte offsets (`"3,9"`). */
+function splitBytes(bytes: Buffer, offsets: string): Buffer[] {
+  const cuts = offsets
+    .split(",")
+    .map(Number)
+    .filter((n) => n > 0 && n < bytes.length)
+    .sort((a, b) => a - b);
+  return [...cuts, bytes.length].map((cut, i) => bytes.subarray(i === 0 ? 0 : cuts[i - 1], cut));
 }
 
 /** Deterministic unit-length vector derived from the input text. */
