@@ -82,9 +82,16 @@ export class PolicyStore {
    */
   watch(): void {
     const dir = path.dirname(path.resolve(this.file));
-    this.watcher = watch(dir, () => {
-      clearTimeout(this.debounce);
-      this.debounce = setTimeout(() => this.reload("file change"), 50);
+    const name = path.basename(this.file);
+    this.watcher = watch(dir, (_event, changed) => {
+      // Only the policy file itself, or a ConfigMap's `..data` symlink swap: other files in the directory
+      // (logs, say) change all the time and must neither trigger reloads nor starve the timer below.
+      if (changed !== null && changed !== name && !String(changed).startsWith("..")) return;
+      // Coalesce the burst of events one replacement makes; a pending reload is not pushed back.
+      this.debounce ??= setTimeout(() => {
+        this.debounce = undefined;
+        this.reload("file change");
+      }, 50);
     });
     this.watcher.on("error", (err) =>
       this.logger.error({ err }, "policy watch failed; SIGHUP still reloads"),

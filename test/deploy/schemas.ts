@@ -39,38 +39,33 @@ export const labelSelectorSchema = z.strictObject({
     .optional(),
 });
 
-const handler = z
-  .strictObject({
-    httpGet: z
-      .strictObject({
-        path: z.string().startsWith("/"),
-        port: intOrPortName,
-        scheme: z.enum(["HTTP", "HTTPS"]).optional(),
-      })
-      .optional(),
-    tcpSocket: z.strictObject({ port: intOrPortName }).optional(),
-    exec: z.strictObject({ command: z.array(z.string()).min(1) }).optional(),
-  })
-  .refine((h) => [h.httpGet, h.tcpSocket, h.exec].filter(Boolean).length === 1, "exactly one handler");
+/** The ways Kubernetes can run a probe or lifecycle hook (exactly one per handler). */
+const handlerFields = {
+  httpGet: z
+    .strictObject({
+      path: z.string().startsWith("/"),
+      port: intOrPortName,
+      scheme: z.enum(["HTTP", "HTTPS"]).optional(),
+    })
+    .optional(),
+  tcpSocket: z.strictObject({ port: intOrPortName }).optional(),
+  exec: z.strictObject({ command: z.array(z.string()).min(1) }).optional(),
+};
+const oneHandler = (h: { httpGet?: unknown; tcpSocket?: unknown; exec?: unknown }) =>
+  [h.httpGet, h.tcpSocket, h.exec].filter(Boolean).length === 1;
+
+const handler = z.strictObject(handlerFields).refine(oneHandler, "exactly one handler");
 
 export const probeSchema = z
   .strictObject({
-    httpGet: z
-      .strictObject({
-        path: z.string().startsWith("/"),
-        port: intOrPortName,
-        scheme: z.enum(["HTTP", "HTTPS"]).optional(),
-      })
-      .optional(),
-    tcpSocket: z.strictObject({ port: intOrPortName }).optional(),
-    exec: z.strictObject({ command: z.array(z.string()).min(1) }).optional(),
+    ...handlerFields,
     initialDelaySeconds: nonNegative.optional(),
     periodSeconds: z.number().int().min(1).optional(),
     timeoutSeconds: z.number().int().min(1).optional(),
     failureThreshold: z.number().int().min(1).optional(),
     successThreshold: z.number().int().min(1).optional(),
   })
-  .refine((p) => [p.httpGet, p.tcpSocket, p.exec].filter(Boolean).length === 1, "exactly one probe handler");
+  .refine(oneHandler, "exactly one probe handler");
 
 const envVarSchema = z
   .strictObject({

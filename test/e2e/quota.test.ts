@@ -191,21 +191,28 @@ describe("quotas with the in-memory store", () => {
   });
 });
 
+/** A fresh redis-server and two extproc replicas sharing it, with the test limits and `quota` settings. */
+async function startRedisStack(quota: PolicyDoc): Promise<{ redis: RedisServer; stack: Stack }> {
+  const redis = await startRedis();
+  const dir = tempDir();
+  const policyFile = writePolicy(dir, (doc) =>
+    quotaPolicy(doc, { store: "redis", redis: { url: redis.url }, ...quota }),
+  );
+  return { redis, stack: await startStack({ policyFile, workDir: dir, extprocReplicas: 2 }) };
+}
+
+async function stopRedisStack(redis: RedisServer | undefined, stack: Stack | undefined): Promise<void> {
+  await stack?.stop();
+  await redis?.stop();
+}
+
 describe("quotas shared through Redis by two extproc replicas", () => {
   let redis: RedisServer;
   let stack: Stack;
   before(async () => {
-    redis = await startRedis();
-    const dir = tempDir();
-    const policyFile = writePolicy(dir, (doc) =>
-      quotaPolicy(doc, { store: "redis", redis: { url: redis.url }, onStoreFailure: "fail-closed" }),
-    );
-    stack = await startStack({ policyFile, workDir: dir, extprocReplicas: 2 });
+    ({ redis, stack } = await startRedisStack({ onStoreFailure: "fail-closed" }));
   });
-  after(async () => {
-    await stack?.stop();
-    await redis?.stop();
-  });
+  after(() => stopRedisStack(redis, stack));
 
   it("holds request and token limits exactly across replicas", async () => {
     await assertExactLimits(stack);
@@ -260,17 +267,9 @@ describe("local fallback while Redis is down", () => {
   let redis: RedisServer;
   let stack: Stack;
   before(async () => {
-    redis = await startRedis();
-    const dir = tempDir();
-    const policyFile = writePolicy(dir, (doc) =>
-      quotaPolicy(doc, { store: "redis", redis: { url: redis.url }, onStoreFailure: "local", replicas: 2 }),
-    );
-    stack = await startStack({ policyFile, workDir: dir, extprocReplicas: 2 });
+    ({ redis, stack } = await startRedisStack({ onStoreFailure: "local", replicas: 2 }));
   });
-  after(async () => {
-    await stack?.stop();
-    await redis?.stop();
-  });
+  after(() => stopRedisStack(redis, stack));
 
   it("admits against each replica's share of the limit, then returns to Redis", async () => {
     await redis.kill();
