@@ -58,3 +58,40 @@ describe("cli", () => {
     assert.match(err, /^usage:/);
   });
 });
+
+describe("policy diff", () => {
+  it("summarises keys added and revoked, models, aliases, limits and sections changed", async () => {
+    process.env.POOL_B_API_KEY ??= "x";
+    const { mkdtempSync, readFileSync, writeFileSync } = await import("node:fs");
+    const { tmpdir } = await import("node:os");
+    const dir = mkdtempSync(path.join(tmpdir(), "diff-test-"));
+    const before = readFileSync(path.join(ROOT, "deploy/policy.yaml"), "utf8");
+    const after = before
+      .replace(
+        "    sha256: 15b184c4c9b35a2f9a98a5d7c9120c45b6d2e759ed8bc2adc2ed744378a3e983 # sk-demo-support",
+        "    sha256: 15b184c4c9b35a2f9a98a5d7c9120c45b6d2e759ed8bc2adc2ed744378a3e983 # sk-demo-support\n    revoked: true",
+      )
+      .replace(
+        "- { model: llama-3.1-8b-instruct, weight: 90 }",
+        "- { model: llama-3.1-8b-instruct, weight: 50 }",
+      )
+      .replace(
+        "- { model: llama-3.1-8b-instruct-v2, weight: 10 }",
+        "- { model: llama-3.1-8b-instruct-v2, weight: 50 }",
+      )
+      .replace("  logPrompts: false", "  logPrompts: true")
+      .replace("keys:\n", `keys:\n  - id: new-bot\n    team: support\n    sha256: ${sha256Hex("sk-new")}\n`);
+    writeFileSync(path.join(dir, "a.yaml"), before);
+    writeFileSync(path.join(dir, "b.yaml"), after);
+    const { code, out } = await run(["policy", "diff", path.join(dir, "a.yaml"), path.join(dir, "b.yaml")]);
+    assert.equal(code, 0);
+    assert.deepEqual(out.trim().split("\n"), [
+      "+ key new-bot (team support)",
+      "~ key support-bot: revoked",
+      "~ alias chat-default: llama-3.1-8b-instruct:90 llama-3.1-8b-instruct-v2:10 → llama-3.1-8b-instruct:50 llama-3.1-8b-instruct-v2:50",
+      "~ audit.logPrompts changed",
+    ]);
+    const same = await run(["policy", "diff", path.join(dir, "a.yaml"), path.join(dir, "a.yaml")]);
+    assert.equal(same.out, "no changes\n");
+  });
+});

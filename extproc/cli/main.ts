@@ -6,6 +6,7 @@
  *   llm-gateway key hash < key.txt               SHA-256 of a key read from stdin (never from argv)
  *   llm-gateway policy validate FILE [--envoy-config envoy/envoy.yaml]
  *                                                validates with exactly the rules extproc uses at start-up
+ *   llm-gateway policy diff OLD NEW               what changes: keys added/revoked, models, aliases, limits…
  *   llm-gateway audit verify FILE [FILE…]        checks the audit hash chain (rotated files oldest first)
  *   llm-gateway key revoke|reinstate --id ID --redis URL [--prefix P]
  *                                                revokes an identity on every replica at once (Redis quota store)
@@ -16,12 +17,14 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { verifyAuditChain } from "../audit/index.js";
 import { revocationKeys } from "../auth/revocations.js";
+import { diffPolicies } from "../policy/diff.js";
 import { loadPolicy, PolicyError, sha256Hex } from "../policy/index.js";
 
 const USAGE = `usage:
   llm-gateway key create --id ID --team TEAM
   llm-gateway key hash  (reads the key from stdin)
   llm-gateway policy validate FILE [--envoy-config FILE]
+  llm-gateway policy diff OLD NEW
   llm-gateway audit verify FILE [FILE...]
   llm-gateway key revoke|reinstate --id ID --redis URL [--prefix llm-gateway]`;
 
@@ -88,6 +91,17 @@ export async function runCli(
         `${file}: OK (${policy.pools.size} pools, ${policy.models.size} models, ${policy.aliases.size} aliases, ` +
           `${policy.keysBySha256.size} keys)\n`,
       );
+      return 0;
+    } catch (err) {
+      if (!(err instanceof PolicyError)) throw err;
+      io.err.write(`${err.message}\n`);
+      return 1;
+    }
+  }
+  if (group === "policy" && command === "diff" && file && moreFiles[0]) {
+    try {
+      const lines = diffPolicies(loadPolicy(file), loadPolicy(moreFiles[0]));
+      io.out.write(lines.length ? `${lines.join("\n")}\n` : "no changes\n");
       return 0;
     } catch (err) {
       if (!(err instanceof PolicyError)) throw err;
