@@ -122,3 +122,49 @@ describe("audit hash chain", () => {
     assert.match(out.join(""), /BROKEN at line 2/);
   });
 });
+
+describe("audit durability", () => {
+  it("keeps every record, in order, while the disk does not keep up (a FIFO nobody reads yet)", async () => {
+    const { execFileSync } = await import("node:child_process");
+    const { createReadStream } = await import("node:fs");
+    const fifo = path.join(mkdtempSync(path.join(tmpdir(), "audit-fifo-")), "audit.pipe");
+    execFileSync("mkfifo", [fifo]);
+    const sink = createAuditSink({ destination: fifo, fsyncIntervalMs: 0 });
+    const started = performance.now();
+    for (let i = 0; i < 20_000; i++) sink.write(record(`r${i}`));
+    // Writing never waits for the device: the records queue in memory, in order.
+    assert.ok(performance.now() - started < 5000);
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    let text = "";
+    const reader = createReadStream(fifo, { encoding: "utf8" });
+    reader.on("data", (chunk) => (text += chunk));
+    await sink.flush();
+    sink.close();
+    await new Promise<void>((resolve) => reader.once("close", () => resolve()));
+    const written = text.split("\n").filter(Boolean);
+    assert.equal(written.length, 20_000);
+    assert.equal((JSON.parse(written[19_999]!) as { request_id: string }).request_id, "r19999");
+    assert.deepEqual(verifyAuditChain(written), {
+      ok: true,
+      records: 20_000,
+      lastHash: lineHash(written[19_999]!),
+    });
+  });
+
+  it("copies every record to stdout as well when asked (second sink for a log shipper)", async () => {
+    const { execFileSync } = await import("node:child_process");
+    const f = file();
+    const script = `
+      import { createAuditSink } from ${JSON.stringify(new URL("./index.js", import.meta.url).href)};
+      const sink = createAuditSink({ destination: ${JSON.stringify(f)}, alsoStdout: true, fsyncIntervalMs: 0 });
+      for (const id of ["a", "b", "c"]) sink.write({ ...${JSON.stringify(record("x"))}, request_id: id });
+      await sink.flush();
+      sink.close();
+    `;
+    const stdout = execFileSync(process.execPath, ["--input-type=module", "-e", script], {
+      encoding: "utf8",
+    });
+    assert.deepEqual(stdout.split("\n").filter(Boolean), lines(f));
+    assert.equal(lines(f).length, 3);
+  });
+});

@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { closeSync, fstatSync, fsyncSync, openSync, readSync } from "node:fs";
+import { closeSync, fstatSync, fsyncSync, openSync, readSync, statSync } from "node:fs";
 import pino from "pino";
 import type { Usage } from "../openai/usage.js";
 import type { DetectionSummary } from "../pii/index.js";
@@ -50,6 +50,7 @@ export interface AuditSink {
   flush(): Promise<void>;
   /** Reopens the file (after log rotation moved it away); the hash chain continues in the new file. */
   reopen(): void;
+  /** Stops the fsync timer and closes the file once everything queued is written (call after flush). */
   close(): void;
 }
 
@@ -76,6 +77,8 @@ export const lineHash = (line: string): string => createHash("sha256").update(li
 export function chainTail(file: string): { seq: number; prev: string } {
   let fd: number;
   try {
+    // Only a regular file has a tail to continue (opening a FIFO to read would block).
+    if (!statSync(file).isFile()) return { seq: 0, prev: GENESIS };
     fd = openSync(file, "r");
   } catch {
     return { seq: 0, prev: GENESIS };
@@ -150,6 +153,8 @@ export function createAuditSink(options: AuditSinkOptions): AuditSink {
     },
     close: () => {
       clearInterval(timer);
+      if (!toStdout) stream.end();
+      copy?.end();
     },
   };
 }
