@@ -14,22 +14,12 @@ import { parseArgs } from "node:util";
 import type { Identity } from "../extproc/auth/index.js";
 import { PiiSession, resolvePii, type ResolvedPii } from "../extproc/pii/index.js";
 import { loadPolicy } from "../extproc/policy/index.js";
+import { seededRandom } from "../test/harness/random.js";
 
 const ROOT = path.resolve(import.meta.dirname, "../..");
 const SAMPLE_POLICY = path.join(ROOT, "deploy/policy.yaml");
 const IDENTITY: Identity = { keyId: "support-bot", team: "support", allowedModels: new Set() };
 const MODEL = "llama-3.1-8b-instruct";
-
-/** Deterministic PRNG (mulberry32): every run scans the same prompts. */
-function random(seed: number): () => number {
-  let a = seed;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
-}
 
 /** Text without PII: prose, code, JSON, logs. */
 const PLAIN = [
@@ -104,7 +94,7 @@ function luhnDigit(partial: string): string {
 
 /** A realistic prompt of `bytes` UTF-8 bytes (cut at a block boundary or inside the last block). */
 function makePrompt(bytes: number, seed = 1): string {
-  const next = random(seed);
+  const next = seededRandom(seed);
   const pick = <T>(items: readonly T[]): T => items[Math.floor(next() * items.length)]!;
   const digits = (n: number) => Array.from({ length: n }, () => Math.floor(next() * 10)).join("");
   const fill: Record<string, () => string> = {

@@ -9,20 +9,14 @@ import type { z } from "zod";
 import { GatewayError } from "../errors/index.js";
 import { chatCompletionRequest, completionRequest, embeddingRequest, parseRequestBody } from "./schemas.js";
 import { SseSplitter, type SseEvent } from "./sse.js";
+import { seededRandom } from "../../test/harness/random.js";
 
 const SEED = Number(process.env.FUZZ_SEED ?? 0x5eed_2026) >>> 0;
 const ITERATIONS = Number(process.env.FUZZ_ITERATIONS ?? 1000);
 
-/** mulberry32: a small, fast PRNG that is plenty for test input generation. */
+/** Seeded random choices for input generation. */
 function prng(seed: number): Random {
-  let state = seed >>> 0;
-  const next = (): number => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
+  const next = seededRandom(seed);
   const int = (n: number): number => Math.floor(next() * n);
   return {
     next,

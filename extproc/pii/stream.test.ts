@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { seededRandom } from "../../test/harness/random.js";
 import { describe, it } from "node:test";
 import type { Identity } from "../auth/index.js";
 import { parsePolicy, sha256Hex } from "../policy/index.js";
@@ -83,17 +84,6 @@ function stream(chunks: readonly string[]): string {
   return chunks.map((c) => redactor.push(c)).join("") + redactor.flush();
 }
 
-/** Deterministic PRNG (mulberry32). */
-function random(seed: number): () => number {
-  let a = seed;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
-}
-
 /** `text` cut into chunks of 1 to `max` characters. */
 function randomChunks(text: string, next: () => number, max: number): string[] {
   const chunks: string[] = [];
@@ -132,7 +122,7 @@ describe("StreamRedactor", () => {
 
   it("random many-chunk splits (fixed seed) give the non-streamed output", () => {
     const expected = session().processResponse(OUTPUT);
-    const next = random(20241122);
+    const next = seededRandom(20241122);
     for (let run = 0; run < 300; run++) {
       const chunks = randomChunks(OUTPUT, next, run % 2 === 0 ? 8 : 40);
       assert.equal(stream(chunks), expected, `chunks ${JSON.stringify(chunks)}`);
@@ -206,7 +196,7 @@ describe("StreamingPii", () => {
 
   it("content deltas: the concatenation equals the non-streamed output; the rest comes with finish_reason", () => {
     const expected = session().processResponse(OUTPUT);
-    const next = random(7);
+    const next = seededRandom(7);
     for (let run = 0; run < 50; run++) {
       const pii = new StreamingPii(session(), HOLD);
       let out = "";

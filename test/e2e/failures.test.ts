@@ -10,6 +10,7 @@ import { after, before, describe, it } from "node:test";
 import type { ReceivedRequest } from "../model-server/index.js";
 import { DEMO_KEYS, DEMO_POOL_B_KEY, startStack, waitFor, type Stack } from "../harness/index.js";
 import { auditRecordOf, auditRecords, client, extprocMetrics, rawRequest, sampleValue } from "./helpers.js";
+import { seededRandom } from "../harness/random.js";
 
 let stack: Stack;
 
@@ -683,11 +684,8 @@ describe("SSE split anywhere", () => {
   });
 
   it("random cuts of both kinds (seeded) always re-assemble", async () => {
-    let seed = 20_261_122;
-    const random = (n: number) => {
-      seed = (Math.imul(seed, 1_103_515_245) + 12_345) >>> 0;
-      return seed % n;
-    };
+    const next = seededRandom(20_261_122);
+    const random = (n: number) => Math.floor(next() * n);
     for (let round = 0; round < 6; round++) {
       const chars = Array.from({ length: random(12) }, () => 1 + random(REPLY.length - 1)).join(",");
       const bytes = Array.from({ length: 20 + random(80) }, () => 1 + random(1500)).join(",");
