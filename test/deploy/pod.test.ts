@@ -209,7 +209,8 @@ describe("the Kubernetes pod run locally: Envoy and extproc over the Unix socket
       const output: string[] = [];
       const child = launch("bash", [path.join(ROOT, "deploy/kubernetes/base/drain.sh"), mode], env, output);
       const done = new Promise<{ code: number | null; at: number; output: string }>((resolve) =>
-        child.once("exit", (code) => resolve({ code, at: Date.now(), output: output.join("") })),
+        // "close", not "exit": only then has all of the hook's output been read.
+        child.once("close", (code) => resolve({ code, at: Date.now(), output: output.join("") })),
       );
       return done;
     };
