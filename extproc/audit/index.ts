@@ -16,7 +16,10 @@ export interface AuditRecord {
   path: string;
   requested_model: string | null;
   served_model: string | null;
+  /** The pool that answered (a fallback pool when the model's own pool had no healthy host). */
   pool: string | null;
+  /** The model's own pool, when a fallback pool answered instead. */
+  fallback_from?: string;
   status: number | null;
   decision: "allow" | "deny";
   /** Error code for denials, `ok`, or what cut the exchange short (`upstream_error`, `client_disconnected`). */

@@ -1,6 +1,15 @@
 /** Request header extproc sets to pick the model-server pool; Envoy's routes match on it. */
 export const ROUTING_HEADER = "x-gateway-pool";
 
+/**
+ * Response header the route of a pool with fallbacks adds: the pool of the host that answered, from the
+ * endpoint's `llm_gateway.pool` metadata. extproc audits it and removes it before the client sees it.
+ */
+export const SERVED_POOL_HEADER = "x-gateway-served-pool";
+
+/** Envoy formatter that {@link SERVED_POOL_HEADER} carries: the answering endpoint's pool metadata. */
+export const SERVED_POOL_FORMAT = "%UPSTREAM_METADATA(llm_gateway:pool)%";
+
 /** Headers that carry client credentials. They are removed before a request goes upstream. */
 export const CLIENT_CREDENTIAL_HEADERS = ["authorization", "x-api-key", "api-key"] as const;
 

@@ -1,44 +1,88 @@
 import { readFileSync } from "node:fs";
 import * as yaml from "js-yaml";
-import { ROUTING_HEADER } from "../envoy/headers.js";
+import { ROUTING_HEADER, SERVED_POOL_FORMAT, SERVED_POOL_HEADER } from "../envoy/headers.js";
+
+/** What an Envoy bootstrap says about one cluster, as far as pool routing cares. */
+export interface EnvoyCluster {
+  /** Member clusters, in failover order, when this is an aggregate cluster (`envoy.clusters.aggregate`). */
+  readonly aggregate: readonly string[] | undefined;
+  /**
+   * `llm_gateway.pool` metadata of each static endpoint (undefined where an endpoint has none); empty when
+   * the endpoints come from elsewhere (EDS), which cannot be checked here.
+   */
+  readonly endpointPools: ReadonlyArray<string | undefined>;
+}
+
+/** A route that matches one routing-header value exactly. */
+export interface EnvoyRoute {
+  readonly cluster: string;
+  /** The route adds {@link SERVED_POOL_HEADER} with the endpoint's pool metadata to responses. */
+  readonly reportsServedPool: boolean;
+  /** Retries avoid priorities (pools of an aggregate) already tried: the first retry goes to the fallback. */
+  readonly retriesOtherPools: boolean;
+}
 
 /** What an Envoy bootstrap says about pool routing. */
 export interface EnvoyRouting {
   readonly header: string;
-  /** Cluster names under static_resources.clusters. */
-  readonly clusters: ReadonlySet<string>;
-  /** Routing-header value → cluster, from routes that match the header exactly. */
-  readonly routes: ReadonlyMap<string, string>;
+  /** Clusters under static_resources.clusters, by name. */
+  readonly clusters: ReadonlyMap<string, EnvoyCluster>;
+  /** Routing-header value → route, from routes that match the header exactly. */
+  readonly routes: ReadonlyMap<string, EnvoyRoute>;
 }
 
 type Node = Record<string, unknown>;
 const isNode = (v: unknown): v is Node => typeof v === "object" && v !== null && !Array.isArray(v);
+const node = (v: unknown): Node => (isNode(v) ? v : {});
 const list = (v: unknown): Node[] => (Array.isArray(v) ? v.filter(isNode) : []);
+
+const AGGREGATE_CLUSTER = "envoy.clusters.aggregate";
+const PREVIOUS_PRIORITIES = "envoy.retry_priorities.previous_priorities";
+
+function readCluster(cluster: Node): EnvoyCluster {
+  const type = node(cluster.cluster_type);
+  const members = node(type.typed_config).clusters;
+  const aggregate =
+    type.name === AGGREGATE_CLUSTER && Array.isArray(members) ? members.map((m) => String(m)) : undefined;
+  const endpointPools = list(node(cluster.load_assignment).endpoints)
+    .flatMap((group) => list(group.lb_endpoints))
+    .map((endpoint) => {
+      const pool = node(node(node(endpoint.metadata).filter_metadata).llm_gateway).pool;
+      return typeof pool === "string" ? pool : undefined;
+    });
+  return { aggregate, endpointPools };
+}
+
+function readRoute(route: Node, action: Node): EnvoyRoute {
+  const reportsServedPool = list(route.response_headers_to_add).some((option) => {
+    const header = node(option.header);
+    return header.key === SERVED_POOL_HEADER && header.value === SERVED_POOL_FORMAT;
+  });
+  const retriesOtherPools = node(node(action.retry_policy).retry_priority).name === PREVIOUS_PRIORITIES;
+  return { cluster: String(action.cluster), reportsServedPool, retriesOtherPools };
+}
 
 /** Reads the clusters and the routing-header routes of an Envoy YAML bootstrap. */
 export function readEnvoyRouting(file: string): EnvoyRouting {
   const doc = yaml.load(readFileSync(file, "utf8"), { filename: file });
   if (!isNode(doc)) throw new Error("not a YAML mapping");
-  const resources = isNode(doc.static_resources) ? doc.static_resources : {};
-  const clusters = new Set(list(resources.clusters).map((c) => String(c.name)));
-  const routes = new Map<string, string>();
+  const resources = node(doc.static_resources);
+  const clusters = new Map(list(resources.clusters).map((c) => [String(c.name), readCluster(c)]));
+  const routes = new Map<string, EnvoyRoute>();
   for (const listener of list(resources.listeners)) {
     for (const chain of list(listener.filter_chains)) {
       for (const filter of list(chain.filters)) {
-        const hcm = isNode(filter.typed_config) ? filter.typed_config : {};
-        const routeConfig = isNode(hcm.route_config) ? hcm.route_config : {};
-        for (const vhost of list(routeConfig.virtual_hosts)) {
+        for (const vhost of list(node(node(filter.typed_config).route_config).virtual_hosts)) {
           for (const route of list(vhost.routes)) {
-            const match = isNode(route.match) ? route.match : {};
-            const action = isNode(route.route) ? route.route : {};
-            for (const header of list(match.headers)) {
-              const exact = isNode(header.string_match) ? header.string_match.exact : undefined;
+            const action = node(route.route);
+            for (const header of list(node(route.match).headers)) {
+              const exact = node(header.string_match).exact;
               if (
                 header.name === ROUTING_HEADER &&
                 typeof exact === "string" &&
                 typeof action.cluster === "string"
               ) {
-                routes.set(exact, action.cluster);
+                routes.set(exact, readRoute(route, action));
               }
             }
           }

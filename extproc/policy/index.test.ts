@@ -124,7 +124,94 @@ quota: { store: redis }
     assert.throws(
       () => loadPolicy(file, { envoyConfigFile: ENVOY, env: ENV }),
       (err: Error) =>
-        err.message === `${file}: pools.pool-z: ${ENVOY} has no route matching x-gateway-pool: pool-z`,
+        err.message === `${file}: pools.pool-z: ${ENVOY}: no route matches x-gateway-pool: pool-z`,
     );
+  });
+
+  describe("fallback pools", () => {
+    const dir = mkdtempSync(path.join(tmpdir(), "policy-fallback-"));
+    const endpoint = (pool: string | undefined, port: number) =>
+      `{ ${pool ? `metadata: { filter_metadata: { llm_gateway: { pool: ${pool} } } }, ` : ""}endpoint: { address: { socket_address: { address: 127.0.0.1, port_value: ${port} } } } }`;
+    /** The smallest bootstrap with pool-a failing over to pool-c, as README's "Fallback pools" describes. */
+    const envoy = (o: { members?: string; retry?: boolean; header?: boolean; metadataA?: string } = {}) => `
+static_resources:
+  listeners:
+    - name: l
+      filter_chains:
+        - filters:
+            - name: hcm
+              typed_config:
+                route_config:
+                  virtual_hosts:
+                    - name: v
+                      routes:
+                        - match: { prefix: /, headers: [{ name: x-gateway-pool, string_match: { exact: pool-a } }] }
+                          ${o.header === false ? "" : 'response_headers_to_add: [{ header: { key: x-gateway-served-pool, value: "%UPSTREAM_METADATA(llm_gateway:pool)%" } }]'}
+                          route:
+                            cluster: pool-a-failover
+                            retry_policy:
+                              retry_on: connect-failure
+                              ${o.retry === false ? "" : "retry_priority: { name: envoy.retry_priorities.previous_priorities }"}
+                        - match: { prefix: /, headers: [{ name: x-gateway-pool, string_match: { exact: pool-c } }] }
+                          route: { cluster: pool-c }
+  clusters:
+    - name: pool-a-failover
+      cluster_type: { name: envoy.clusters.aggregate, typed_config: { clusters: [${o.members ?? "pool-a, pool-c"}] } }
+    - name: pool-a
+      load_assignment: { endpoints: [{ lb_endpoints: [${endpoint(o.metadataA ?? "pool-a", 1)}, ${endpoint(o.metadataA ?? "pool-a", 2)}] }] }
+    - name: pool-c
+      load_assignment: { endpoints: [{ lb_endpoints: [${endpoint("pool-c", 3)}] }] }
+`;
+    const load = (pools: string, envoyYaml: string) => {
+      const file = path.join(dir, "p.yaml");
+      const envoyConfigFile = path.join(dir, "envoy.yaml");
+      writeFileSync(file, minimal().replace("pools: { pool-a: {} }", `pools: ${pools}`));
+      writeFileSync(envoyConfigFile, envoyYaml);
+      try {
+        return loadPolicy(file, { envoyConfigFile, env: ENV });
+      } catch (err) {
+        assert.ok(err instanceof PolicyError);
+        return err.problems.map((p) => `${p.path}: ${p.message.replace(`${envoyConfigFile}: `, "")}`);
+      }
+    };
+    const FALLBACK = "{ pool-a: { fallback: [pool-c] }, pool-c: {} }";
+
+    it("accepts a pool whose route fails over to its fallback pool", () => {
+      const policy = load(FALLBACK, envoy());
+      assert.ok(!Array.isArray(policy), String(policy));
+      assert.deepEqual(policy.pools.get("pool-a")!.fallback, ["pool-c"]);
+      assert.deepEqual(policy.pools.get("pool-c")!.fallback, []);
+    });
+
+    it("refuses fallbacks that are unknown, itself, repeated, chained or take another credential", () => {
+      const pools = `{
+        pool-a: { fallback: [pool-x, pool-a, pool-c, pool-c, pool-d] },
+        pool-c: { upstreamApiKey: { env: POOL_B_API_KEY } },
+        pool-d: { fallback: [pool-c] } }`;
+      assert.deepEqual(
+        problemsOf(minimal().replace("pools: { pool-a: {} }", `pools: ${pools}`)).slice(0, 5),
+        [
+          'p.yaml: pools.pool-a.fallback[0]: unknown pool "pool-x"',
+          "p.yaml: pools.pool-a.fallback[1]: a pool cannot fall back to itself",
+          'p.yaml: pools.pool-a.fallback[2]: "pool-c" takes a different upstreamApiKey: Envoy picks the fallback after extproc has set the credential, so a pool and its fallbacks must share one',
+          'p.yaml: pools.pool-a.fallback[3]: "pool-c" is listed twice',
+          'p.yaml: pools.pool-a.fallback[4]: "pool-d" has fallbacks of its own; Envoy cannot nest aggregate clusters',
+        ],
+      );
+    });
+
+    it("refuses an Envoy config that does not fail over the way the policy says", () => {
+      assert.deepEqual(load(FALLBACK, envoy({ members: "pool-c, pool-a" })), [
+        'pools.pool-a: pool-a falls back to pool-c: its route must go to an aggregate cluster of [<its own cluster>, pool-c], not "pool-a-failover"',
+      ]);
+      assert.deepEqual(load(FALLBACK, envoy({ retry: false, header: false, metadataA: "pool-b" })), [
+        "pools.pool-a: the route for pool-a needs retry_priority envoy.retry_priorities.previous_priorities, or requests fail until health checks mark the pool down",
+        'pools.pool-a: the route for pool-a must add the response header x-gateway-served-pool: "%UPSTREAM_METADATA(llm_gateway:pool)%" so the audit names the pool that answered',
+        'pools.pool-a: every endpoint of cluster "pool-a" needs metadata filter_metadata.llm_gateway.pool: pool-a',
+      ]);
+      assert.deepEqual(load("{ pool-a: {}, pool-c: {} }", envoy()), [
+        'pools.pool-a: pool-a is routed to aggregate cluster "pool-a-failover" but has no fallback in the policy',
+      ]);
+    });
   });
 });

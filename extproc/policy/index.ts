@@ -20,13 +20,16 @@ import {
   type QuotaSettings,
   type SecretRef,
 } from "./schema.js";
-import { readEnvoyRouting } from "./envoy-routing.js";
+import { SERVED_POOL_FORMAT, SERVED_POOL_HEADER } from "../envoy/headers.js";
+import { readEnvoyRouting, type EnvoyRouting } from "./envoy-routing.js";
 
 /** A model server pool: one Envoy cluster, selected by extproc through the routing header. */
 export interface Pool {
   readonly name: string;
   /** `Authorization` value to send upstream, or undefined to send none. */
   readonly upstreamAuthorization: string | undefined;
+  /** Pools Envoy fails over to, in order, when this one has no healthy host. */
+  readonly fallback: readonly string[];
 }
 
 /** A model as clients name it, and where it is served. */
@@ -195,8 +198,13 @@ function compile(
     const secret =
       spec.upstreamApiKey &&
       resolveSecret(spec.upstreamApiKey, env, `pools.${poolName}.upstreamApiKey`, problems);
-    pools.set(poolName, { name: poolName, upstreamAuthorization: secret ? `Bearer ${secret}` : undefined });
+    pools.set(poolName, {
+      name: poolName,
+      upstreamAuthorization: secret ? `Bearer ${secret}` : undefined,
+      fallback: spec.fallback ?? [],
+    });
   }
+  checkFallbacks(doc, problems);
 
   const models = new Map<string, Model>();
   for (const [modelName, spec] of Object.entries(doc.models)) {
@@ -518,8 +526,38 @@ function resolveSecret(
   }
 }
 
+/** Fallback pools exist, are not chained, and take the same credential as the pool they stand in for. */
+function checkFallbacks(doc: PolicyDocument, problems: PolicyProblem[]): void {
+  for (const [poolName, spec] of Object.entries(doc.pools)) {
+    for (const [i, fallback] of (spec.fallback ?? []).entries()) {
+      const path = `pools.${poolName}.fallback[${i}]`;
+      const target = doc.pools[fallback];
+      if (!target) problems.push({ path, message: `unknown pool "${fallback}"` });
+      else if (fallback === poolName) problems.push({ path, message: "a pool cannot fall back to itself" });
+      else if (spec.fallback!.indexOf(fallback) !== i)
+        problems.push({ path, message: `"${fallback}" is listed twice` });
+      else if (target.fallback)
+        problems.push({
+          path,
+          message: `"${fallback}" has fallbacks of its own; Envoy cannot nest aggregate clusters`,
+        });
+      else if (JSON.stringify(target.upstreamApiKey) !== JSON.stringify(spec.upstreamApiKey))
+        problems.push({
+          path,
+          message: `"${fallback}" takes a different upstreamApiKey: Envoy picks the fallback after extproc has set the credential, so a pool and its fallbacks must share one`,
+        });
+    }
+  }
+}
+
+/**
+ * Every pool needs a route on the routing header to a defined cluster. A pool with fallbacks needs that route
+ * to go to an aggregate cluster of [its own cluster, each fallback's cluster] in policy order, to retry on
+ * the next pool (previous_priorities), and to report the answering pool from endpoint metadata; a pool
+ * without fallbacks must not be routed to an aggregate cluster (the audit would name the wrong pool).
+ */
 function checkAgainstEnvoy(doc: PolicyDocument, envoyConfigFile: string, problems: PolicyProblem[]): void {
-  let routing;
+  let routing: EnvoyRouting;
   try {
     routing = readEnvoyRouting(envoyConfigFile);
   } catch (err) {
@@ -529,18 +567,57 @@ function checkAgainstEnvoy(doc: PolicyDocument, envoyConfigFile: string, problem
     });
     return;
   }
-  for (const poolName of Object.keys(doc.pools)) {
-    const cluster = routing.routes.get(poolName);
-    if (cluster === undefined) {
-      problems.push({
-        path: `pools.${poolName}`,
-        message: `${envoyConfigFile} has no route matching ${routing.header}: ${poolName}`,
-      });
-    } else if (!routing.clusters.has(cluster)) {
-      problems.push({
-        path: `pools.${poolName}`,
-        message: `${envoyConfigFile} routes ${poolName} to cluster "${cluster}", which it does not define`,
-      });
+  for (const [poolName, spec] of Object.entries(doc.pools)) {
+    const path = `pools.${poolName}`;
+    const problem = (message: string) => problems.push({ path, message: `${envoyConfigFile}: ${message}` });
+    const route = routing.routes.get(poolName);
+    const cluster = route && routing.clusters.get(route.cluster);
+    if (!route) {
+      problem(`no route matches ${routing.header}: ${poolName}`);
+      continue;
+    }
+    if (!cluster) {
+      problem(`the route for ${poolName} goes to cluster "${route.cluster}", which is not defined`);
+      continue;
+    }
+    const fallback = spec.fallback ?? [];
+    if (fallback.length === 0) {
+      if (cluster.aggregate)
+        problem(
+          `${poolName} is routed to aggregate cluster "${route.cluster}" but has no fallback in the policy`,
+        );
+      continue;
+    }
+    const fallbackClusters = fallback.map((name) => routing.routes.get(name)?.cluster);
+    const own = cluster.aggregate?.[0];
+    if (
+      !cluster.aggregate ||
+      cluster.aggregate.length !== fallback.length + 1 ||
+      fallbackClusters.some((c, i) => c !== cluster.aggregate![i + 1]) ||
+      routing.clusters.get(own!)?.aggregate
+    ) {
+      problem(
+        `${poolName} falls back to ${fallback.join(", ")}: its route must go to an aggregate cluster of [<its own cluster>, ${fallbackClusters.map((c) => c ?? "?").join(", ")}], not "${route.cluster}"`,
+      );
+      continue;
+    }
+    if (!route.retriesOtherPools)
+      problem(
+        `the route for ${poolName} needs retry_priority envoy.retry_priorities.previous_priorities, or requests fail until health checks mark the pool down`,
+      );
+    if (!route.reportsServedPool)
+      problem(
+        `the route for ${poolName} must add the response header ${SERVED_POOL_HEADER}: "${SERVED_POOL_FORMAT}" so the audit names the pool that answered`,
+      );
+    for (const [member, pool] of [
+      [own!, poolName],
+      ...fallback.map((name, i) => [fallbackClusters[i]!, name] as const),
+    ] as const) {
+      const pools = routing.clusters.get(member)?.endpointPools ?? [];
+      if (pools.some((p) => p !== pool))
+        problem(
+          `every endpoint of cluster "${member}" needs metadata filter_metadata.llm_gateway.pool: ${pool}`,
+        );
     }
   }
 }

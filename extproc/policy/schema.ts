@@ -21,6 +21,12 @@ const pool = z
     description: z.string().optional(),
     /** Credential the model server expects (vLLM `--api-key`); sent as `Authorization: Bearer …`. */
     upstreamApiKey: secretRef.optional(),
+    /**
+     * Pools Envoy fails over to, in order, when this pool has no healthy host. Envoy decides after extproc
+     * has rewritten the request, so every fallback pool must serve the same model names and take the same
+     * upstream credential (checked at load).
+     */
+    fallback: z.array(name).min(1).max(8).optional(),
   })
   .strict();
 

@@ -43,6 +43,8 @@ export class RequestContext {
   api: string | undefined;
   requestedModel: string | undefined;
   model: Model | undefined;
+  /** The fallback pool that answered instead of the model's own pool, as Envoy reported it. */
+  fallbackPool: string | undefined;
   stream = false;
   status: number | undefined;
   decision: "allow" | "deny" = "allow";
@@ -89,7 +91,7 @@ export class RequestContext {
       path: this.path,
       requested_model: this.requestedModel ?? null,
       served_model: this.model?.name ?? null,
-      pool: this.model?.pool.name ?? null,
+      pool: this.fallbackPool ?? this.model?.pool.name ?? null,
       status: this.status ?? null,
       decision: this.decision,
       reason: this.reason,
@@ -102,6 +104,7 @@ export class RequestContext {
       },
       policy_digest: this.policy.digest.slice(0, 16),
     };
+    if (this.fallbackPool) record.fallback_from = this.model!.pool.name;
     if (this.pii) record.pii = { request: this.pii.request, response: this.pii.response };
     const guardrails = this.guardrails;
     if (guardrails && (guardrails.injection || Object.keys(guardrails.denied).length > 0)) {

@@ -1,5 +1,10 @@
 import type { z } from "zod";
-import { CLIENT_CREDENTIAL_HEADERS, ROUTING_HEADER, type HeaderMapValues } from "../envoy/headers.js";
+import {
+  CLIENT_CREDENTIAL_HEADERS,
+  ROUTING_HEADER,
+  SERVED_POOL_HEADER,
+  type HeaderMapValues,
+} from "../envoy/headers.js";
 import { BodySendMode, type PhaseReply } from "../envoy/messages.js";
 import { GatewayError } from "../errors/index.js";
 import {
@@ -155,10 +160,16 @@ export class InferenceProcessor implements EndpointProcessor {
     }
     const ok = ctx.status >= 200 && ctx.status < 300;
     if (!ok) ctx.reason = "upstream_error";
-    const setHeaders = ctx.admission?.headers ?? [];
+    const served = headers.get(SERVED_POOL_HEADER);
+    if (served !== undefined && served !== ctx.model?.pool.name && ctx.model?.pool.fallback.includes(served))
+      ctx.fallbackPool = served;
+    const headerReply = {
+      setHeaders: ctx.admission?.headers ?? [],
+      ...(served !== undefined && { removeHeaders: [SERVED_POOL_HEADER] }),
+    };
     if (endOfStream) {
       ctx.complete = true;
-      return { setHeaders };
+      return headerReply;
     }
     const contentType = headers.get("content-type") ?? "";
     if (ok && ctx.stream && contentType.startsWith("text/event-stream")) {
@@ -168,12 +179,12 @@ export class InferenceProcessor implements EndpointProcessor {
           ? new StreamingPii(session, ctx.policy.pii!.holdBackChars)
           : undefined;
       this.streamState = { splitter: new SseSplitter(), stripUsageChunk: !this.clientWantsUsage, pii };
-      return { setHeaders, responseBodyMode: BodySendMode.STREAMED };
+      return { ...headerReply, responseBodyMode: BodySendMode.STREAMED };
     }
-    if (ok && contentType.startsWith("application/json")) return { setHeaders };
+    if (ok && contentType.startsWith("application/json")) return headerReply;
     // Error bodies and anything that is not an OpenAI JSON answer pass through without a look.
     ctx.complete = true;
-    return { setHeaders, responseBodyMode: BodySendMode.NONE };
+    return { ...headerReply, responseBodyMode: BodySendMode.NONE };
   }
 
   responseBody(ctx: RequestContext, chunk: Buffer, endOfStream: boolean): PhaseReply {

@@ -756,7 +756,7 @@ describe("deploy/istio: ext_proc in an existing Istio ingress gateway", () => {
     assert.deepEqual(vs.spec.gateways, [gateway.metadata.name]);
     // Istio's accepted retryOn values (pilot's validation).
     const retryOn = new Set(["5xx", "gateway-error", "reset", "reset-before-request", "connect-failure", "retriable-4xx", "refused-stream", "retriable-status-codes", "retriable-headers", "envoy-ratelimited"]); // prettier-ignore
-    for (const [pool, clusterName] of routing.routes) {
+    for (const [pool, { cluster: clusterName }] of routing.routes) {
       const route = vs.spec.http.find((r) => r.match?.[0]?.headers?.[routing.header]?.exact === pool);
       assert.ok(route, `no VirtualService route for ${routing.header}: ${pool}`);
       const envoyRoute = routes.find((r) => r.route?.cluster === clusterName)!;

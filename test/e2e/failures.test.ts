@@ -7,8 +7,21 @@
 import assert from "node:assert/strict";
 import { setTimeout as sleep } from "node:timers/promises";
 import { after, before, describe, it } from "node:test";
-import type { ReceivedRequest } from "../model-server/index.js";
-import { DEMO_KEYS, DEMO_POOL_B_KEY, startStack, waitFor, type Stack } from "../harness/index.js";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { startModelServer, type ModelServer, type ReceivedRequest } from "../model-server/index.js";
+import {
+  DEMO_KEYS,
+  DEMO_POOL_B_KEY,
+  POOL_MODELS,
+  ROOT,
+  startStack,
+  waitFor,
+  type Stack,
+} from "../harness/index.js";
+import { writeFallbackEnvoyConfig } from "../harness/envoy-config.js";
+import { writePolicy } from "../harness/policy.js";
 import { auditRecordOf, auditRecords, client, extprocMetrics, rawRequest, sampleValue } from "./helpers.js";
 import { seededRandom } from "../harness/random.js";
 
@@ -359,6 +372,83 @@ describe("model server drops the connection", () => {
     assert.equal(record.status, 200);
     assert.equal(record.usage, null);
     await waitFor("active streams back to 0", async () => (await activeStreams()) === 0);
+  });
+});
+
+describe("a model pool down, with a fallback pool in policy", () => {
+  let failover: Stack;
+  let restarted: ModelServer | undefined;
+  before(async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), "llm-gateway-fallback-"));
+    const envoyConfig = path.join(dir, "envoy-fallback.yaml");
+    writeFallbackEnvoyConfig(path.join(ROOT, "envoy/envoy.yaml"), envoyConfig, "pool-a", "pool-c");
+    const policyFile = writePolicy(dir, (doc) => {
+      doc.pools["pool-a"].fallback = ["pool-c"];
+      doc.pools["pool-c"] = { description: "standby for pool-a" };
+    });
+    failover = await startStack({
+      envoyConfig,
+      policyFile,
+      extraPools: [{ name: "pool-c", models: POOL_MODELS["pool-a"] }],
+    });
+  });
+  after(async () => {
+    await restarted?.close();
+    await failover?.stop();
+  });
+
+  /** Sends one plain and one streamed chat; returns the pool of each audit record. */
+  const roundTrip = async (): Promise<Array<{ pool: string | null; fallback_from?: string }>> => {
+    const sdk = client(failover, DEMO_KEYS.research);
+    const { data: plain, response } = await sdk.chat.completions
+      .create({ model: MODEL, messages: [{ role: "user", content: "hi" }] })
+      .withResponse();
+    assert.equal(plain.model, MODEL);
+    assert.equal(
+      response.headers.get("x-gateway-served-pool"),
+      null,
+      "the internal header reached the client",
+    );
+    const { data: stream, response: streamed } = await sdk.chat.completions
+      .create({ model: MODEL, messages: [{ role: "user", content: "hi" }], stream: true })
+      .withResponse();
+    let text = "";
+    for await (const chunk of stream) text += chunk.choices[0]?.delta.content ?? "";
+    assert.equal(text, `This is ${MODEL} answering: hi`);
+    return Promise.all(
+      [response, streamed].map((r) => auditRecordOf(failover, r.headers.get("x-request-id"))),
+    );
+  };
+
+  it("serves from the model's own pool while it is up", async () => {
+    for (const record of await roundTrip()) {
+      assert.equal(record.pool, "pool-a");
+      assert.equal(record.fallback_from, undefined);
+    }
+    assert.equal(failover.pools["pool-c"]!.received.filter((r) => r.path !== "/health").length, 0);
+  });
+
+  it("fails over at once when the pool dies: no failed request, audited with the pool that answered", async () => {
+    await failover.pools["pool-a"]!.close();
+    // The first requests find pool A refusing connections before any health check noticed: Envoy's retry
+    // goes to the next pool (previous_priorities), so not one request fails.
+    for (let i = 0; i < 5; i++) {
+      for (const record of await roundTrip()) {
+        assert.equal(record.pool, "pool-c");
+        assert.equal(record.fallback_from, "pool-a");
+      }
+    }
+  });
+
+  it("returns to the model's own pool once its health checks pass again", async () => {
+    restarted = await startModelServer({
+      name: "pool-a",
+      port: failover.ports.poolA,
+      models: POOL_MODELS["pool-a"],
+      tokenDelayMs: 0,
+    });
+    // Envoy health-checks every 5 s and needs one success: back within two intervals.
+    await waitFor("pool A to serve again", async () => (await roundTrip())[0]!.pool === "pool-a", 12_000);
   });
 });
 

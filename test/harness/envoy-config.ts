@@ -1,6 +1,7 @@
-import { readFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import * as yaml from "js-yaml";
+import { SERVED_POOL_FORMAT, SERVED_POOL_HEADER } from "../../extproc/envoy/headers.js";
 
 /** Every port the gateway stack listens on. */
 export interface StackPorts {
@@ -35,6 +36,8 @@ export interface RenderOptions {
   readonly withoutExtProc?: boolean;
   /** Several extproc replicas: one endpoint each in the extproc cluster (default: `ports.extproc`). */
   readonly extprocPorts?: readonly number[];
+  /** Ports of clusters beyond pool-a and pool-b (e.g. a fallback pool), by cluster name. */
+  readonly extraPoolPorts?: Readonly<Record<string, number>>;
 }
 
 /**
@@ -50,6 +53,7 @@ export function renderEnvoyConfig(file: string, options: RenderOptions): string 
     extproc: ports.extproc,
     "pool-a": ports.poolA,
     "pool-b": ports.poolB,
+    ...options.extraPoolPorts,
   };
   for (const listener of doc.static_resources.listeners as Node[]) {
     const port = listenerPorts[listener.name];
@@ -72,6 +76,7 @@ export function renderEnvoyConfig(file: string, options: RenderOptions): string 
     }
   }
   for (const cluster of doc.static_resources.clusters as Node[]) {
+    if (cluster.cluster_type) continue; // an aggregate cluster has no endpoints of its own
     const port = clusterPorts[cluster.name];
     if (port === undefined) throw new Error(`unexpected cluster ${cluster.name} in ${file}`);
     const ports = cluster.name === "extproc" && options.extprocPorts ? options.extprocPorts : [port];
@@ -86,4 +91,70 @@ export function renderEnvoyConfig(file: string, options: RenderOptions): string 
   }
   // Envoy's YAML parser has no merge keys; write plain YAML without anchors.
   return yaml.dump(doc, { noRefs: true });
+}
+
+/**
+ * Writes a copy of the Envoy bootstrap `file` in which `pool` fails over to a new cluster `fallback` (a copy
+ * of the pool's cluster), wired the way README's "Fallback pools" says: an aggregate cluster of both behind
+ * the pool's route, retries on the next pool, endpoints tagged with their pool, the answering pool reported.
+ */
+export function writeFallbackEnvoyConfig(file: string, out: string, pool: string, fallback: string): void {
+  const doc = yaml.load(readFileSync(file, "utf8")) as Node;
+  const clusters = doc.static_resources.clusters as Node[];
+  const own = clusters.find((c) => c.name === pool)!;
+  const copy: Node = { ...structuredClone(own), name: fallback };
+  copy.load_assignment.cluster_name = fallback;
+  for (const [cluster, name] of [
+    [own, pool],
+    [copy, fallback],
+  ] as const) {
+    for (const group of cluster.load_assignment.endpoints as Node[]) {
+      for (const endpoint of group.lb_endpoints as Node[]) {
+        endpoint.metadata = { filter_metadata: { llm_gateway: { pool: name } } };
+      }
+    }
+  }
+  const aggregate = {
+    name: `${pool}-failover`,
+    connect_timeout: own.connect_timeout,
+    lb_policy: "CLUSTER_PROVIDED",
+    cluster_type: {
+      name: "envoy.clusters.aggregate",
+      typed_config: {
+        "@type": "type.googleapis.com/envoy.extensions.clusters.aggregate.v3.ClusterConfig",
+        clusters: [pool, fallback],
+      },
+    },
+  };
+  clusters.push(copy, aggregate);
+  for (const listener of doc.static_resources.listeners as Node[]) {
+    for (const chain of listener.filter_chains as Node[]) {
+      for (const filter of chain.filters as Node[]) {
+        for (const vhost of (filter.typed_config.route_config?.virtual_hosts ?? []) as Node[]) {
+          const routes = vhost.routes as Node[];
+          const index = routes.findIndex((r) => r.route?.cluster === pool);
+          if (index < 0) continue;
+          const fallbackRoute = structuredClone(routes[index]!);
+          fallbackRoute.name = fallback;
+          fallbackRoute.match.headers[0].string_match.exact = fallback;
+          fallbackRoute.route.cluster = fallback;
+          const route = routes[index]!;
+          route.route.cluster = aggregate.name;
+          route.route.retry_policy.retry_priority = {
+            name: "envoy.retry_priorities.previous_priorities",
+            typed_config: {
+              "@type":
+                "type.googleapis.com/envoy.extensions.retry.priority.previous_priorities.v3.PreviousPrioritiesConfig",
+              update_frequency: 1,
+            },
+          };
+          route.response_headers_to_add = [
+            { header: { key: SERVED_POOL_HEADER, value: SERVED_POOL_FORMAT } },
+          ];
+          routes.splice(index + 1, 0, fallbackRoute);
+        }
+      }
+    }
+  }
+  writeFileSync(out, yaml.dump(doc, { noRefs: true }));
 }

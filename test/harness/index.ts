@@ -55,6 +55,10 @@ export interface StackOptions {
   readonly workDir?: string;
   /** Forward child process output to this process's stderr (npm start). */
   readonly inheritOutput?: boolean;
+  /** Envoy bootstrap to render and to check the policy against (default envoy/envoy.yaml). */
+  readonly envoyConfig?: string;
+  /** Demo model servers beyond pool A and pool B (their clusters must be in `envoyConfig`). */
+  readonly extraPools?: ReadonlyArray<{ readonly name: string; readonly models: readonly string[] }>;
 }
 
 /** A running stack. */
@@ -207,9 +211,14 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
   const inherit = options.inheritOutput ?? false;
   const processes: Managed[] = [];
   const pools: Record<string, ModelServer> = {};
+  const envoySource = options.envoyConfig ?? path.join(ROOT, "envoy/envoy.yaml");
+  const extraPools = await Promise.all(
+    (options.extraPools ?? []).map(async (p) => ({ ...p, port: await freePort(), apiKey: undefined })),
+  );
   const poolSpecs = [
     { name: "pool-a", port: ports.poolA, models: POOL_MODELS["pool-a"], apiKey: undefined },
     { name: "pool-b", port: ports.poolB, models: POOL_MODELS["pool-b"], apiKey: DEMO_POOL_B_KEY },
+    ...extraPools,
   ];
 
   const replicas = [{ grpc: ports.extproc, metrics: ports.metrics, audit: auditLog, log: "extproc.log" }];
@@ -237,7 +246,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     const env = {
       ...process.env,
       EXTPROC_POLICY: options.policyFile ?? path.join(ROOT, "deploy/policy.yaml"),
-      EXTPROC_ENVOY_CONFIG: path.join(ROOT, "envoy/envoy.yaml"),
+      EXTPROC_ENVOY_CONFIG: envoySource,
       EXTPROC_LISTEN: `127.0.0.1:${replica.grpc}`,
       EXTPROC_METRICS_LISTEN: `127.0.0.1:${replica.metrics}`,
       EXTPROC_AUDIT_LOG: replica.audit,
@@ -305,11 +314,12 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     const envoyConfig = path.join(workDir, "envoy.yaml");
     writeFileSync(
       envoyConfig,
-      renderEnvoyConfig(path.join(ROOT, "envoy/envoy.yaml"), {
+      renderEnvoyConfig(envoySource, {
         ports,
         root: ROOT,
         withoutExtProc: options.withoutExtProc,
         extprocPorts: replicas.map((r) => r.grpc),
+        extraPoolPorts: Object.fromEntries(extraPools.map((p) => [p.name, p.port])),
       }),
     );
     // Access log lines reach the file within 250 ms (Envoy buffers them for 10 s by default).
