@@ -15,6 +15,9 @@ import { startExtProcServer } from "./server/index.js";
 import { preloadEncoding, TokenCounter } from "./tokens/index.js";
 
 // Operational logs go to stderr; stdout is left to the audit sink when EXTPROC_AUDIT_LOG=stdout.
+/** Longest time between two "audit checkpoint" log lines while records are being written. */
+const CHECKPOINT_INTERVAL_MS = 60_000;
+
 const logger = pino({ level: process.env.LOG_LEVEL ?? "info" }, pino.destination(2));
 
 async function main(): Promise<void> {
@@ -43,10 +46,21 @@ async function main(): Promise<void> {
   policies.watch();
   process.on("SIGHUP", () => policies.reload("SIGHUP"));
 
+  let stopping = false;
+  let lastCheckpointAt = 0;
   const audit = createAuditSink({
     destination: settings.auditLog,
     alsoStdout: settings.auditStdout,
     fsyncIntervalMs: settings.auditFsyncMs,
+    // Chain heads leave the host: the seq in metrics, seq and hash in a log line at most once a minute
+    // (and at shutdown), for `audit verify --anchor` to tell a cut or rewritten tail.
+    onDurable: (head) => {
+      metrics.auditDurableSeq.set(head.seq);
+      if (stopping || Date.now() - lastCheckpointAt >= CHECKPOINT_INTERVAL_MS) {
+        lastCheckpointAt = Date.now();
+        logger.info({ audit_checkpoint: `${head.seq}:${head.hash}` }, "audit checkpoint");
+      }
+    },
   });
   // logrotate-style rotation: move the file away, then SIGUSR2 makes extproc reopen its path.
   process.on("SIGUSR2", () => audit.reopen());
@@ -96,7 +110,6 @@ async function main(): Promise<void> {
     "extproc ready",
   );
 
-  let stopping = false;
   const stop = (signal: string): void => {
     if (stopping) return;
     stopping = true;

@@ -10,6 +10,7 @@ import {
   lineHash,
   verifyAuditChain,
   type AuditRecord,
+  type ChainHead,
 } from "./index.js";
 
 const record = (id: string): AuditRecord => ({
@@ -56,7 +57,12 @@ describe("audit hash chain", () => {
     assert.equal(parsed[0]!.prev, GENESIS);
     assert.equal(parsed[1]!.prev, lineHash(written[0]!));
     assert.equal(parsed[2]!.prev, lineHash(written[1]!));
-    assert.deepEqual(verifyAuditChain(written), { ok: true, records: 3, lastHash: lineHash(written[2]!) });
+    assert.deepEqual(verifyAuditChain(written), {
+      ok: true,
+      records: 3,
+      lastHash: lineHash(written[2]!),
+      anchorsChecked: 0,
+    });
   });
 
   it("continues the chain of an existing file after a restart, and across rotation", async () => {
@@ -81,6 +87,7 @@ describe("audit hash chain", () => {
       ok: true,
       records: 5,
       lastHash: lineHash(lines(f)[0]!),
+      anchorsChecked: 0,
     });
   });
 
@@ -109,6 +116,50 @@ describe("audit hash chain", () => {
     });
   });
 
+  it("publishes each flush's newest durable record, and anchors catch a re-chained rewrite or a cut tail", async () => {
+    const f = file();
+    const heads: ChainHead[] = [];
+    const sink = createAuditSink({ destination: f, fsyncIntervalMs: 0, onDurable: (h) => heads.push(h) });
+    for (const batch of [["a", "b"], [], ["c", "d"]]) {
+      batch.forEach((id) => sink.write(record(id)));
+      await sink.flush();
+    }
+    sink.close();
+    const good = lines(f);
+    // Once per flush that made something new durable: the second flush had nothing new.
+    assert.deepEqual(heads, [
+      { seq: 2, hash: lineHash(good[1]!) },
+      { seq: 4, hash: lineHash(good[3]!) },
+    ]);
+    assert.deepEqual(verifyAuditChain(good, heads), {
+      ok: true,
+      records: 4,
+      lastHash: lineHash(good[3]!),
+      anchorsChecked: 2,
+    });
+
+    // Someone with write access edits record 2 and recomputes every later prev: the chain alone is intact.
+    const rewritten = [good[0]!];
+    for (const line of good.slice(1)) {
+      const r = JSON.parse(line) as Record<string, unknown>;
+      if (r.seq === 2) r.decision = "deny";
+      rewritten.push(JSON.stringify({ ...r, prev: lineHash(rewritten.at(-1)!) }));
+    }
+    assert.equal(verifyAuditChain(rewritten).ok, true);
+    assert.deepEqual(verifyAuditChain(rewritten, heads), {
+      ok: false,
+      records: 1,
+      line: 2,
+      problem: `record seq 2 is not the record anchored when it was written (its hash was ${heads[0]!.hash})`,
+    });
+    // The newest records removed: the chain alone is intact, the anchor shows the cut.
+    assert.equal(verifyAuditChain(good.slice(0, 3)).ok, true);
+    assert.match(
+      (verifyAuditChain(good.slice(0, 3), heads) as { problem: string }).problem,
+      /^the chain ends at seq 3 but seq 4 was anchored: records 4–4 were cut off$/,
+    );
+  });
+
   it("verifies files written by the sink through the CLI", async () => {
     const { runCli } = await import("../cli/main.js");
     const f = file();
@@ -117,6 +168,12 @@ describe("audit hash chain", () => {
     const io = { out: { write: (s: string) => out.push(s) }, err: { write: (s: string) => out.push(s) } };
     assert.equal(await runCli(["audit", "verify", f], io as never), 0);
     assert.match(out.join(""), /^OK: 2 records, hash chain intact/);
+    const anchor = `2:${lineHash(lines(f)[1]!)}`;
+    assert.equal(await runCli(["audit", "verify", f, "--anchor", anchor], io as never), 0);
+    assert.match(out.at(-1)!, /^OK: 2 records, hash chain intact, 1 of 1 anchors matched/);
+    assert.equal(await runCli(["audit", "verify", f, "--anchor", `3:${"0".repeat(64)}`], io as never), 1);
+    assert.match(out.at(-1)!, /BROKEN .*records 3–3 were cut off/);
+    assert.equal(await runCli(["audit", "verify", f, "--anchor", "2:nothex"], io as never), 2);
     writeFileSync(f, lines(f).reverse().join("\n"));
     assert.equal(await runCli(["audit", "verify", f], io as never), 1);
     assert.match(out.join(""), /BROKEN at line 2/);
@@ -148,6 +205,7 @@ describe("audit durability", () => {
       ok: true,
       records: 20_000,
       lastHash: lineHash(written[19_999]!),
+      anchorsChecked: 0,
     });
   });
 

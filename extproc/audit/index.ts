@@ -65,6 +65,17 @@ export interface AuditSinkOptions {
   readonly alsoStdout?: boolean;
   /** How often buffered lines are written and fsynced (ms); 0 fsyncs nothing beyond flush on shutdown. */
   readonly fsyncIntervalMs?: number;
+  /**
+   * Called after a flush has made newer records durable, with the newest one's `seq` and line hash: publish
+   * it off the host (metrics, logs) and `audit verify --anchor` can later tell a cut or rewritten tail.
+   */
+  readonly onDurable?: (head: ChainHead) => void;
+}
+
+/** The newest record of a chain: its sequence number and the SHA-256 of its line. */
+export interface ChainHead {
+  readonly seq: number;
+  readonly hash: string;
 }
 
 /** `prev` of the first record of a new chain: SHA-256 of the empty string. */
@@ -127,11 +138,20 @@ export function createAuditSink(options: AuditSinkOptions): AuditSink {
   const fsyncIntervalMs = options.fsyncIntervalMs ?? 1000;
   // SonicBoom keeps its file descriptor in `fd` (absent from its type declarations).
   const fd = () => (stream as unknown as { fd: number }).fd;
+  let durableSeq = seq;
   const flush = (): Promise<void> =>
     new Promise((resolve) => {
       if (toStdout) return resolve();
+      // Everything written before this call is in this flush.
+      const head = { seq, hash: prev };
       stream.flush((err) => {
-        if (!err && fd() >= 0) fsyncSync(fd());
+        if (!err && fd() >= 0) {
+          fsyncSync(fd());
+          if (head.seq > durableSeq) {
+            durableSeq = head.seq;
+            options.onDurable?.(head);
+          }
+        }
         resolve();
       });
     });
@@ -164,14 +184,25 @@ export function createAuditSink(options: AuditSinkOptions): AuditSink {
 
 /** Outcome of {@link verifyAuditChain}. */
 export type ChainVerdict =
-  | { readonly ok: true; readonly records: number; readonly lastHash: string }
+  | {
+      readonly ok: true;
+      readonly records: number;
+      readonly lastHash: string;
+      /** How many of the anchors fell inside the records checked (older ones were rotated away). */
+      readonly anchorsChecked: number;
+    }
   | { readonly ok: false; readonly records: number; readonly line: number; readonly problem: string };
 
 /**
  * Checks a hash chain over the lines of one or more audit files, in order (rotated files oldest first).
- * Names the first record that was changed, removed, reordered or inserted.
+ * Names the first record that was changed, removed, reordered or inserted. `anchors` are chain heads
+ * published off the host when they were written ({@link AuditSinkOptions.onDurable}): a record that no longer
+ * matches its anchor, or a file that ends before the newest anchor (its tail cut off), fails the check too,
+ * which the chain alone cannot show.
  */
-export function verifyAuditChain(lines: Iterable<string>): ChainVerdict {
+export function verifyAuditChain(lines: Iterable<string>, anchors: readonly ChainHead[] = []): ChainVerdict {
+  const anchorHash = new Map(anchors.map((a) => [a.seq, a.hash]));
+  let anchorsChecked = 0;
   let prev: string | undefined;
   let seq: number | undefined;
   let records = 0;
@@ -212,6 +243,26 @@ export function verifyAuditChain(lines: Iterable<string>): ChainVerdict {
     prev = lineHash(line);
     seq = record.seq;
     records++;
+    const anchored = anchorHash.get(seq);
+    if (anchored !== undefined) {
+      if (anchored !== prev)
+        return {
+          ok: false,
+          records: records - 1,
+          line: lineNo,
+          problem: `record seq ${seq} is not the record anchored when it was written (its hash was ${anchored})`,
+        };
+      anchorsChecked++;
+    }
   }
-  return { ok: true, records, lastHash: prev ?? GENESIS };
+  const newest = Math.max(0, ...anchors.map((a) => a.seq));
+  if (newest > (seq ?? 0)) {
+    return {
+      ok: false,
+      records,
+      line: lineNo,
+      problem: `the chain ends at seq ${seq ?? 0} but seq ${newest} was anchored: records ${(seq ?? 0) + 1}–${newest} were cut off`,
+    };
+  }
+  return { ok: true, records, lastHash: prev ?? GENESIS, anchorsChecked };
 }

@@ -7,7 +7,9 @@
  *   llm-gateway policy validate FILE [--envoy-config envoy/envoy.yaml]
  *                                                validates with exactly the rules extproc uses at start-up
  *   llm-gateway policy diff OLD NEW               what changes: keys added/revoked, models, aliases, limits…
- *   llm-gateway audit verify FILE [FILE…]        checks the audit hash chain (rotated files oldest first)
+ *   llm-gateway audit verify FILE [FILE…] [--anchor SEQ:HASH …]
+ *                                                checks the audit hash chain (rotated files oldest first)
+ *                                                against checkpoints extproc published off the host
  *   llm-gateway key revoke|reinstate --id ID --redis URL [--prefix P]
  *                                                revokes an identity on every replica at once (Redis quota store)
  */
@@ -15,7 +17,7 @@ import { randomBytes } from "node:crypto";
 import { readFileSync, realpathSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { verifyAuditChain } from "../audit/index.js";
+import { verifyAuditChain, type ChainHead } from "../audit/index.js";
 import { revocationKeys } from "../auth/revocations.js";
 import { diffPolicies } from "../policy/diff.js";
 import { loadPolicy, PolicyError, sha256Hex } from "../policy/index.js";
@@ -25,7 +27,7 @@ const USAGE = `usage:
   llm-gateway key hash  (reads the key from stdin)
   llm-gateway policy validate FILE [--envoy-config FILE]
   llm-gateway policy diff OLD NEW
-  llm-gateway audit verify FILE [FILE...]
+  llm-gateway audit verify FILE [FILE...] [--anchor SEQ:HASH ...]
   llm-gateway key revoke|reinstate --id ID --redis URL [--prefix llm-gateway]`;
 
 /** Runs the CLI with `argv` (without node and script); returns the exit code. */
@@ -42,6 +44,7 @@ export async function runCli(
       "envoy-config": { type: "string" },
       redis: { type: "string" },
       prefix: { type: "string", default: "llm-gateway" },
+      anchor: { type: "string", multiple: true, default: [] },
     },
   });
   const [group, command, file, ...moreFiles] = positionals;
@@ -113,9 +116,22 @@ export async function runCli(
     const lines = function* () {
       for (const f of [file, ...moreFiles]) yield* readFileSync(f, "utf8").split("\n");
     };
-    const verdict = verifyAuditChain(lines());
+    const anchors: ChainHead[] = [];
+    for (const anchor of values.anchor!) {
+      const match = /^(\d+):([0-9a-f]{64})$/.exec(anchor);
+      if (!match) {
+        io.err.write(`--anchor ${anchor}: expected SEQ:HASH (from an "audit checkpoint" log line)\n`);
+        return 2;
+      }
+      anchors.push({ seq: Number(match[1]), hash: match[2]! });
+    }
+    const verdict = verifyAuditChain(lines(), anchors);
     if (verdict.ok) {
-      io.out.write(`OK: ${verdict.records} records, hash chain intact (last hash ${verdict.lastHash})\n`);
+      const anchored =
+        anchors.length > 0 ? `, ${verdict.anchorsChecked} of ${anchors.length} anchors matched` : "";
+      io.out.write(
+        `OK: ${verdict.records} records, hash chain intact${anchored} (last hash ${verdict.lastHash})\n`,
+      );
       return 0;
     }
     io.err.write(

@@ -15,6 +15,7 @@ export interface GatewayMetrics {
   readonly quotaStoreDegraded: Gauge;
   readonly piiDetections: Counter<"entity" | "direction" | "action">;
   readonly guardrailTriggers: Counter<"guardrail" | "action">;
+  readonly auditDurableSeq: Gauge;
   readonly policy: PolicyMetrics;
 }
 
@@ -97,6 +98,11 @@ export function createMetrics(): GatewayMetrics {
         registers: [registry],
       }),
     },
+    auditDurableSeq: new Gauge({
+      name: "llm_gateway_audit_durable_seq",
+      help: "seq of the newest audit record fsynced to disk: kept off the host, it shows a cut audit tail.",
+      registers: [registry],
+    }),
     quotaStoreDegraded: new Gauge({
       name: "llm_gateway_quota_store_degraded",
       help: "1 while the shared quota store is unreachable (requests fail closed or use local limits).",

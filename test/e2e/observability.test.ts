@@ -52,6 +52,20 @@ describe("audit and metrics (default policy)", () => {
     // The file is one intact hash chain.
     const verdict = verifyAuditChain(file.split("\n"));
     assert.ok(verdict.ok && verdict.records === ids.length, JSON.stringify(verdict));
+
+    // Chain heads leave the host: the durable seq as a metric, seq:hash in an "audit checkpoint" log line.
+    await waitFor(
+      "the durable seq to reach the last record",
+      async () => sampleValue(await extprocMetrics(stack), "llm_gateway_audit_durable_seq") >= ids.length,
+    );
+    const checkpoints = readFileSync(path.join(stack.workDir, "extproc.log"), "utf8")
+      .split("\n")
+      .filter((line) => line.includes('"audit checkpoint"'))
+      .map((line) => (JSON.parse(line) as { audit_checkpoint: string }).audit_checkpoint);
+    assert.ok(checkpoints.length > 0, "no audit checkpoint was logged");
+    const anchors = checkpoints.map((c) => ({ seq: Number(c.split(":")[0]), hash: c.split(":")[1]! }));
+    const anchored = verifyAuditChain(readFileSync(stack.auditLog, "utf8").split("\n"), anchors);
+    assert.ok(anchored.ok && anchored.anchorsChecked === anchors.length, JSON.stringify(anchored));
   });
 
   it("takes stream usage from the final usage chunk", async () => {
