@@ -2,7 +2,8 @@
  * Every manifest under deploy/ is parsed and schema-checked, and the installs are checked as wholes: what
  * the pods reference exists, selectors select the pods, ports line up with the Envoy bootstrap, the Istio
  * EnvoyFilter carries envoy/envoy.yaml's ext_proc settings, the generated copies are up to date, and the real
- * Envoy binary accepts the bootstraps. docker-compose.yml is checked against the same topology.
+ * Envoy binary accepts the bootstraps. docker-compose.yml is checked against the same topology (and run by
+ * compose.test.ts).
  * No cluster is involved: nothing here applies a manifest (deploy/README.md says what that leaves open).
  */
 import assert from "node:assert/strict";
@@ -15,9 +16,12 @@ import * as yaml from "js-yaml";
 import { loadPolicy } from "../../extproc/policy/index.js";
 import { readEnvoyRouting } from "../../extproc/policy/envoy-routing.js";
 import { envoyBinary } from "../harness/index.js";
+import { mountAt, readCompose, repositoryPath } from "./compose.js";
 import {
+  COMPOSE,
+  ENVOY_TARGETS,
   FILES,
-  kubernetesEnvoyConfig,
+  gatewayEnvoyConfig,
   mapFilenames,
   POD,
   POD_FILES,
@@ -76,7 +80,7 @@ function classify(file: string): "kustomization" | "policy" | "envoy" | "manifes
   const name = path.basename(file);
   if (name === "kustomization.yaml") return "kustomization";
   if (name === "policy.yaml") return "policy";
-  if (rel(file) === FILES.envoyK8s) return "envoy";
+  if (ENVOY_TARGETS.some((t) => t.file === rel(file))) return "envoy";
   return "manifests";
 }
 
@@ -554,7 +558,9 @@ describe("deploy/: every YAML file parses, and every object is a known kind with
   test("every manifest file is part of an install", () => {
     const used = new Set<string>();
     for (const dir of Object.values(INSTALLS)) build(dir).files.forEach((f) => used.add(f));
-    const unused = files.filter((f) => !used.has(f) && rel(f) !== FILES.policySource);
+    // The sample policy is their source, the compose bootstrap docker-compose.yml's (checked below).
+    const outside: string[] = [FILES.policySource, FILES.envoyCompose];
+    const unused = files.filter((f) => !used.has(f) && !outside.includes(rel(f)));
     assert.deepEqual(unused.map(rel), []);
   });
 });
@@ -880,85 +886,208 @@ describe("deploy/istio: ext_proc in an existing Istio ingress gateway", () => {
   });
 });
 
-describe("generated files are up to date (npm run render:k8s)", () => {
+describe("generated files are up to date (npm run render:deploy)", () => {
   test("every rendered file equals the committed one", async () => {
     for (const [file, text] of Object.entries(await renderAll())) {
-      assert.equal(read(file), text, `${file} is stale: run npm run render:k8s`);
+      assert.equal(read(file), text, `${file} is stale: run npm run render:deploy`);
     }
   });
 
-  test("the Kubernetes bootstrap differs from envoy/envoy.yaml only where the pod needs it", () => {
-    const k8s = yaml.load(read(FILES.envoyK8s)) as Node;
-    const source = envoySource();
-    // Files: the pod's paths, which POD_FILES maps from the repository's.
-    const inRepository = new Map(Object.entries(POD_FILES).map(([repo, inPod]) => [inPod, repo]));
-    mapFilenames(k8s, (filename) => inRepository.get(filename) ?? filename);
-    assert.deepEqual(k8s.admin, source.admin);
-    assert.deepEqual(k8s.layered_runtime, source.layered_runtime);
-    for (const name of ["listener_http", "listener_https"]) {
-      const a = listenerNamed(k8s, name);
-      const b = listenerNamed(source, name);
-      assert.deepEqual(hcmOf(a), hcmOf(b), `${name}: same filters, routes, timeouts, local replies`);
-      assert.equal(a.per_connection_buffer_limit_bytes, b.per_connection_buffer_limit_bytes);
-    }
-    for (const cluster of source.static_resources.clusters as Node[]) {
-      const { type: _a, load_assignment: _b, ...rest } = clusterNamed(k8s, cluster.name)!;
-      const { type: _c, load_assignment: _d, ...expected } = cluster;
-      assert.deepEqual(rest, expected, `cluster ${cluster.name}: same settings`);
-    }
-    // And the function renders what the committed file says.
-    assert.deepEqual(kubernetesEnvoyConfig(read(FILES.envoySource)), yaml.load(read(FILES.envoyK8s)));
+  for (const target of ENVOY_TARGETS) {
+    test(`${target.file} differs from envoy/envoy.yaml only where the pod's topology needs it`, () => {
+      const rendered = yaml.load(read(target.file)) as Node;
+      const source = envoySource();
+      // Files: the pod's paths, which POD_FILES maps from the repository's.
+      const inRepository = new Map(Object.entries(POD_FILES).map(([repo, inPod]) => [inPod, repo]));
+      mapFilenames(rendered, (filename) => inRepository.get(filename) ?? filename);
+      assert.deepEqual(rendered.admin, source.admin);
+      assert.deepEqual(rendered.layered_runtime, source.layered_runtime);
+      for (const name of ["listener_http", "listener_https"]) {
+        const a = listenerNamed(rendered, name);
+        const b = listenerNamed(source, name);
+        assert.deepEqual(hcmOf(a), hcmOf(b), `${name}: same filters, routes, timeouts, local replies`);
+        assert.equal(a.per_connection_buffer_limit_bytes, b.per_connection_buffer_limit_bytes);
+      }
+      for (const cluster of source.static_resources.clusters as Node[]) {
+        const { type: _a, load_assignment: _b, ...rest } = clusterNamed(rendered, cluster.name)!;
+        const { type: _c, load_assignment: _d, ...expected } = cluster;
+        assert.deepEqual(rest, expected, `cluster ${cluster.name}: same settings`);
+      }
+      // And the function renders what the committed file says.
+      assert.deepEqual(
+        gatewayEnvoyConfig(read(FILES.envoySource), target.pools),
+        yaml.load(read(target.file)),
+      );
+    });
+  }
+
+  test("the compose bootstrap is the pod's but for the pools' addresses", () => {
+    const withoutPools = (file: string) => {
+      const doc = yaml.load(read(file)) as Node;
+      for (const cluster of doc.static_resources.clusters as Node[])
+        if (cluster.name in POD.pools) delete cluster.load_assignment;
+      return doc;
+    };
+    assert.deepEqual(withoutPools(FILES.envoyCompose), withoutPools(FILES.envoyK8s));
   });
 });
 
-describe("Envoy accepts the Kubernetes bootstrap (envoy --mode validate)", () => {
-  test(FILES.envoyK8s, () => {
-    envoyValidate(withLocalFiles(yaml.load(read(FILES.envoyK8s)) as Node), "k8s-envoy.yaml");
-  });
+describe("Envoy accepts the generated bootstraps (envoy --mode validate)", () => {
+  for (const { file } of ENVOY_TARGETS) {
+    test(file, () => {
+      envoyValidate(
+        withLocalFiles(yaml.load(read(file)) as Node),
+        `${path.basename(path.dirname(file))}-envoy.yaml`,
+      );
+    });
+  }
 });
 
 describe("docker-compose.yml: the same topology as the pod", () => {
-  // Compose files use YAML merge keys (<<:), which YAML 1.2's core schema lacks.
-  const compose = yaml.load(read("docker-compose.yml"), {
-    schema: yaml.CORE_SCHEMA.withTags(yaml.mergeTag),
-  }) as Node;
-  const services = compose.services as Record<string, Node>;
+  const { services, volumes } = readCompose();
+  const envoy = services.envoy!;
+  const extproc = services.extproc!;
+  const env = extproc.environment as Record<string, string>;
   const base = validated(build(INSTALLS.base).objects);
   const deployment = named(ofKind(base, "Deployment"), "llm-gateway");
-  const source = envoySource();
-  const envVar = (name: string) => services.extproc!.environment[name] as string;
-  const mountSource = (target: string) =>
-    (services.extproc!.volumes as string[]).find((v) => v.split(":")[1] === target)?.split(":")[0];
+  const podEnvoy = containerNamed(deployment, "envoy");
+  const podExtproc = containerNamed(deployment, "extproc");
+  const bootstrap = yaml.load(read(FILES.envoyCompose)) as Node;
+  const configPath = (envoy.command as string[])[(envoy.command as string[]).indexOf("--config-path") + 1]!;
+  const mounted = (service: Node, at: string) => {
+    const mount = mountAt(service, at);
+    assert.ok(mount, `nothing mounted at ${at}`);
+    return mount;
+  };
 
   test("services: envoy, extproc and one model server per pool", () => {
-    assert.deepEqual(Object.keys(services).sort(), ["envoy", "extproc", ...Object.keys(POD.pools)].sort());
+    assert.deepEqual(
+      Object.keys(services).sort(),
+      ["envoy", "extproc", ...Object.keys(COMPOSE.pools)].sort(),
+    );
   });
 
-  test("the same images as the Kubernetes pod", () => {
-    assert.equal(services.envoy!.image, containerNamed(deployment, "envoy").image);
-    assert.equal(services.extproc!.image, containerNamed(deployment, "extproc").image);
+  test("Envoy and extproc: the pod's images, commands and arguments, as one hardened non-root user", () => {
+    assert.equal(envoy.image, podEnvoy.image);
+    assert.equal(extproc.image, podExtproc.image);
+    // A Kubernetes command is the image's entrypoint; its args are compose's command.
+    assert.deepEqual(envoy.entrypoint, podEnvoy.command);
+    assert.deepEqual(envoy.command, podEnvoy.args);
+    assert.deepEqual(extproc.entrypoint, podExtproc.command);
+    assert.equal(extproc.command, undefined);
+    assert.equal(envoy.user, extproc.user, "one user: the socket is 0755");
+    assert.match(envoy.user, /^\$\{GATEWAY_UID:-\d+\}:\$\{GATEWAY_GID:-\d+\}$/);
+    for (const service of [envoy, extproc]) {
+      assert.equal(service.read_only, true);
+      assert.deepEqual(service.cap_drop, ["ALL"]);
+      assert.deepEqual(service.security_opt, ["no-new-privileges:true"]);
+    }
+    mountOf(deployment, podExtproc, "/tmp");
+    assert.deepEqual(extproc.tmpfs, ["/tmp"], "a writable /tmp, as the pod's emptyDir");
   });
 
-  test("extproc listens where envoy/envoy.yaml dials it, with the sample policy checked against it", () => {
-    const endpoint = clusterNamed(source, "extproc")!.load_assignment.endpoints[0].lb_endpoints[0].endpoint;
-    const { address, port_value } = endpoint.address.socket_address;
-    assert.equal(envVar("EXTPROC_LISTEN"), `${address}:${port_value}`);
-    assert.equal(mountSource(envVar("EXTPROC_POLICY")), "./deploy/policy.yaml");
-    assert.equal(mountSource(envVar("EXTPROC_ENVOY_CONFIG")), "./envoy/envoy.yaml");
-    assert.ok(services.envoy!.command.includes("/srv/envoy/envoy.yaml"));
-    assert.ok((services.envoy!.volumes as string[]).includes("./envoy:/srv/envoy:ro"));
-    assert.deepEqual([...new Set(Object.values(services).map((s) => s.network_mode))], ["host"]);
+  test("extproc listens on the pod's socket, in an in-memory volume of that user both mount", () => {
+    assert.equal(env.EXTPROC_LISTEN, `unix://${POD.socketPath}`);
+    assert.equal(env.EXTPROC_LISTEN, envOf(podExtproc, "EXTPROC_LISTEN"));
+    const endpoint = clusterNamed(bootstrap, "extproc")!.load_assignment.endpoints[0].lb_endpoints[0]
+      .endpoint;
+    assert.deepEqual(endpoint.address, { pipe: { path: POD.socketPath } });
+    const [a, b] = [mounted(envoy, POD.socketPath), mounted(extproc, POD.socketPath)];
+    assert.deepEqual(a, b, "the same named volume at the same place");
+    assert.deepEqual(a, { source: a.source, target: POD.socketDir, bind: false, readOnly: false });
+    const options = volumes[a.source]?.driver_opts;
+    assert.equal(options?.type, "tmpfs");
+    const o = new Map((options.o as string).split(",").map((kv) => kv.split("=") as [string, string]));
+    assert.equal(`${o.get("uid")}:${o.get("gid")}`, envoy.user, "the volume belongs to the containers' user");
+    assert.equal(o.get("mode"), "0700");
   });
 
-  test("each pool's model server listens on its cluster's port, serves its models, expects its key", () => {
-    const policy = loadPolicy(path.join(ROOT, FILES.policySource), {
-      env: { POOL_B_API_KEY: envVar("POOL_B_API_KEY") },
+  test("Envoy runs the compose bootstrap; extproc checks the sample policy against the same file", () => {
+    assert.equal(configPath, podEnvoy.args?.[podEnvoy.args.indexOf("--config-path") + 1]);
+    assert.equal(repositoryPath(envoy, configPath), FILES.envoyCompose);
+    assert.equal(env.EXTPROC_ENVOY_CONFIG, configPath);
+    assert.equal(repositoryPath(extproc, env.EXTPROC_ENVOY_CONFIG), FILES.envoyCompose);
+    assert.equal(repositoryPath(extproc, env.EXTPROC_POLICY!), FILES.policySource);
+    for (const file of [configPath, env.EXTPROC_POLICY!]) {
+      for (const service of [envoy, extproc]) {
+        const mount = mountAt(service, file);
+        assert.ok(!mount || mount.readOnly, `${file}: mounted read-only`);
+      }
+    }
+    // extproc would start with this policy against this bootstrap (its own start-up check).
+    loadPolicy(path.join(ROOT, FILES.policySource), {
+      envoyConfigFile: path.join(ROOT, FILES.envoyCompose),
+      env: { POOL_B_API_KEY: env.POOL_B_API_KEY },
     });
-    for (const pool of Object.keys(POD.pools)) {
-      const command = services[pool]!.command as string[];
+  });
+
+  test("the files the bootstrap names: bind-mounted where the pod has them, from the repository's", () => {
+    const fromRepository = new Map(Object.entries(POD_FILES).map(([repo, inPod]) => [inPod, repo]));
+    const files = new Set<string>();
+    mapFilenames(structuredClone(bootstrap), (filename) => {
+      assert.equal(repositoryPath(envoy, filename), fromRepository.get(filename), filename);
+      assert.ok(mounted(envoy, filename).readOnly, `${filename}: read-only`);
+      files.add(filename);
+      return filename;
+    });
+    assert.equal(files.size, Object.keys(POD_FILES).length);
+  });
+
+  test("ports: the listeners, ops and metrics published on loopback only; the probes as healthchecks", () => {
+    const listeners = bootstrap.static_resources.listeners as Node[];
+    const published = (ports: number[]) => ports.map((p) => `127.0.0.1:${p}:${p}`);
+    assert.deepEqual(envoy.ports, published(listeners.map((l) => l.address.socket_address.port_value)));
+    const metricsPort = Number(env.EXTPROC_METRICS_LISTEN!.split(":")[1]);
+    assert.equal(env.EXTPROC_METRICS_LISTEN, envOf(podExtproc, "EXTPROC_METRICS_LISTEN"));
+    assert.deepEqual(extproc.ports, published([metricsPort]));
+    // What the healthchecks reach (compose.test.ts runs them against a local Envoy and extproc).
+    const envoyCheck = (envoy.healthcheck.test as string[]).join(" ");
+    assert.ok(
+      envoyCheck.includes(`/dev/tcp/127.0.0.1/${POD.ops.port}`) &&
+        envoyCheck.includes(`GET ${POD.ops.ready} `),
+    );
+    const extprocCheck = (extproc.healthcheck.test as string[]).join(" ");
+    assert.ok(
+      extprocCheck.includes(`http://127.0.0.1:${metricsPort}${podExtproc.readinessProbe.httpGet!.path}`),
+    );
+    // Envoy starts once extproc's socket listens (extproc serves /healthz only after its gRPC server is up).
+    assert.deepEqual(envoy.depends_on.extproc, { condition: "service_healthy" });
+    for (const pool of Object.keys(COMPOSE.pools)) assert.ok(envoy.depends_on[pool]);
+    for (const service of Object.values(services))
+      assert.equal(service.network_mode, undefined, "the compose network");
+  });
+
+  test("stopping: drain.sh where the pod has it; stop_grace_period covers extproc's shutdown", () => {
+    const hook = podEnvoy.lifecycle!.preStop!.exec!.command;
+    const script = hook.find((arg) => arg.endsWith("/drain.sh"))!;
+    assert.equal(repositoryPath(envoy, script), "deploy/kubernetes/base/drain.sh");
+    // docker-compose.yml says how to run it by hand (compose has no preStop hook).
+    const byHand = [path.basename(hook[0]!), ...hook.slice(1)].join(" ");
+    assert.ok(
+      read("docker-compose.yml").includes(`envoy ${byHand}\n`),
+      `no "docker compose exec … envoy ${byHand}"`,
+    );
+    const grace = /^(\d+)s$/.exec(extproc.stop_grace_period)?.[1];
+    assert.ok(
+      Number(grace) * 1000 > Number(env.EXTPROC_SHUTDOWN_GRACE_MS),
+      "docker kills extproc mid-shutdown",
+    );
+  });
+
+  test("each pool's model server: the service its cluster names, on its port, with its models and key", () => {
+    const policy = loadPolicy(path.join(ROOT, FILES.policySource), {
+      env: { POOL_B_API_KEY: env.POOL_B_API_KEY },
+    });
+    for (const [pool, { address, port }] of Object.entries(COMPOSE.pools)) {
+      const command = services[address]!.command as string[];
       const arg = (flag: string) => command[command.indexOf(flag) + 1];
-      const endpoint = clusterNamed(source, pool)!.load_assignment.endpoints[0].lb_endpoints[0].endpoint;
-      assert.equal(Number(arg("--port")), endpoint.address.socket_address.port_value);
+      const endpoint = clusterNamed(bootstrap, pool)!.load_assignment.endpoints[0].lb_endpoints[0].endpoint;
+      assert.deepEqual(endpoint.address.socket_address, { address, port_value: port });
+      const npmStart = clusterNamed(envoySource(), pool)!.load_assignment.endpoints[0].lb_endpoints[0]
+        .endpoint;
+      assert.equal(port, npmStart.address.socket_address.port_value, "the port envoy/envoy.yaml gives it");
+      assert.equal(Number(arg("--port")), port);
+      assert.equal(arg("--host"), "0.0.0.0", "reachable on the compose network");
       const models = [...policy.models.values()]
         .filter((m) => m.pool.name === pool)
         .map((m) => m.upstreamModel);

@@ -1,17 +1,19 @@
 /**
- * Renders the Kubernetes copies of the gateway's configuration from the files everything else runs with, so
+ * Renders the deployment copies of the gateway's configuration from the files everything else runs with, so
  * they cannot drift apart (test/deploy/manifests.test.ts fails when a committed copy differs from a fresh
- * render; `npm run render:k8s` rewrites them):
+ * render; `npm run render:deploy` rewrites them):
  *
  * - deploy/kubernetes/base/envoy.yaml from envoy/envoy.yaml: the same filters, routes, timeouts, local replies and
  *   runtime flags, with structural edits for a pod (listeners on 0.0.0.0, extproc over a Unix socket, pools
  *   by Service DNS name, TLS from a mounted Secret, an ops listener for probes and metrics; admin stays on
  *   127.0.0.1).
+ * - deploy/compose/envoy.yaml: the same bootstrap for docker-compose.yml, which runs the pod's topology; only
+ *   the pools differ (the demo model servers' compose service names).
  * - deploy/kubernetes/base/policy.yaml: deploy/policy.yaml as is (kustomize reads files only below its own folder).
  * - deploy/kubernetes/overlays/redis/policy.yaml: the same with its `quota` section switched to Redis.
  * - deploy/istio/policy.yaml: deploy/policy.yaml as is, for the Istio install's extproc.
  */
-import { readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { isDeepStrictEqual } from "node:util";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -20,6 +22,9 @@ import * as prettier from "prettier";
 
 /** Repository root (this file is dist/test/deploy/render-envoy.js once built). */
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../..");
+
+/** Model-server pools by Envoy cluster name: the DNS name and port each one's endpoints are found at. */
+export type Pools = Readonly<Record<string, { readonly address: string; readonly port: number }>>;
 
 /** Facts about the pod that the manifests and the rendered bootstrap share (the tests check both). */
 export const POD = {
@@ -42,7 +47,18 @@ export const POD = {
   pools: {
     "pool-a": { address: "vllm-a.models.svc.cluster.local", port: 8000 },
     "pool-b": { address: "vllm-b.models.svc.cluster.local", port: 8000 },
-  } as Record<string, { address: string; port: number }>,
+  } as Pools,
+} as const;
+
+/**
+ * docker-compose.yml's own facts; everything else (socket, files, listeners, ops) is the pod's. The pools are
+ * the demo model servers' services on the compose network, on the ports envoy/envoy.yaml gives them.
+ */
+export const COMPOSE = {
+  pools: {
+    "pool-a": { address: "pool-a", port: 8000 },
+    "pool-b": { address: "pool-b", port: 8001 },
+  } as Pools,
 } as const;
 
 /**
@@ -84,9 +100,11 @@ export const REDIS_QUOTA = {
   replicas: 3,
 } as const;
 
+/** The generated files and their sources, repository-relative. */
 export const FILES = {
   envoySource: "envoy/envoy.yaml",
   envoyK8s: "deploy/kubernetes/base/envoy.yaml",
+  envoyCompose: "deploy/compose/envoy.yaml",
   policySource: "deploy/policy.yaml",
   policyK8s: "deploy/kubernetes/base/policy.yaml",
   policyRedis: "deploy/kubernetes/overlays/redis/policy.yaml",
@@ -95,17 +113,20 @@ export const FILES = {
 
 type Node = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
-const ENVOY_HEADER = `# GENERATED from envoy/envoy.yaml by \`npm run render:k8s\` (test/deploy/render-envoy.ts): do not edit.
-# The Envoy bootstrap for the Kubernetes pod: envoy/envoy.yaml (read it for the reasoning behind every
-# setting) with structural edits only: listeners on 0.0.0.0 (the pod IP is the boundary), extproc over the
-# Unix socket ${POD.socketPath}, pools by Service DNS name (EXAMPLES: set yours in POD.pools
-# there), the files it names from mounted Secrets and ConfigMaps (POD_FILES there), and ${POD.ops.name}
-# on :${POD.ops.port} for probes (${POD.ops.ready}, ${POD.ops.live}) and metrics (${POD.ops.metrics}). The admin stays on 127.0.0.1.
+/** The generated bootstrap's header: what it is for, and where its pools and files come from. */
+const envoyHeader = (what: string, pools: string, files: string) =>
+  `# GENERATED from envoy/envoy.yaml by \`npm run render:deploy\` (test/deploy/render-envoy.ts): do not edit.
+# ${what}
+# It is envoy/envoy.yaml (read it for the reasoning behind every setting) with structural edits only:
+# listeners on 0.0.0.0 (the network namespace is the boundary), extproc over the Unix socket
+# ${POD.socketPath}, ${POD.ops.name} on :${POD.ops.port} for probes (${POD.ops.ready}, ${POD.ops.live}) and metrics
+# (${POD.ops.metrics}), the admin kept on 127.0.0.1, pools by ${pools},
+# and the files it names ${files} (POD_FILES there).
 `;
 
 const policyHeader = (
   what: string,
-) => `# GENERATED from deploy/policy.yaml by \`npm run render:k8s\`: do not edit.${what ? ` ${what}` : ""}
+) => `# GENERATED from deploy/policy.yaml by \`npm run render:deploy\`: do not edit.${what ? ` ${what}` : ""}
 # For your own deployment, replace this file through a kustomize overlay (see deploy/README.md).
 `;
 
@@ -118,8 +139,11 @@ const socketAddress = (address: string, port: number) => ({
   socket_address: { address, port_value: port },
 });
 
-/** Structural edits of envoy/envoy.yaml for the pod; throws on a listener or cluster it does not know. */
-export function kubernetesEnvoyConfig(source: string): Node {
+/**
+ * Structural edits of envoy/envoy.yaml for the pod's topology, with the pools at `pools` (by DNS name);
+ * throws on a listener or cluster it does not know.
+ */
+export function gatewayEnvoyConfig(source: string, pools: Pools): Node {
   // A plain tree: the YAML anchors' shared objects become copies, so edits stay where they are made.
   const doc = JSON.parse(JSON.stringify(yaml.load(source))) as Node;
   const admin = doc.admin.address.socket_address as { address: string; port_value: number };
@@ -199,13 +223,14 @@ export function kubernetesEnvoyConfig(source: string): Node {
         group.lb_endpoints = [{ endpoint: { address: { pipe: { path: POD.socketPath } } } }];
       continue;
     }
-    const pool = POD.pools[cluster.name];
-    if (pool === undefined) throw new Error(`unexpected cluster ${cluster.name}: add it to POD.pools`);
+    const pool = pools[cluster.name];
+    if (pool === undefined)
+      throw new Error(`unexpected cluster ${cluster.name}: add it to POD.pools and COMPOSE.pools`);
     cluster.type = "STRICT_DNS";
     for (const group of endpoints)
       group.lb_endpoints = [{ endpoint: { address: socketAddress(pool.address, pool.port) } }];
   }
-  for (const name of ["extproc", ...Object.keys(POD.pools)]) {
+  for (const name of ["extproc", ...Object.keys(pools)]) {
     if (!seen.has(name)) throw new Error(`envoy/envoy.yaml has no cluster ${name}`);
   }
   doc.static_resources.clusters.push({
@@ -222,12 +247,34 @@ export function kubernetesEnvoyConfig(source: string): Node {
   return doc;
 }
 
-/** deploy/kubernetes/base/envoy.yaml as it should be committed. */
-export async function renderKubernetesEnvoy(root = ROOT): Promise<string> {
-  const doc = kubernetesEnvoyConfig(readFileSync(path.join(root, FILES.envoySource), "utf8"));
+/** The generated Envoy bootstraps: each one's file, header and pools. */
+export const ENVOY_TARGETS = [
+  {
+    file: FILES.envoyK8s,
+    pools: POD.pools,
+    header: envoyHeader(
+      "The Envoy bootstrap for the Kubernetes pod (deploy/kubernetes/base/deployment.yaml).",
+      "Service DNS name\n# (EXAMPLES: set yours in POD.pools there)",
+      "from mounted Secrets and ConfigMaps",
+    ),
+  },
+  {
+    file: FILES.envoyCompose,
+    pools: COMPOSE.pools,
+    header: envoyHeader(
+      "The Envoy bootstrap for docker-compose.yml (the pod's topology on one host): the same as\n# deploy/kubernetes/base/envoy.yaml but for its pools.",
+      "compose service name (COMPOSE.pools there)",
+      "bind-mounted from envoy/certs/",
+    ),
+  },
+] as const;
+
+/** An Envoy bootstrap (one of {@link ENVOY_TARGETS}) as it should be committed. */
+export async function renderEnvoy(target: (typeof ENVOY_TARGETS)[number], root = ROOT): Promise<string> {
+  const doc = gatewayEnvoyConfig(readFileSync(path.join(root, FILES.envoySource), "utf8"), target.pools);
   // Plain YAML without anchors or merge keys (Envoy's parser has neither), formatted like every YAML file.
-  const text = ENVOY_HEADER + yaml.dump(doc, { noRefs: true, lineWidth: -1 });
-  return format(text, path.join(root, FILES.envoyK8s));
+  const text = target.header + yaml.dump(doc, { noRefs: true, lineWidth: -1 });
+  return format(text, path.join(root, target.file));
 }
 
 /** deploy/kubernetes/base/policy.yaml (or deploy/istio/policy.yaml) as it should be committed. */
@@ -269,8 +316,9 @@ export async function renderRedisPolicy(root = ROOT): Promise<string> {
 
 /** Every generated file and its fresh rendering, by repository-relative path. */
 export async function renderAll(root = ROOT): Promise<Record<string, string>> {
+  const envoy = await Promise.all(ENVOY_TARGETS.map(async (t) => [t.file, await renderEnvoy(t, root)]));
   return {
-    [FILES.envoyK8s]: await renderKubernetesEnvoy(root),
+    ...Object.fromEntries(envoy),
     [FILES.policyK8s]: await renderKubernetesPolicy(root),
     [FILES.policyRedis]: await renderRedisPolicy(root),
     [FILES.policyIstio]: await renderKubernetesPolicy(root, FILES.policyIstio),
@@ -279,6 +327,7 @@ export async function renderAll(root = ROOT): Promise<Record<string, string>> {
 
 if (process.argv[1] !== undefined && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
   for (const [file, text] of Object.entries(await renderAll())) {
+    mkdirSync(path.dirname(path.join(ROOT, file)), { recursive: true });
     writeFileSync(path.join(ROOT, file), text);
     console.log(`wrote ${file}`);
   }
