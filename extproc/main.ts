@@ -62,6 +62,9 @@ async function main(): Promise<void> {
       }
     },
   });
+  // Opened before anything is served: a start-up failure then never leaves the file half-open (pino's exit
+  // hook would throw on it), and an unwritable audit path stops extproc with a clear error.
+  await audit.ready();
   // logrotate-style rotation: move the file away, then SIGUSR2 makes extproc reopen its path.
   process.on("SIGUSR2", () => audit.reopen());
   const tokens = new TokenCounter({ workers: settings.tokenizerWorkers, inlineLimitChars: 32 * 1024 });

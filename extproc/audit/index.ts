@@ -1,5 +1,6 @@
 import { createHash } from "node:crypto";
-import { closeSync, fstatSync, fsyncSync, openSync, readSync, statSync } from "node:fs";
+import { closeSync, fstatSync, fsyncSync, mkdirSync, openSync, readSync, statSync } from "node:fs";
+import { dirname } from "node:path";
 import pino from "pino";
 import type { Usage } from "../openai/usage.js";
 import type { DetectionSummary } from "../pii/index.js";
@@ -48,6 +49,8 @@ export interface AuditRecord {
 
 /** Where audit records go: a JSON line per request. */
 export interface AuditSink {
+  /** Resolves once the destination is open (rejects if it cannot be): await it before serving. */
+  ready(): Promise<void>;
   write(record: AuditRecord): void;
   /** Writes out and fsyncs everything buffered so far; awaited on shutdown. */
   flush(): Promise<void>;
@@ -126,6 +129,7 @@ export function chainTail(file: string): { seq: number; prev: string } {
  */
 export function createAuditSink(options: AuditSinkOptions): AuditSink {
   const toStdout = options.destination === "stdout";
+  if (!toStdout) assertWritable(options.destination);
   const stream = pino.destination({
     dest: toStdout ? 1 : options.destination,
     mkdir: true,
@@ -158,6 +162,12 @@ export function createAuditSink(options: AuditSinkOptions): AuditSink {
   const timer = fsyncIntervalMs > 0 ? setInterval(() => void flush(), fsyncIntervalMs) : undefined;
   timer?.unref();
   return {
+    ready: () =>
+      new Promise((resolve, reject) => {
+        if (toStdout || fd() >= 0) return resolve();
+        stream.once("ready", resolve);
+        stream.once("error", reject);
+      }),
     write: (record) => {
       const line = JSON.stringify({
         seq: ++seq,
@@ -180,6 +190,20 @@ export function createAuditSink(options: AuditSinkOptions): AuditSink {
       copy?.end();
     },
   };
+}
+
+/**
+ * Throws now, with the reason, if the audit file cannot be opened for appending. The stream opens it in the
+ * background; one that never opens would make pino's exit hook throw over the real error. A destination
+ * that is not a regular file (a FIFO opens only once it has a reader) is left to the stream.
+ */
+function assertWritable(file: string): void {
+  try {
+    if (!statSync(file).isFile()) return;
+  } catch {
+    mkdirSync(dirname(file), { recursive: true });
+  }
+  closeSync(openSync(file, "a"));
 }
 
 /** Outcome of {@link verifyAuditChain}. */

@@ -3,6 +3,7 @@ import type { Logger } from "pino";
 import type { ProcessingRequestMessage } from "../envoy/messages.js";
 import { PROCESS_METHOD_PATH, ProcessingRequest, ProcessingResponse } from "../envoy/protocol.js";
 import { Exchange, type ProcessorDeps } from "../processor/index.js";
+import { freeUnixSocketPath } from "./socket.js";
 
 /** Options for {@link startExtProcServer}. */
 export interface ExtProcServerOptions {
@@ -27,6 +28,9 @@ export interface ExtProcServer {
  */
 const LARGE_BODY_BYTES = 256 * 1024;
 const LARGE_BODY_TIMEOUT = { seconds: 30 };
+
+/** The file of a gRPC `unix:` address (`unix:///abs/path` or `unix:relative/path`). */
+const unixSocketPath = (listen: string): string => listen.replace(/^unix:(\/\/)?/, "");
 
 const toBuffer = (bytes: Uint8Array): Buffer => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 
@@ -113,6 +117,7 @@ export async function startExtProcServer(
   };
   server.addService(serviceDefinition, { process });
 
+  if (options.listen.startsWith("unix:")) await freeUnixSocketPath(unixSocketPath(options.listen));
   const port = await new Promise<number>((resolve, reject) =>
     server.bindAsync(options.listen, grpc.ServerCredentials.createInsecure(), (err, boundPort) =>
       err ? reject(err) : resolve(boundPort),

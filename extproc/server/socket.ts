@@ -1,0 +1,29 @@
+import { lstatSync, unlinkSync } from "node:fs";
+import { connect } from "node:net";
+
+/**
+ * Makes `path` free for a Unix socket listener. A socket file left behind by a process that died without
+ * closing it (SIGKILL, OOM kill: the pod's shared emptyDir outlives the container) would make every restart
+ * fail with EADDRINUSE, so it is removed, but only if it is a socket and nothing answers on it: a running
+ * extproc keeps its socket, and a file that is not a socket is never deleted.
+ */
+export async function freeUnixSocketPath(path: string): Promise<void> {
+  let isSocket: boolean;
+  try {
+    isSocket = lstatSync(path).isSocket();
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return;
+    throw err;
+  }
+  if (!isSocket) throw new Error(`${path} exists and is not a socket; refusing to replace it`);
+  const answered = await new Promise<boolean>((resolve) => {
+    const probe = connect(path);
+    probe.once("connect", () => {
+      probe.destroy();
+      resolve(true);
+    });
+    probe.once("error", () => resolve(false));
+  });
+  if (answered) throw new Error(`another process is listening on ${path}`);
+  unlinkSync(path);
+}
