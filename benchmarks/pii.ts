@@ -5,6 +5,12 @@
  * prompts of 1 KB, 32 KB and 1 MB: prose in several languages with some PII, code, JSON, CSV and log lines.
  * Each size runs several times; the table shows the median throughput (MB = 10^6 UTF-8 bytes) and the range.
  *
+ * A second table shows what one large prompt's request-path scan (guardrail deny patterns and injection
+ * rules, then PII detection, then the actions) does to everything else on the event loop, before (inline,
+ * as extproc did without worker threads) and after (WorkerPool): a 5 ms timer stands in for other
+ * requests; each tick also scans a 1 KB prompt inline. Reported: the longest event-loop stall and the
+ * slowest such small request (its delay plus its own scan).
+ *
  *   node dist/benchmarks/pii.js [--runs N] [--min-run-ms MS] [--json]
  */
 import os from "node:os";
@@ -12,8 +18,10 @@ import path from "node:path";
 import { performance } from "node:perf_hooks";
 import { parseArgs } from "node:util";
 import type { Identity } from "../extproc/auth/index.js";
+import { applicableGuardrails } from "../extproc/guardrails/index.js";
 import { PiiSession, resolvePii, type ResolvedPii } from "../extproc/pii/index.js";
-import { loadPolicy } from "../extproc/policy/index.js";
+import { loadPolicy, type Policy } from "../extproc/policy/index.js";
+import { WorkerPool } from "../extproc/workers/index.js";
 import { seededRandom } from "../test/harness/random.js";
 
 const ROOT = path.resolve(import.meta.dirname, "../..");
@@ -185,17 +193,72 @@ function measure(
   };
 }
 
-function table(rows: readonly Row[]): string {
-  const header = ["prompt", "bytes", "findings", "prompts/run", "median MB/s", "min–max MB/s", "ms/prompt"];
-  const body = rows.map((r) => [
-    r.label,
-    r.bytes.toLocaleString("en-US"),
-    String(r.findingsPerPrompt),
-    String(r.promptsPerRun),
-    r.medianMBps.toFixed(1),
-    `${Math.min(...r.runsMBps).toFixed(1)}–${Math.max(...r.runsMBps).toFixed(1)}`,
-    r.medianMsPerPrompt < 1 ? r.medianMsPerPrompt.toFixed(3) : r.medianMsPerPrompt.toFixed(1),
-  ]);
+interface StallRow {
+  readonly label: string;
+  readonly mode: "inline (before)" | "worker (after)";
+  readonly scanMs: number;
+  readonly maxStallMs: number;
+  readonly slowestSmallMs: number;
+  readonly smallRequests: number;
+}
+
+const TICK_MS = 5;
+
+/**
+ * The request-path scan of `prompt` (guardrail texts, PII findings, actions) through `pool`, while a
+ * timer ticks every 5 ms and scans a small prompt inline each time; how late the ticks came.
+ */
+async function measureStall(
+  label: string,
+  mode: StallRow["mode"],
+  prompt: string,
+  policy: Policy,
+  resolved: ResolvedPii,
+): Promise<StallRow> {
+  const config = policy.pii!;
+  const denies = applicableGuardrails(policy, IDENTITY, MODEL).flatMap((g) => g.denyPatterns);
+  const small = [makePrompt(1024, 2)];
+  const pool = new WorkerPool({ workers: mode === "worker (after)" ? 1 : 0 });
+  const scan = async () => {
+    const guarded = await pool.scanGuardrails([prompt], denies, true);
+    const texts = guarded.texts ?? [prompt];
+    const findings = await pool.findPii(config.scanner, texts, resolved.enabled);
+    new PiiSession(config, resolved).apply(texts[0]!, findings[0]!, "request");
+  };
+  let measuring = false;
+  let last = performance.now();
+  let maxStallMs = 0;
+  let slowestSmallMs = 0;
+  let smallRequests = 0;
+  // Ticks from the start: the timer also keeps the process alive while the (unref'd) worker scans.
+  const timer = setInterval(() => {
+    const now = performance.now();
+    const late = Math.max(0, now - last - TICK_MS);
+    last = now;
+    config.scanner.scanAll(small, resolved.enabled);
+    if (!measuring) return;
+    maxStallMs = Math.max(maxStallMs, late);
+    slowestSmallMs = Math.max(slowestSmallMs, late + performance.now() - now);
+    smallRequests++;
+  }, TICK_MS);
+  try {
+    await scan(); // warm-up: JIT, the worker thread and its compiled detectors
+    // Let the timer settle into its rhythm before the large scan starts.
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    measuring = true;
+    const started = performance.now();
+    await scan();
+    const scanMs = performance.now() - started;
+    await new Promise((resolve) => setTimeout(resolve, 2 * TICK_MS));
+    return { label, mode, scanMs, maxStallMs, slowestSmallMs, smallRequests };
+  } finally {
+    clearInterval(timer);
+    await pool.close();
+  }
+}
+
+/** Right-aligned columns (the first left-aligned) under a header. */
+function columns(header: readonly string[], body: readonly string[][]): string {
   const all = [header, ...body];
   const widths = header.map((_, i) => Math.max(...all.map((row) => row[i]!.length)));
   return all
@@ -205,7 +268,45 @@ function table(rows: readonly Row[]): string {
     .join("\n");
 }
 
-function main(): void {
+function table(rows: readonly Row[]): string {
+  const header = ["prompt", "bytes", "findings", "prompts/run", "median MB/s", "min–max MB/s", "ms/prompt"];
+  return columns(
+    header,
+    rows.map((r) => [
+      r.label,
+      r.bytes.toLocaleString("en-US"),
+      String(r.findingsPerPrompt),
+      String(r.promptsPerRun),
+      r.medianMBps.toFixed(1),
+      `${Math.min(...r.runsMBps).toFixed(1)}–${Math.max(...r.runsMBps).toFixed(1)}`,
+      r.medianMsPerPrompt < 1 ? r.medianMsPerPrompt.toFixed(3) : r.medianMsPerPrompt.toFixed(1),
+    ]),
+  );
+}
+
+function stallTable(rows: readonly StallRow[]): string {
+  const header = [
+    "prompt",
+    "scan",
+    "large scan ms",
+    "max loop stall ms",
+    "slowest small ms",
+    "small requests",
+  ];
+  return columns(
+    header,
+    rows.map((r) => [
+      r.label,
+      r.mode,
+      r.scanMs.toFixed(0),
+      r.maxStallMs.toFixed(1),
+      r.slowestSmallMs.toFixed(1),
+      String(r.smallRequests),
+    ]),
+  );
+}
+
+async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
       runs: { type: "string", default: "7" },
@@ -235,6 +336,15 @@ function main(): void {
   const rows = sizes.map(([label, bytes]) =>
     measure(label, makePrompt(bytes), config, resolved, runs, minRunMs),
   );
+  const stalls: StallRow[] = [];
+  for (const [label, bytes] of [
+    ["1 MB", 1024 * 1024],
+    ["4 MB", 4 * 1024 * 1024],
+  ] as const) {
+    const prompt = makePrompt(bytes);
+    for (const mode of ["inline (before)", "worker (after)"] as const)
+      stalls.push(await measureStall(label, mode, prompt, policy, resolved));
+  }
   const environment = {
     node: process.version,
     cpu: os.cpus()[0]?.model ?? "unknown",
@@ -245,7 +355,7 @@ function main(): void {
     minRunMs,
   };
   if (values.json) {
-    console.log(JSON.stringify({ environment, rows }, null, 2));
+    console.log(JSON.stringify({ environment, rows, stalls }, null, 2));
     return;
   }
   console.log(
@@ -257,6 +367,11 @@ function main(): void {
       `${environment.loadAverage1m.toFixed(2)}; median of ${runs} runs of ≥ ${minRunMs} ms each\n`,
   );
   console.log(table(rows));
+  console.log(
+    `\nEvent loop during one large prompt's request-path scan (guardrails + PII detection + actions), ` +
+      `a ${TICK_MS} ms timer scanning a 1 KB prompt each tick:\n`,
+  );
+  console.log(stallTable(stalls));
 }
 
-main();
+await main();

@@ -12,7 +12,8 @@ import { PolicyError, type Policy } from "./policy/index.js";
 import { PolicyStore } from "./policy/store.js";
 import { connectRedis, MemoryQuotaStore, QuotaService, RedisQuotaStore } from "./quota/index.js";
 import { startExtProcServer } from "./server/index.js";
-import { preloadEncoding, TokenCounter } from "./tokens/index.js";
+import { preloadEncoding } from "./tokens/index.js";
+import { WorkerPool } from "./workers/index.js";
 
 // Operational logs go to stderr; stdout is left to the audit sink when EXTPROC_AUDIT_LOG=stdout.
 /** Longest time between two "audit checkpoint" log lines while records are being written. */
@@ -67,7 +68,7 @@ async function main(): Promise<void> {
   await audit.ready();
   // logrotate-style rotation: move the file away, then SIGUSR2 makes extproc reopen its path.
   process.on("SIGUSR2", () => audit.reopen());
-  const tokens = new TokenCounter({ workers: settings.tokenizerWorkers, inlineLimitChars: 32 * 1024 });
+  const workers = new WorkerPool({ workers: settings.workers, logger });
   const { quota: quotaSettings } = policy;
   const store =
     quotaSettings.store === "redis"
@@ -97,7 +98,7 @@ async function main(): Promise<void> {
       random: () => randomInt(0, 2 ** 32) / 2 ** 32,
       now: Date.now,
       quota,
-      tokens,
+      workers,
       logger,
       revocations,
     },
@@ -122,7 +123,7 @@ async function main(): Promise<void> {
       .then(async () => {
         policies.close();
         stopFollowing();
-        await Promise.all([store.close(), tokens.close()]);
+        await Promise.all([store.close(), workers.close()]);
         await audit.flush();
         audit.close();
         metricsServer.close();

@@ -18,6 +18,8 @@ const settingsSchema = z.object({
     .min(1024)
     .default(16 * 1024 * 1024),
   EXTPROC_SHUTDOWN_GRACE_MS: z.coerce.number().int().min(0).default(30_000),
+  EXTPROC_WORKERS: z.coerce.number().int().min(0).optional(),
+  /** Former name of EXTPROC_WORKERS (the pool only counted tokens then), still read. */
   EXTPROC_TOKENIZER_WORKERS: z.coerce.number().int().min(0).default(1),
   LOG_LEVEL: z.enum(["trace", "debug", "info", "warn", "error", "fatal", "silent"]).default("info"),
 });
@@ -34,7 +36,8 @@ export interface Settings {
   readonly auditFsyncMs: number;
   readonly maxMessageBytes: number;
   readonly shutdownGraceMs: number;
-  readonly tokenizerWorkers: number;
+  /** Worker threads for token counting and text scans of large inputs. */
+  readonly workers: number;
   readonly logLevel: string;
 }
 
@@ -57,7 +60,7 @@ export function readSettings(env: NodeJS.ProcessEnv): Settings {
     auditFsyncMs: s.EXTPROC_AUDIT_FSYNC_MS,
     maxMessageBytes: s.EXTPROC_MAX_MESSAGE_BYTES,
     shutdownGraceMs: s.EXTPROC_SHUTDOWN_GRACE_MS,
-    tokenizerWorkers: s.EXTPROC_TOKENIZER_WORKERS,
+    workers: s.EXTPROC_WORKERS ?? s.EXTPROC_TOKENIZER_WORKERS,
     logLevel: s.LOG_LEVEL,
   };
 }

@@ -25,6 +25,7 @@ export const ERRORS = {
   rate_limit_exceeded: { status: 429, type: "rate_limit_error" },
   insufficient_quota: { status: 429, type: "insufficient_quota" },
   quota_store_unavailable: { status: 503, type: "server_error" },
+  worker_failed: { status: 503, type: "server_error" },
 } as const satisfies Record<string, { status: number; type: string }>;
 
 /** Stable machine-readable error code, the `code` field of the OpenAI error body. */

@@ -1,9 +1,10 @@
 import type { Identity } from "../auth/index.js";
 import { GatewayError } from "../errors/index.js";
-import { mapRequestTexts } from "../openai/prompt.js";
+import { mapRequestTexts, requestTexts } from "../openai/prompt.js";
 import type { InferenceRequest } from "../openai/schemas.js";
-import { injectionScore, scopeMatches } from "../pii/index.js";
+import { scopeMatches } from "../pii/index.js";
 import type { Guardrail, Policy } from "../policy/index.js";
+import type { WorkerPool } from "../workers/index.js";
 
 /** What the guardrails saw, for the audit record. */
 export interface GuardrailReport {
@@ -21,20 +22,18 @@ export function applicableGuardrails(policy: Policy, identity: Identity, model: 
 }
 
 /**
- * Applies input caps, deny patterns and the prompt-injection check to a request, in place. Throws a 400
- * GatewayError when one blocks; returns what it saw otherwise.
+ * Applies input caps, deny patterns and the prompt-injection check to a request, in place. Rejects with a
+ * 400 GatewayError when one blocks; resolves to what it saw otherwise. The character caps are checked
+ * first (no scan of what is refused anyway); the text scan runs on `workers` when the input is large.
  */
-export function applyGuardrails(
+export async function applyGuardrails(
   guardrails: readonly Guardrail[],
   request: InferenceRequest,
-): GuardrailReport {
+  workers: WorkerPool,
+): Promise<GuardrailReport> {
   const report: GuardrailReport = { denied: {}, maxInputTokens: undefined };
   if (guardrails.length === 0) return report;
-  const texts: string[] = [];
-  mapRequestTexts(request, (text) => {
-    texts.push(text);
-    return text;
-  });
+  const texts = requestTexts(request);
   const chars = texts.reduce((sum, t) => sum + t.length, 0);
   let maxTokens: number | undefined;
   for (const g of guardrails) {
@@ -46,9 +45,16 @@ export function applyGuardrails(
       );
     }
     if (g.maxInputTokens !== undefined) maxTokens = Math.min(maxTokens ?? Infinity, g.maxInputTokens);
+  }
+  const denies = guardrails.flatMap((g) => g.denyPatterns);
+  const injection = guardrails.some((g) => g.promptInjection !== undefined);
+  if (denies.length === 0 && !injection) return { ...report, maxInputTokens: maxTokens };
+
+  const scan = await workers.scanGuardrails(texts, denies, injection);
+  let index = 0;
+  for (const g of guardrails) {
     for (const deny of g.denyPatterns) {
-      const mayMatch = (t: string) => deny.literal === undefined || t.toLowerCase().includes(deny.literal);
-      if (!texts.some((t) => mayMatch(t) && new RegExp(deny.regex).test(t))) continue;
+      if (!scan.matched.includes(index++)) continue;
       report.denied[deny.name] = deny.action;
       if (deny.action === "block") {
         throw new GatewayError(
@@ -56,22 +62,22 @@ export function applyGuardrails(
           `The request contains content the policy does not allow (${deny.name}).`,
         );
       }
-      mapRequestTexts(request, (text) =>
-        mayMatch(text) ? text.replace(new RegExp(deny.regex), `<${deny.name}>`) : text,
-      );
     }
-    if (g.promptInjection) {
-      const { score, rules } = injectionScore(texts);
-      if (score >= g.promptInjection.threshold) {
-        report.injection = { score, rules, action: g.promptInjection.action };
-        if (g.promptInjection.action === "block") {
-          throw new GatewayError(
-            "prompt_injection_detected",
-            `The request looks like a prompt-injection attempt (score ${score}, rules: ${rules.join(", ")}).`,
-          );
-        }
+    const { score, rules } = scan.injection ?? { score: 0, rules: [] };
+    if (g.promptInjection && score >= g.promptInjection.threshold) {
+      report.injection = { score, rules, action: g.promptInjection.action };
+      if (g.promptInjection.action === "block") {
+        throw new GatewayError(
+          "prompt_injection_detected",
+          `The request looks like a prompt-injection attempt (score ${score}, rules: ${rules.join(", ")}).`,
+        );
       }
     }
+  }
+  if (scan.texts) {
+    const redacted = scan.texts;
+    let i = 0;
+    mapRequestTexts(request, () => redacted[i++]!);
   }
   return { ...report, maxInputTokens: maxTokens };
 }

@@ -60,6 +60,16 @@ export function mapRequestTexts(request: InferenceRequest, map: TextMapper): voi
   if (request.input !== undefined) request.input = mapInput(request.input, map);
 }
 
+/** Every free-text field of a request, in {@link mapRequestTexts} order. */
+export function requestTexts(request: InferenceRequest): string[] {
+  const texts: string[] = [];
+  mapRequestTexts(request, (text) => {
+    texts.push(text);
+    return text;
+  });
+  return texts;
+}
+
 /**
  * Visits the generated text of a response or stream chunk, in place: `choices[].message` / `choices[].delta`
  * content and tool call arguments, and `choices[].text`.

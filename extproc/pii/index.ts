@@ -1,10 +1,9 @@
 import { createHmac } from "node:crypto";
 import type { Identity } from "../auth/index.js";
 import { BUILTIN_ENTITIES, type Finding } from "./detectors.js";
-import { requiredLiteral } from "./safe-regex.js";
-import { Scanner, wordListRegex, type CustomDetector } from "./scanner.js";
+import type { Scanner } from "./scanner.js";
 
-export { Scanner, wordListRegex } from "./scanner.js";
+export { Scanner, wordListRegex, type CustomDetectorSpec, type ScannerSpec } from "./scanner.js";
 export { BUILTIN_ENTITIES, type Finding } from "./detectors.js";
 export { injectionScore, INJECTION_RULES } from "./injection.js";
 export { requiredLiteral, unsafeRegexReason } from "./safe-regex.js";
@@ -72,12 +71,6 @@ export function resolvePii(
   }
   if (actions.size === 0) return undefined;
   return { actions, enabled: new Set(actions.keys()), restore, responses };
-}
-
-/** Compiles custom detectors; `problems` receives unsafe or invalid patterns. */
-export function customDetector(spec: { entity: string; regex?: string; words?: string[] }): CustomDetector {
-  if (spec.words) return { entity: spec.entity, regex: wordListRegex(spec.words) };
-  return { entity: spec.entity, regex: new RegExp(spec.regex!, "gu"), literal: requiredLiteral(spec.regex!) };
 }
 
 /** Entity → {count, action} for one direction, as the audit record shows it. */

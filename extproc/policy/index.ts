@@ -3,7 +3,6 @@ import { readFileSync } from "node:fs";
 import * as yaml from "js-yaml";
 import type { z } from "zod";
 import {
-  customDetector,
   knownEntities,
   requiredLiteral,
   Scanner,
@@ -11,6 +10,7 @@ import {
   type PiiConfig,
   type ScopeFilter,
 } from "../pii/index.js";
+import { DENY_PATTERN_FLAGS, type DenyPattern } from "../guardrails/scan.js";
 import type { EncodingName } from "../tokens/count.js";
 import {
   policySchema,
@@ -53,13 +53,7 @@ export interface Guardrail {
   readonly scope: ScopeFilter;
   readonly maxInputChars: number | undefined;
   readonly maxInputTokens: number | undefined;
-  readonly denyPatterns: ReadonlyArray<{
-    readonly name: string;
-    readonly regex: RegExp;
-    readonly action: "block" | "redact";
-    /** Lower-cased text every match contains (the patterns are case-insensitive): a cheap pre-check. */
-    readonly literal: string | undefined;
-  }>;
+  readonly denyPatterns: readonly DenyPattern[];
   readonly promptInjection: { readonly threshold: number; readonly action: "block" | "log" } | undefined;
 }
 
@@ -370,10 +364,9 @@ function compilePii(
 ): PiiConfig | undefined {
   const spec = doc.pii;
   if (!spec) return undefined;
-  const custom = spec.custom.flatMap((c, i) => {
-    if ("regex" in c && !safeRegex(c.regex, "gu", `pii.custom[${i}].regex`, problems)) return [];
-    return [customDetector(c)];
-  });
+  const custom = spec.custom.filter(
+    (c, i) => !("regex" in c) || safeRegex(c.regex, "gu", `pii.custom[${i}].regex`, problems),
+  );
   const entities = knownEntities(spec.custom);
   let usesHash = false;
   spec.rules.forEach((rule, i) => {
@@ -391,7 +384,7 @@ function compilePii(
   if (usesHash && !spec.hmacKey)
     problems.push({ path: "pii.hmacKey", message: "the hash action needs an hmacKey" });
   return {
-    scanner: new Scanner(custom, spec.entropyThreshold),
+    scanner: new Scanner({ custom, entropyThreshold: spec.entropyThreshold }),
     hmacKey: hmacKey ? Buffer.from(hmacKey, "utf8") : undefined,
     holdBackChars: spec.holdBackChars,
     rules: spec.rules,
@@ -402,7 +395,12 @@ function compileGuardrails(doc: PolicyDocument, problems: PolicyProblem[]): Guar
   return doc.guardrails.map((g, i) => {
     checkScope(doc, g.scope, `guardrails[${i}].scope`, problems);
     const denyPatterns = g.denyPatterns.flatMap((d, j) => {
-      const regex = safeRegex(d.pattern, "giu", `guardrails[${i}].denyPatterns[${j}].pattern`, problems);
+      const regex = safeRegex(
+        d.pattern,
+        DENY_PATTERN_FLAGS,
+        `guardrails[${i}].denyPatterns[${j}].pattern`,
+        problems,
+      );
       return regex
         ? [{ name: d.name, regex, action: d.action, literal: requiredLiteral(d.pattern)?.toLowerCase() }]
         : [];

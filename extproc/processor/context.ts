@@ -8,7 +8,7 @@ import type { Model, Policy } from "../policy/index.js";
 import type { GuardrailReport } from "../guardrails/index.js";
 import type { PiiSession } from "../pii/index.js";
 import type { Admission, QuotaService } from "../quota/index.js";
-import type { TokenCounter } from "../tokens/index.js";
+import type { WorkerPool } from "../workers/index.js";
 
 /** What every request processor needs from the running service. */
 export interface ProcessorDeps {
@@ -21,7 +21,8 @@ export interface ProcessorDeps {
   /** Wall clock in epoch milliseconds (key expiry). */
   readonly now: () => number;
   readonly quota: QuotaService;
-  readonly tokens: TokenCounter;
+  /** Token counting and text scans, on worker threads for large inputs. */
+  readonly workers: WorkerPool;
   readonly logger: Logger;
   /** Identities revoked through Redis (empty without a Redis quota store). */
   readonly revocations: RevocationList;

@@ -226,7 +226,7 @@ export class Exchange {
             return "";
           }
         });
-        output = await this.deps.tokens.count(texts, admission.model.tokenizer);
+        output = await this.deps.workers.countTokens(texts, admission.model.tokenizer);
       }
     } catch (err) {
       this.deps.logger.warn(

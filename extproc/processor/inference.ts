@@ -20,6 +20,7 @@ import {
   mapRequestTexts,
   mapResponseTexts,
   promptText,
+  requestTexts,
   TOKENS_PER_MESSAGE,
   TOKENS_PER_REPLY,
 } from "../openai/prompt.js";
@@ -78,12 +79,17 @@ export class InferenceProcessor implements EndpointProcessor {
     const model = resolveModel(ctx.policy, identity, request.model, deps.random);
     ctx.model = model;
 
-    ctx.guardrails = applyGuardrails(applicableGuardrails(ctx.policy, identity, model.name), request);
+    const guardrails = applicableGuardrails(ctx.policy, identity, model.name);
+    ctx.guardrails = await applyGuardrails(guardrails, request, deps.workers);
     const pii = resolvePii(ctx.policy.pii, identity, model.name);
     if (pii) {
-      const session = new PiiSession(ctx.policy.pii!, pii);
+      const config = ctx.policy.pii!;
+      const session = new PiiSession(config, pii);
       ctx.pii = session;
-      mapRequestTexts(request, (text) => session.redactRequest(text));
+      // Detection may run on a worker; the actions (placeholders, hashes, restore map) stay in the session.
+      const findings = await deps.workers.findPii(config.scanner, requestTexts(request), pii.enabled);
+      let i = 0;
+      mapRequestTexts(request, (text) => session.apply(text, findings[i++]!, "request"));
       if (session.blocked.size > 0) {
         throw new GatewayError(
           "pii_blocked",
@@ -314,7 +320,7 @@ async function countPromptTokens(
   deps: ProcessorDeps,
 ): Promise<number> {
   const prompt = promptText(request);
-  const counted = await deps.tokens.count(prompt.texts, model.tokenizer);
+  const counted = await deps.workers.countTokens(prompt.texts, model.tokenizer);
   const framing = prompt.messages > 0 ? prompt.messages * TOKENS_PER_MESSAGE + TOKENS_PER_REPLY : 0;
   return counted + prompt.tokenIds + framing;
 }

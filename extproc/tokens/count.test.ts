@@ -8,7 +8,7 @@ import { after, before, describe, it } from "node:test";
 import { Worker } from "node:worker_threads";
 import { get_encoding } from "tiktoken";
 import { countTokensSync, preloadEncoding, segments } from "./count.js";
-import { TokenCounter } from "./index.js";
+import { DEFAULT_INLINE_LIMIT_CHARS, WorkerPool } from "../workers/index.js";
 
 const reference = get_encoding("cl100k_base");
 /** tiktoken's count of the whole text, uncut. */
@@ -210,7 +210,14 @@ describe("countTokensSync", () => {
   });
 });
 
-describe("TokenCounter", () => {
+describe("token counting on the worker pool", () => {
+  /** A pool that counts inputs over `inlineLimitChars` on its `workers`. */
+  const pool = (workers: number, inlineLimitChars: number) =>
+    new WorkerPool({
+      workers,
+      inlineLimitChars: { ...DEFAULT_INLINE_LIMIT_CHARS, countTokens: inlineLimitChars },
+    });
+
   /** ~2 MB of prose and some base64: about a second to count on one thread. */
   const LARGE = `${english(600, "\n\n")}\n${base64(150_000)}\n${english(4400, " ")}`;
   const MEDIUM = english(40, "\n");
@@ -237,19 +244,19 @@ describe("TokenCounter", () => {
 
   it("counts small inputs inline and large ones in a worker, with the same result", async (t) => {
     const posted = t.mock.method(Worker.prototype, "postMessage");
-    const counter = new TokenCounter({ workers: 1, inlineLimitChars: 32 * 1024 });
+    const counter = pool(1, 32 * 1024);
     try {
       const small = "Count me inline, please.";
-      assert.equal(await counter.count([small], "cl100k_base"), exact(small));
+      assert.equal(await counter.countTokens([small], "cl100k_base"), exact(small));
       assert.equal(posted.mock.callCount(), 0);
 
       const inline = countTokensSync([LARGE], "cl100k_base");
-      assert.equal(await counter.count([LARGE], "cl100k_base"), inline);
+      assert.equal(await counter.countTokens([LARGE], "cl100k_base"), inline);
       assert.equal(posted.mock.callCount(), 1);
       // The limit counts all texts together.
       const parts = [MEDIUM, MEDIUM, MEDIUM, MEDIUM];
       assert.ok(MEDIUM.length < 32 * 1024 && MEDIUM.length * 4 > 32 * 1024);
-      assert.equal(await counter.count(parts, "cl100k_base"), 4 * exact(MEDIUM));
+      assert.equal(await counter.countTokens(parts, "cl100k_base"), 4 * exact(MEDIUM));
       assert.equal(posted.mock.callCount(), 2);
     } finally {
       await counter.close();
@@ -258,17 +265,17 @@ describe("TokenCounter", () => {
 
   it("counts inline when configured without workers", async (t) => {
     const posted = t.mock.method(Worker.prototype, "postMessage");
-    const counter = new TokenCounter({ workers: 0, inlineLimitChars: 10 });
-    assert.equal(await counter.count([MEDIUM], "cl100k_base"), exact(MEDIUM));
+    const counter = pool(0, 10);
+    assert.equal(await counter.countTokens([MEDIUM], "cl100k_base"), exact(MEDIUM));
     assert.equal(posted.mock.callCount(), 0);
     await counter.close();
   });
 
   it("answers concurrent counts on several workers each with its own result", async () => {
-    const counter = new TokenCounter({ workers: 2, inlineLimitChars: 1000 });
+    const counter = pool(2, 1000);
     try {
       const inputs = [MEDIUM, english(41, " "), base64(5000), `${MEDIUM}\n${MEDIUM}`, cjk(2000)];
-      const counts = await Promise.all(inputs.map((text) => counter.count([text], "cl100k_base")));
+      const counts = await Promise.all(inputs.map((text) => counter.countTokens([text], "cl100k_base")));
       assert.deepEqual(
         counts,
         inputs.map((text) => countTokensSync([text], "cl100k_base")),
@@ -280,7 +287,7 @@ describe("TokenCounter", () => {
   });
 
   /** Counts LARGE with `counter` while a 10 ms interval runs; the longest gap between its ticks. */
-  async function longestStall(counter: TokenCounter): Promise<{ gap: number; ticks: number; ms: number }> {
+  async function longestStall(counter: WorkerPool): Promise<{ gap: number; ticks: number; ms: number }> {
     let ticks = 0;
     let last = performance.now();
     let gap = 0;
@@ -292,7 +299,7 @@ describe("TokenCounter", () => {
     }, 10);
     const start = performance.now();
     try {
-      await counter.count([LARGE], "cl100k_base");
+      await counter.countTokens([LARGE], "cl100k_base");
     } finally {
       clearInterval(interval);
     }
@@ -302,7 +309,7 @@ describe("TokenCounter", () => {
 
   it("does not block the event loop while a 2 MB input is counted in a worker", async () => {
     assert.ok(LARGE.length > 2_000_000);
-    const counter = new TokenCounter({ workers: 1, inlineLimitChars: 32 * 1024 });
+    const counter = pool(1, 32 * 1024);
     try {
       const inWorker = await longestStall(counter);
       assert.ok(inWorker.gap < 200, `the event loop stalled for ${inWorker.gap.toFixed(0)} ms`);
@@ -311,7 +318,7 @@ describe("TokenCounter", () => {
       await counter.close();
     }
     // The same input counted inline stalls the loop for as long as the count takes (so the above means something).
-    const inline = await longestStall(new TokenCounter({ workers: 0, inlineLimitChars: 0 }));
+    const inline = await longestStall(pool(0, 0));
     assert.ok(
       inline.gap > 150 && inline.ticks <= 1,
       `inline: ${inline.gap.toFixed(0)} ms, ${inline.ticks} ticks`,
@@ -320,8 +327,11 @@ describe("TokenCounter", () => {
 
   it("terminates its workers on close", async (t) => {
     const posted = t.mock.method(Worker.prototype, "postMessage");
-    const counter = new TokenCounter({ workers: 2, inlineLimitChars: 10 });
-    await Promise.all([counter.count([MEDIUM], "cl100k_base"), counter.count([MEDIUM], "cl100k_base")]);
+    const counter = pool(2, 10);
+    await Promise.all([
+      counter.countTokens([MEDIUM], "cl100k_base"),
+      counter.countTokens([MEDIUM], "cl100k_base"),
+    ]);
     const workers = new Set(posted.mock.calls.map((call) => call.this as Worker));
     assert.equal(workers.size, 2);
     for (const worker of workers) assert.ok(worker.threadId > 0, "running");
@@ -331,18 +341,18 @@ describe("TokenCounter", () => {
   });
 
   it("settles a count that is in flight when it is closed", async () => {
-    const counter = new TokenCounter({ workers: 1, inlineLimitChars: 10 });
-    const pending = counter.count([LARGE], "cl100k_base");
+    const counter = pool(1, 10);
+    const pending = counter.countTokens([LARGE], "cl100k_base");
     await counter.close();
     assert.ok(await settlesWithin(pending, 3000), "the count never resolved nor rejected");
   });
 
   it("settles a count asked for after it is closed", async () => {
-    const counter = new TokenCounter({ workers: 1, inlineLimitChars: 10 });
-    await counter.count([MEDIUM], "cl100k_base");
+    const counter = pool(1, 10);
+    await counter.countTokens([MEDIUM], "cl100k_base");
     await counter.close();
     assert.ok(
-      await settlesWithin(counter.count([MEDIUM], "cl100k_base"), 3000),
+      await settlesWithin(counter.countTokens([MEDIUM], "cl100k_base"), 3000),
       "the count never resolved nor rejected",
     );
   });

@@ -11,7 +11,7 @@ import { after, before, describe, it } from "node:test";
 import OpenAI, { BadRequestError } from "openai";
 import { DEMO_KEYS, startStack, type Stack } from "../harness/index.js";
 import { writePolicy } from "../harness/policy.js";
-import { auditRecordOf, client, extprocMetrics, sampleValue } from "./helpers.js";
+import { auditRecordOf, client, extprocMetrics, rawRequest, sampleValue } from "./helpers.js";
 
 let stack: Stack;
 const MODEL = "llama-3.1-8b-instruct";
@@ -217,5 +217,65 @@ describe("responses", () => {
         action: "block",
       }) >= 1,
     );
+  });
+});
+
+describe("large prompts", () => {
+  /** One line of a multi-MB prompt (every fifth with PII), and what the model server must get for it. */
+  const plain = (i: number) =>
+    `Note ${i}: the service validates events against the schema and writes them to the warehouse.\n`;
+  const block = (i: number) =>
+    i % 5
+      ? plain(i)
+      : `Ticket ${i}: write to user${i}@example.org about EMP-${String(i).padStart(6, "0")} and Nightjar, ` +
+        `card 4111 1111 1111 1111, host db01.corp.example.com.\n`;
+  const redacted = (i: number) =>
+    i % 5
+      ? plain(i)
+      : `Ticket ${i}: write to <EMAIL_${i / 5 + 1}> about <EMPLOYEE_ID_${i / 5 + 1}> and <PROJECT_CODENAME_1>, ` +
+        `card **** **** **** 1111, host <INTERNAL_HOST>.\n`;
+
+  it("scans a multi-MB prompt off the event loop: small requests keep flowing, redaction is exact", async () => {
+    const lines = Array.from({ length: 45_000 }, (_, i) => i);
+    const prompt = lines.map(block).join("");
+    assert.ok(prompt.length > 4_000_000);
+    // Serialized up front and sent as is: the SDK would stall this process while it builds the body.
+    const body = Buffer.from(
+      JSON.stringify({ model: MODEL, messages: [{ role: "user", content: prompt }], max_tokens: 4 }),
+    );
+    const pool = stack.pools["pool-a"]!;
+    const arrived = () => pool.received.some((r) => r.body.length > 1_000_000);
+    // Reads (and so resets) extproc's event-loop lag maximum.
+    const loopLag = async () => sampleValue(await extprocMetrics(stack), "nodejs_eventloop_lag_max_seconds");
+    await loopLag();
+    const big = rawRequest(stack, "/v1/chat/completions", {
+      headers: { authorization: `Bearer ${DEMO_KEYS.research}`, "content-type": "application/json" },
+      body,
+    });
+    // Small requests one after another while the big one is in the gateway. Once it reaches the (in-process)
+    // demo server, parsing it stalls this process: the request in flight then is not counted, and we stop.
+    const latencies: number[] = [];
+    for (;;) {
+      const started = performance.now();
+      await ask("hello there", research(), { max_tokens: 2 });
+      if (arrived()) break;
+      latencies.push(performance.now() - started);
+    }
+    const lag = await loopLag();
+    assert.equal((await big).status, 200);
+    // Scanned inline, the ~4.5 MB prompt (deny patterns, injection rules, PII) holds extproc's event loop
+    // for over half a second, and a small request waits that long. On a worker, parsing the big body and
+    // applying the findings are all that is left on the loop.
+    const slowest = Math.max(...latencies);
+    assert.ok(latencies.length >= 10, `only ${latencies.length} small requests got through`);
+    assert.ok(slowest < 400, `slowest small request ${slowest.toFixed(0)} ms (${latencies.length} requests)`);
+    assert.ok(lag < 0.3, `extproc's event loop stalled for ${(lag * 1000).toFixed(0)} ms`);
+
+    const received = pool.received.find((r) => r.body.length > 1_000_000)!;
+    const sent = (JSON.parse(received.body) as { messages: Array<{ content: string }> }).messages[0]!.content;
+    const expected = lines.map(redacted).join("");
+    let first = 0;
+    while (first < sent.length && sent[first] === expected[first]) first++;
+    assert.ok(sent === expected, `differs at ${first}: ${JSON.stringify(sent.slice(first, first + 80))}`);
   });
 });

@@ -122,7 +122,7 @@ const zero = (): Counts => ({ tp: 0, fp: 0, fn: 0, partial: 0 });
 
 /** Runs every built-in detector (entropy threshold 4, as in the sample policy) over the samples. */
 export function evaluate(samples: readonly Sample[], entropyThreshold = 4): Evaluation {
-  const scanner = new Scanner([], entropyThreshold);
+  const scanner = new Scanner({ custom: [], entropyThreshold });
   const enabled = new Set<string>(BUILTIN_ENTITIES);
   const byType = new Map<string, Counts>(BUILTIN_ENTITIES.map((t) => [t, zero()]));
   const overall = zero();
