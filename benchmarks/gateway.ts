@@ -221,7 +221,7 @@ function stackProcesses(stack: Stack, children: readonly ChildInfo[], extproc: b
     c.argv.some((a) => a.endsWith(path.join("model-server", "main.js"))) &&
     argAfter(c.argv, "--port") === String(stack.ports.poolA);
   // Every stack's extproc has the same command line; its environment names its listen address.
-  const listen = `EXTPROC_LISTEN=127.0.0.1:${stack.ports.extproc}`;
+  const listen = `EXTPROC_LISTEN=unix:${stack.extprocSockets[0]}`;
   const isExtproc = (c: ChildInfo): boolean =>
     c.argv.some((a) => a.endsWith(path.join("extproc", "main.js"))) &&
     (environOf(c.pid)?.includes(listen) ?? false);

@@ -90,6 +90,16 @@ describe("extproc start-up", () => {
     assert.equal(await restarted.exited, 0);
   });
 
+  it("starts on an audit log whose last line was torn by a crash, and says so", async () => {
+    const audit = path.join(mkdtempSync(path.join(tmpdir(), "extproc-torn-")), "audit.log");
+    writeFileSync(audit, '{"seq":1,"prev":"x"}\n{"seq":2,"pr');
+    const run = await startExtProc({ EXTPROC_AUDIT_LOG: audit });
+    assert.ok(await healthy(run), run.output.join(""));
+    assert.match(run.output.join(""), /audit log ends with a line that is not a record/);
+    run.child.kill("SIGTERM");
+    assert.equal(await run.exited, 0);
+  });
+
   it("stops with one clear line when the audit log cannot be written or the policy is invalid", async () => {
     const dir = mkdtempSync(path.join(tmpdir(), "extproc-bad-"));
     const notADirectory = path.join(dir, "file");

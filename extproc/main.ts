@@ -55,6 +55,11 @@ async function main(): Promise<void> {
     fsyncIntervalMs: settings.auditFsyncMs,
     // Chain heads leave the host: the seq in metrics, seq and hash in a log line at most once a minute
     // (and at shutdown), for `audit verify --anchor` to tell a cut or rewritten tail.
+    onDamagedTail: (tail) =>
+      logger.warn(
+        { audit_log: settings.auditLog, after_seq: tail.seq },
+        "audit log ends with a line that is not a record (torn write or edit); the chain continues after it and `audit verify` will name it",
+      ),
     onDurable: (head) => {
       metrics.auditDurableSeq.set(head.seq);
       if (stopping || Date.now() - lastCheckpointAt >= CHECKPOINT_INTERVAL_MS) {

@@ -11,6 +11,7 @@ import {
   verifyAuditChain,
   type AuditRecord,
   type ChainHead,
+  type ChainTail,
 } from "./index.js";
 
 const record = (id: string): AuditRecord => ({
@@ -68,7 +69,12 @@ describe("audit hash chain", () => {
   it("continues the chain of an existing file after a restart, and across rotation", async () => {
     const f = file();
     await writeRecords(f, ["a", "b"]);
-    assert.deepEqual(chainTail(f), { seq: 2, prev: lineHash(lines(f)[1]!) });
+    assert.deepEqual(chainTail(f), {
+      seq: 2,
+      prev: lineHash(lines(f)[1]!),
+      damaged: false,
+      unterminated: false,
+    });
     await writeRecords(f, ["c"]); // a restarted extproc appending to the same file
     assert.equal(verifyAuditChain(lines(f)).ok, true);
 
@@ -88,6 +94,35 @@ describe("audit hash chain", () => {
       records: 5,
       lastHash: lineHash(lines(f)[0]!),
       anchorsChecked: 0,
+    });
+  });
+
+  it("goes on after a torn last line (a crash mid-write) on a line of its own, and verify names the torn one", async () => {
+    const f = file();
+    await writeRecords(f, ["a", "b"]);
+    const good = lines(f);
+    const torn = good[1]!.slice(0, 25);
+    writeFileSync(f, `${good[0]}\n${torn}`); // no newline: the write stopped mid-line
+    const damaged: ChainTail[] = [];
+    const sink = createAuditSink({
+      destination: f,
+      fsyncIntervalMs: 0,
+      onDamagedTail: (t) => damaged.push(t),
+    });
+    sink.write(record("c"));
+    await sink.flush();
+    sink.close();
+    assert.deepEqual(damaged, [{ seq: 1, prev: lineHash(torn), damaged: true, unterminated: true }]);
+    const after = lines(f);
+    assert.equal(after.length, 3);
+    assert.equal(after[1], torn);
+    const next = JSON.parse(after[2]!) as { seq: number; prev: string; request_id: string };
+    assert.deepEqual([next.seq, next.prev, next.request_id], [2, lineHash(torn), "c"]);
+    assert.deepEqual(verifyAuditChain(after), {
+      ok: false,
+      records: 1,
+      line: 2,
+      problem: "not a JSON record (torn or edited line)",
     });
   });
 

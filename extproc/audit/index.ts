@@ -73,6 +73,8 @@ export interface AuditSinkOptions {
    * it off the host (metrics, logs) and `audit verify --anchor` can later tell a cut or rewritten tail.
    */
   readonly onDurable?: (head: ChainHead) => void;
+  /** Told when the file's last line is not a record (see {@link ChainTail.damaged}): log it. */
+  readonly onDamagedTail?: (tail: ChainTail) => void;
 }
 
 /** The newest record of a chain: its sequence number and the SHA-256 of its line. */
@@ -87,31 +89,63 @@ export const GENESIS = createHash("sha256").update("").digest("hex");
 /** SHA-256 hex of one audit line (its exact bytes, without the newline). */
 export const lineHash = (line: string): string => createHash("sha256").update(line, "utf8").digest("hex");
 
+/** Where an existing audit file's chain ends (see {@link chainTail}). */
+export interface ChainTail {
+  /** `seq` of the last record (0: a new chain). */
+  readonly seq: number;
+  /** Hash of the file's last line, which the next record chains to. */
+  readonly prev: string;
+  /**
+   * The last line is not a chained record (a write torn by a crash or power loss, or an edit). The chain goes
+   * on after it, so `audit verify` reports exactly that line; refusing to start would stop all traffic.
+   */
+  readonly damaged: boolean;
+  /** The file does not end with a newline: the next record must start on a line of its own. */
+  readonly unterminated: boolean;
+}
+
 /**
- * Where an existing audit file's chain ends: the last record's sequence number and line hash. Reads only the
- * file's tail, so start-up stays fast however large the log is.
+ * Where an existing audit file's chain ends: the last record's sequence number and the last line's hash.
+ * Reads only the file's tail, so start-up stays fast however large the log is.
  */
-export function chainTail(file: string): { seq: number; prev: string } {
+export function chainTail(file: string): ChainTail {
+  const fresh: ChainTail = { seq: 0, prev: GENESIS, damaged: false, unterminated: false };
   let fd: number;
   try {
     // Only a regular file has a tail to continue (opening a FIFO to read would block).
-    if (!statSync(file).isFile()) return { seq: 0, prev: GENESIS };
+    if (!statSync(file).isFile()) return fresh;
     fd = openSync(file, "r");
   } catch {
-    return { seq: 0, prev: GENESIS };
+    return fresh;
   }
   try {
     const size = fstatSync(fd).size;
     const length = Math.min(size, 1 << 20);
     const buffer = Buffer.alloc(length);
     readSync(fd, buffer, 0, length, size - length);
-    const lines = buffer.toString("utf8").split("\n").filter(Boolean);
+    const text = buffer.toString("utf8");
+    const lines = text.split("\n").filter(Boolean);
     const last = lines.at(-1);
-    if (!last) return { seq: 0, prev: GENESIS };
-    const { seq } = JSON.parse(last) as { seq?: number };
-    return { seq: typeof seq === "number" ? seq : 0, prev: lineHash(last) };
+    if (!last) return fresh;
+    const unterminated = !text.endsWith("\n");
+    // The newest record's seq: the last line's, or (if that one is damaged) the last readable one's.
+    for (const line of lines.reverse()) {
+      const seq = seqOf(line);
+      if (seq !== undefined) return { seq, prev: lineHash(last), damaged: line !== last, unterminated };
+    }
+    return { seq: 0, prev: lineHash(last), damaged: true, unterminated };
   } finally {
     closeSync(fd);
+  }
+}
+
+/** A chained record's `seq`, or undefined for a line that is not one. */
+function seqOf(line: string): number | undefined {
+  try {
+    const { seq } = JSON.parse(line) as { seq?: unknown };
+    return typeof seq === "number" ? seq : undefined;
+  } catch {
+    return undefined;
   }
 }
 
@@ -130,6 +164,11 @@ export function chainTail(file: string): { seq: number; prev: string } {
 export function createAuditSink(options: AuditSinkOptions): AuditSink {
   const toStdout = options.destination === "stdout";
   if (!toStdout) assertWritable(options.destination);
+  // Read before the stream exists: a throw here must not leave a half-open stream behind.
+  const tail = toStdout ? undefined : chainTail(options.destination);
+  if (tail?.damaged) options.onDamagedTail?.(tail);
+  let { seq, prev } = tail ?? { seq: 0, prev: GENESIS };
+  let separator = tail?.unterminated ? "\n" : "";
   const stream = pino.destination({
     dest: toStdout ? 1 : options.destination,
     mkdir: true,
@@ -138,7 +177,6 @@ export function createAuditSink(options: AuditSinkOptions): AuditSink {
     minLength: toStdout ? 0 : 4096,
   });
   const copy = options.alsoStdout && !toStdout ? pino.destination({ dest: 1, sync: false }) : undefined;
-  let { seq, prev } = toStdout ? { seq: 0, prev: GENESIS } : chainTail(options.destination);
   const fsyncIntervalMs = options.fsyncIntervalMs ?? 1000;
   // SonicBoom keeps its file descriptor in `fd` (absent from its type declarations).
   const fd = () => (stream as unknown as { fd: number }).fd;
@@ -177,7 +215,8 @@ export function createAuditSink(options: AuditSinkOptions): AuditSink {
         ...record,
       });
       prev = lineHash(line);
-      stream.write(`${line}\n`);
+      stream.write(`${separator}${line}\n`);
+      separator = "";
       copy?.write(`${line}\n`);
     },
     flush,

@@ -4,7 +4,7 @@ import { z } from "zod";
 const settingsSchema = z.object({
   EXTPROC_POLICY: z.string().min(1).default("deploy/policy.yaml"),
   EXTPROC_ENVOY_CONFIG: z.string().min(1).optional(),
-  EXTPROC_LISTEN: z.string().min(1).default("127.0.0.1:50051"),
+  EXTPROC_LISTEN: z.string().min(1).default("unix:.run/extproc.sock"),
   EXTPROC_METRICS_LISTEN: z
     .string()
     .regex(/^[^:]+:\d+$/, "must be host:port")

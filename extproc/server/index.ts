@@ -7,7 +7,7 @@ import { freeUnixSocketPath } from "./socket.js";
 
 /** Options for {@link startExtProcServer}. */
 export interface ExtProcServerOptions {
-  /** `host:port` or `unix:///path/to.sock`. */
+  /** `host:port`, `unix:relative/path.sock` or `unix:///absolute/path.sock`. */
   readonly listen: string;
   /** Largest ext_proc message accepted; must exceed Envoy's request body buffer limit. */
   readonly maxMessageBytes: number;

@@ -1,8 +1,9 @@
-import { lstatSync, unlinkSync } from "node:fs";
+import { lstatSync, mkdirSync, unlinkSync } from "node:fs";
+import { dirname } from "node:path";
 import { connect } from "node:net";
 
 /**
- * Makes `path` free for a Unix socket listener. A socket file left behind by a process that died without
+ * Makes `path` free for a Unix socket listener (creating its directory if need be). A socket file left behind by a process that died without
  * closing it (SIGKILL, OOM kill: the pod's shared emptyDir outlives the container) would make every restart
  * fail with EADDRINUSE, so it is removed, but only if it is a socket and nothing answers on it: a running
  * extproc keeps its socket, and a file that is not a socket is never deleted.
@@ -12,8 +13,9 @@ export async function freeUnixSocketPath(path: string): Promise<void> {
   try {
     isSocket = lstatSync(path).isSocket();
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === "ENOENT") return;
-    throw err;
+    if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+    mkdirSync(dirname(path), { recursive: true });
+    return;
   }
   if (!isSocket) throw new Error(`${path} exists and is not a socket; refusing to replace it`);
   const answered = await new Promise<boolean>((resolve) => {

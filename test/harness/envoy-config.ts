@@ -8,7 +8,6 @@ export interface StackPorts {
   readonly http: number;
   readonly https: number;
   readonly admin: number;
-  readonly extproc: number;
   readonly metrics: number;
   readonly poolA: number;
   readonly poolB: number;
@@ -19,7 +18,6 @@ export const DEFAULT_PORTS: StackPorts = {
   http: 8080,
   https: 8443,
   admin: 9901,
-  extproc: 50051,
   metrics: 9464,
   poolA: 8000,
   poolB: 8001,
@@ -34,15 +32,15 @@ export interface RenderOptions {
   readonly root: string;
   /** Drop the ext_proc filter (benchmark baseline: Envoy alone). */
   readonly withoutExtProc?: boolean;
-  /** Several extproc replicas: one endpoint each in the extproc cluster (default: `ports.extproc`). */
-  readonly extprocPorts?: readonly number[];
+  /** extproc's Unix sockets: one endpoint each in the extproc cluster (several replicas: several sockets). */
+  readonly extprocSockets: readonly string[];
   /** Ports of clusters beyond pool-a and pool-b (e.g. a fallback pool), by cluster name. */
   readonly extraPoolPorts?: Readonly<Record<string, number>>;
 }
 
 /**
- * Renders envoy/envoy.yaml for a run: the same file users run, with ports replaced structurally (by
- * listener and cluster name, never by text substitution) and certificate paths made absolute.
+ * Renders envoy/envoy.yaml for a run: the same file users run, with ports and extproc's sockets replaced
+ * structurally (by listener and cluster name, never by text substitution) and certificate paths made absolute.
  */
 export function renderEnvoyConfig(file: string, options: RenderOptions): string {
   const doc = yaml.load(readFileSync(file, "utf8")) as Node;
@@ -50,7 +48,6 @@ export function renderEnvoyConfig(file: string, options: RenderOptions): string 
   doc.admin.address.socket_address.port_value = ports.admin;
   const listenerPorts: Record<string, number> = { listener_http: ports.http, listener_https: ports.https };
   const clusterPorts: Record<string, number> = {
-    extproc: ports.extproc,
     "pool-a": ports.poolA,
     "pool-b": ports.poolB,
     ...options.extraPoolPorts,
@@ -78,13 +75,17 @@ export function renderEnvoyConfig(file: string, options: RenderOptions): string 
   for (const cluster of doc.static_resources.clusters as Node[]) {
     if (cluster.cluster_type) continue; // an aggregate cluster has no endpoints of its own
     const port = clusterPorts[cluster.name];
-    if (port === undefined) throw new Error(`unexpected cluster ${cluster.name} in ${file}`);
-    const ports = cluster.name === "extproc" && options.extprocPorts ? options.extprocPorts : [port];
+    if (cluster.name !== "extproc" && port === undefined)
+      throw new Error(`unexpected cluster ${cluster.name} in ${file}`);
+    const addresses =
+      cluster.name === "extproc"
+        ? options.extprocSockets.map((socket) => ({ pipe: { path: socket } }))
+        : [{ socket_address: { address: "127.0.0.1", port_value: port } }];
     for (const group of cluster.load_assignment.endpoints as Node[]) {
       const template = (group.lb_endpoints as Node[])[0]!;
-      group.lb_endpoints = ports.map((p) => {
+      group.lb_endpoints = addresses.map((address) => {
         const endpoint = structuredClone(template);
-        endpoint.endpoint.address.socket_address.port_value = p;
+        endpoint.endpoint.address = address;
         return endpoint;
       });
     }

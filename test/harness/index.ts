@@ -49,7 +49,7 @@ export interface StackOptions {
   readonly extprocEnv?: Readonly<Record<string, string>>;
   /** Pin extproc to these CPUs with taskset (benchmark). */
   readonly extprocCpus?: string;
-  /** extproc replicas behind Envoy's extproc cluster (default 1); replica 0 uses `ports.extproc/metrics`. */
+  /** extproc replicas behind Envoy's extproc cluster (default 1); replica 0 uses `ports.metrics`. */
   readonly extprocReplicas?: number;
   /** Where logs and the audit file go; a fresh temporary directory by default. */
   readonly workDir?: string;
@@ -71,6 +71,8 @@ export interface Stack {
   readonly auditLog: string;
   /** Every replica's audit log. */
   readonly auditLogs: readonly string[];
+  /** Every replica's Unix socket (Envoy's extproc cluster dials them). */
+  readonly extprocSockets: readonly string[];
   /** Every replica's metrics port. */
   readonly metricsPorts: readonly number[];
   readonly envoyAccessLog: string;
@@ -118,14 +120,13 @@ export async function freePort(): Promise<number> {
 }
 
 async function pickPorts(): Promise<StackPorts> {
-  const [http, https, admin, extproc, metrics, poolA, poolB] = await Promise.all(
-    Array.from({ length: 7 }, () => freePort()),
+  const [http, https, admin, metrics, poolA, poolB] = await Promise.all(
+    Array.from({ length: 6 }, () => freePort()),
   );
   return {
     http: http!,
     https: https!,
     admin: admin!,
-    extproc: extproc!,
     metrics: metrics!,
     poolA: poolA!,
     poolB: poolB!,
@@ -221,12 +222,25 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     ...extraPools,
   ];
 
-  const replicas = [{ grpc: ports.extproc, metrics: ports.metrics, audit: auditLog, log: "extproc.log" }];
+  // Socket paths are limited to ~107 bytes: under the repository (npm start: .run/) they are given relative
+  // to it, every process's working directory, as envoy/envoy.yaml's default is.
+  const socketIn = (name: string): string => {
+    const file = path.join(workDir, name);
+    const relative = path.relative(ROOT, file);
+    return relative.startsWith("..") ? file : relative;
+  };
+  const replicas = [
+    {
+      socket: socketIn("extproc.sock"),
+      metrics: ports.metrics,
+      audit: auditLog,
+      log: "extproc.log",
+    },
+  ];
   for (let i = 1; i < (options.extprocReplicas ?? 1); i++) {
-    const [grpc, metrics] = await Promise.all([freePort(), freePort()]);
     replicas.push({
-      grpc: grpc,
-      metrics: metrics,
+      socket: socketIn(`extproc-${i}.sock`),
+      metrics: await freePort(),
       audit: path.join(workDir, `audit-${i}.log`),
       log: `extproc-${i}.log`,
     });
@@ -247,7 +261,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
       ...process.env,
       EXTPROC_POLICY: options.policyFile ?? path.join(ROOT, "deploy/policy.yaml"),
       EXTPROC_ENVOY_CONFIG: envoySource,
-      EXTPROC_LISTEN: `127.0.0.1:${replica.grpc}`,
+      EXTPROC_LISTEN: `unix:${replica.socket}`,
       EXTPROC_METRICS_LISTEN: `127.0.0.1:${replica.metrics}`,
       EXTPROC_AUDIT_LOG: replica.audit,
       EXTPROC_SHUTDOWN_GRACE_MS: "5000",
@@ -318,7 +332,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
         ports,
         root: ROOT,
         withoutExtProc: options.withoutExtProc,
-        extprocPorts: replicas.map((r) => r.grpc),
+        extprocSockets: replicas.map((r) => r.socket),
         extraPoolPorts: Object.fromEntries(extraPools.map((p) => [p.name, p.port])),
       }),
     );
@@ -357,6 +371,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     pools,
     startExtProc,
     auditLogs: replicas.map((r) => r.audit),
+    extprocSockets: replicas.map((r) => r.socket),
     metricsPorts: replicas.map((r) => r.metrics),
     stopExtProc,
     killExtProc: async () => {
