@@ -16,7 +16,7 @@ export interface EnvoyCluster {
 /** A route that matches one routing-header value exactly. */
 export interface EnvoyRoute {
   readonly cluster: string;
-  /** The route adds {@link SERVED_POOL_HEADER} with the endpoint's pool metadata to responses. */
+  /** The route sets {@link SERVED_POOL_HEADER} to the endpoint's pool metadata on responses (overwriting). */
   readonly reportsServedPool: boolean;
   /** Retries avoid priorities (pools of an aggregate) already tried: the first retry goes to the fallback. */
   readonly retriesOtherPools: boolean;
@@ -54,9 +54,14 @@ function readCluster(cluster: Node): EnvoyCluster {
 }
 
 function readRoute(route: Node, action: Node): EnvoyRoute {
+  // Overwrite, not append: a model server cannot add a value of its own and name another pool.
   const reportsServedPool = list(route.response_headers_to_add).some((option) => {
     const header = node(option.header);
-    return header.key === SERVED_POOL_HEADER && header.value === SERVED_POOL_FORMAT;
+    return (
+      header.key === SERVED_POOL_HEADER &&
+      header.value === SERVED_POOL_FORMAT &&
+      option.append_action === "OVERWRITE_IF_EXISTS_OR_ADD"
+    );
   });
   const retriesOtherPools = node(node(action.retry_policy).retry_priority).name === PREVIOUS_PRIORITIES;
   return { cluster: String(action.cluster), reportsServedPool, retriesOtherPools };

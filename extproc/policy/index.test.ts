@@ -146,7 +146,7 @@ static_resources:
                     - name: v
                       routes:
                         - match: { prefix: /, headers: [{ name: x-gateway-pool, string_match: { exact: pool-a } }] }
-                          ${o.header === false ? "" : 'response_headers_to_add: [{ header: { key: x-gateway-served-pool, value: "%UPSTREAM_METADATA(llm_gateway:pool)%" } }]'}
+                          ${o.header === false ? "" : 'response_headers_to_add: [{ header: { key: x-gateway-served-pool, value: "%UPSTREAM_METADATA(llm_gateway:pool)%" }, append_action: OVERWRITE_IF_EXISTS_OR_ADD }]'}
                           route:
                             cluster: pool-a-failover
                             retry_policy:
@@ -206,7 +206,7 @@ static_resources:
       ]);
       assert.deepEqual(load(FALLBACK, envoy({ retry: false, header: false, metadataA: "pool-b" })), [
         "pools.pool-a: the route for pool-a needs retry_priority envoy.retry_priorities.previous_priorities, or requests fail until health checks mark the pool down",
-        'pools.pool-a: the route for pool-a must add the response header x-gateway-served-pool: "%UPSTREAM_METADATA(llm_gateway:pool)%" so the audit names the pool that answered',
+        'pools.pool-a: the route for pool-a must set the response header x-gateway-served-pool: "%UPSTREAM_METADATA(llm_gateway:pool)%" (append_action: OVERWRITE_IF_EXISTS_OR_ADD) so the audit names the pool that answered',
         'pools.pool-a: every endpoint of cluster "pool-a" needs metadata filter_metadata.llm_gateway.pool: pool-a',
       ]);
       assert.deepEqual(load("{ pool-a: {}, pool-c: {} }", envoy()), [

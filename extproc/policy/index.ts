@@ -605,7 +605,7 @@ function checkAgainstEnvoy(doc: PolicyDocument, envoyConfigFile: string, problem
       );
     if (!route.reportsServedPool)
       problem(
-        `the route for ${poolName} must add the response header ${SERVED_POOL_HEADER}: "${SERVED_POOL_FORMAT}" so the audit names the pool that answered`,
+        `the route for ${poolName} must set the response header ${SERVED_POOL_HEADER}: "${SERVED_POOL_FORMAT}" (append_action: OVERWRITE_IF_EXISTS_OR_ADD) so the audit names the pool that answered`,
       );
     for (const [member, pool] of [
       [own!, poolName],

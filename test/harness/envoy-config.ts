@@ -150,7 +150,10 @@ export function writeFallbackEnvoyConfig(file: string, out: string, pool: string
             },
           };
           route.response_headers_to_add = [
-            { header: { key: SERVED_POOL_HEADER, value: SERVED_POOL_FORMAT } },
+            {
+              header: { key: SERVED_POOL_HEADER, value: SERVED_POOL_FORMAT },
+              append_action: "OVERWRITE_IF_EXISTS_OR_ADD",
+            },
           ];
           routes.splice(index + 1, 0, fallbackRoute);
         }
