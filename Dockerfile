@@ -12,7 +12,9 @@ RUN npx tsc -p .
 
 FROM node:24-bookworm-slim
 WORKDIR /app
-ENV NODE_ENV=production
+# In a container extproc listens on TCP by default (its own Service, as in the Istio install); the pod and
+# docker-compose set EXTPROC_LISTEN to their shared Unix socket instead.
+ENV NODE_ENV=production EXTPROC_LISTEN=0.0.0.0:50051
 COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
 COPY --from=build /app/dist dist

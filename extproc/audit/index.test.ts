@@ -63,6 +63,7 @@ describe("audit hash chain", () => {
       records: 3,
       lastHash: lineHash(written[2]!),
       anchorsChecked: 0,
+      tornLines: [],
     });
   });
 
@@ -94,10 +95,11 @@ describe("audit hash chain", () => {
       records: 5,
       lastHash: lineHash(lines(f)[0]!),
       anchorsChecked: 0,
+      tornLines: [],
     });
   });
 
-  it("goes on after a torn last line (a crash mid-write) on a line of its own, and verify names the torn one", async () => {
+  it("goes on after a torn last line (a crash mid-write) on a line of its own; verify names it and checks on", async () => {
     const f = file();
     await writeRecords(f, ["a", "b"]);
     const good = lines(f);
@@ -118,7 +120,17 @@ describe("audit hash chain", () => {
     assert.equal(after[1], torn);
     const next = JSON.parse(after[2]!) as { seq: number; prev: string; request_id: string };
     assert.deepEqual([next.seq, next.prev, next.request_id], [2, lineHash(torn), "c"]);
+    // The chain runs through the torn line: verify names it and checks everything after it.
     assert.deepEqual(verifyAuditChain(after), {
+      ok: true,
+      records: 2,
+      lastHash: lineHash(after[2]!),
+      anchorsChecked: 0,
+      tornLines: [2],
+    });
+    // A bad line the next record does not chain to is still a break (an edit, not a crash).
+    const edited = [after[0]!, `${torn}x`, after[2]!];
+    assert.deepEqual(verifyAuditChain(edited), {
       ok: false,
       records: 1,
       line: 2,
@@ -171,6 +183,7 @@ describe("audit hash chain", () => {
       records: 4,
       lastHash: lineHash(good[3]!),
       anchorsChecked: 2,
+      tornLines: [],
     });
 
     // Someone with write access edits record 2 and recomputes every later prev: the chain alone is intact.
@@ -241,6 +254,7 @@ describe("audit durability", () => {
       records: 20_000,
       lastHash: lineHash(written[19_999]!),
       anchorsChecked: 0,
+      tornLines: [],
     });
   });
 

@@ -181,6 +181,8 @@ export function createAuditSink(options: AuditSinkOptions): AuditSink {
   // SonicBoom keeps its file descriptor in `fd` (absent from its type declarations).
   const fd = () => (stream as unknown as { fd: number }).fd;
   let durableSeq = seq;
+  // What the file already holds is published at once, so the durable seq never reads 0 after a restart.
+  if (seq > 0 && !tail?.damaged) options.onDurable?.({ seq, hash: prev });
   const flush = (): Promise<void> =>
     new Promise((resolve) => {
       if (toStdout) return resolve();
@@ -203,8 +205,17 @@ export function createAuditSink(options: AuditSinkOptions): AuditSink {
     ready: () =>
       new Promise((resolve, reject) => {
         if (toStdout || fd() >= 0) return resolve();
-        stream.once("ready", resolve);
-        stream.once("error", reject);
+        // Both listeners go once either fires: a later write error must reach the stream's own handling.
+        const opened = () => {
+          stream.off("error", failed);
+          resolve();
+        };
+        const failed = (err: Error) => {
+          stream.off("ready", opened);
+          reject(err);
+        };
+        stream.once("ready", opened);
+        stream.once("error", failed);
       }),
     write: (record) => {
       const line = JSON.stringify({
@@ -245,6 +256,19 @@ function assertWritable(file: string): void {
   closeSync(openSync(file, "a"));
 }
 
+/** A line's `seq` and `prev`, or what is wrong with it. */
+function chainedRecord(line: string): { seq: number; prev: string } | string {
+  let record: { seq?: unknown; prev?: unknown };
+  try {
+    record = JSON.parse(line) as typeof record;
+  } catch {
+    return "not a JSON record (torn or edited line)";
+  }
+  if (typeof record?.seq !== "number" || typeof record.prev !== "string")
+    return "record has no seq/prev (not a chained audit record)";
+  return { seq: record.seq, prev: record.prev };
+}
+
 /** Outcome of {@link verifyAuditChain}. */
 export type ChainVerdict =
   | {
@@ -253,6 +277,8 @@ export type ChainVerdict =
       readonly lastHash: string;
       /** How many of the anchors fell inside the records checked (older ones were rotated away). */
       readonly anchorsChecked: number;
+      /** Lines a crash cut short, which extproc chained its next record to when it restarted. */
+      readonly tornLines: readonly number[];
     }
   | { readonly ok: false; readonly records: number; readonly line: number; readonly problem: string };
 
@@ -261,7 +287,8 @@ export type ChainVerdict =
  * Names the first record that was changed, removed, reordered or inserted. `anchors` are chain heads
  * published off the host when they were written ({@link AuditSinkOptions.onDurable}): a record that no longer
  * matches its anchor, or a file that ends before the newest anchor (its tail cut off), fails the check too,
- * which the chain alone cannot show.
+ * which the chain alone cannot show. A line that is not a record is accepted only as a write torn by a crash:
+ * when the next record chains to its exact bytes with the next seq (what a restarted extproc writes).
  */
 export function verifyAuditChain(lines: Iterable<string>, anchors: readonly ChainHead[] = []): ChainVerdict {
   const anchorHash = new Map(anchors.map((a) => [a.seq, a.hash]));
@@ -270,22 +297,27 @@ export function verifyAuditChain(lines: Iterable<string>, anchors: readonly Chai
   let seq: number | undefined;
   let records = 0;
   let lineNo = 0;
+  const tornLines: number[] = [];
+  let torn: { line: number; hash: string; problem: string } | undefined;
   for (const line of lines) {
     lineNo++;
     if (line.length === 0) continue;
-    let record: { seq?: unknown; prev?: unknown };
-    try {
-      record = JSON.parse(line) as typeof record;
-    } catch {
-      return { ok: false, records, line: lineNo, problem: "not a JSON record (torn or edited line)" };
+    const record = chainedRecord(line);
+    if (torn) {
+      // Only the record extproc writes after restarting on a torn tail makes a bad line acceptable.
+      if (
+        typeof record === "string" ||
+        record.prev !== torn.hash ||
+        (seq !== undefined && record.seq !== seq + 1)
+      )
+        return { ok: false, records, line: torn.line, problem: torn.problem };
+      tornLines.push(torn.line);
+      prev = torn.hash;
+      torn = undefined;
     }
-    if (typeof record.seq !== "number" || typeof record.prev !== "string") {
-      return {
-        ok: false,
-        records,
-        line: lineNo,
-        problem: "record has no seq/prev (not a chained audit record)",
-      };
+    if (typeof record === "string") {
+      torn = { line: lineNo, hash: lineHash(line), problem: record };
+      continue;
     }
     if (seq !== undefined && record.seq !== seq + 1) {
       return {
@@ -318,6 +350,7 @@ export function verifyAuditChain(lines: Iterable<string>, anchors: readonly Chai
       anchorsChecked++;
     }
   }
+  if (torn) return { ok: false, records, line: torn.line, problem: torn.problem };
   const newest = Math.max(0, ...anchors.map((a) => a.seq));
   if (newest > (seq ?? 0)) {
     return {
@@ -327,5 +360,5 @@ export function verifyAuditChain(lines: Iterable<string>, anchors: readonly Chai
       problem: `the chain ends at seq ${seq ?? 0} but seq ${newest} was anchored: records ${(seq ?? 0) + 1}–${newest} were cut off`,
     };
   }
-  return { ok: true, records, lastHash: prev ?? GENESIS, anchorsChecked };
+  return { ok: true, records, lastHash: prev ?? GENESIS, anchorsChecked, tornLines };
 }

@@ -129,8 +129,12 @@ export async function runCli(
     if (verdict.ok) {
       const anchored =
         anchors.length > 0 ? `, ${verdict.anchorsChecked} of ${anchors.length} anchors matched` : "";
+      const torn =
+        verdict.tornLines.length > 0
+          ? `; line(s) ${verdict.tornLines.join(", ")} cut short by a crash, the chain resumes after them`
+          : "";
       io.out.write(
-        `OK: ${verdict.records} records, hash chain intact${anchored} (last hash ${verdict.lastHash})\n`,
+        `OK: ${verdict.records} records, hash chain intact${anchored}${torn} (last hash ${verdict.lastHash})\n`,
       );
       return 0;
     }

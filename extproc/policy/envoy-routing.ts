@@ -67,6 +67,23 @@ function readRoute(route: Node, action: Node): EnvoyRoute {
   return { cluster: String(action.cluster), reportsServedPool, retriesOtherPools };
 }
 
+/**
+ * Every listener (plain, TLS) has its own route for a pool; the check must hold for each. Routes to different
+ * clusters are refused outright; otherwise a requirement counts as met only if every listener meets it.
+ */
+function sameOnEveryListener(value: string, seen: EnvoyRoute | undefined, route: EnvoyRoute): EnvoyRoute {
+  if (!seen) return route;
+  if (seen.cluster !== route.cluster)
+    throw new Error(
+      `listeners route ${ROUTING_HEADER}: ${value} to different clusters (${seen.cluster}, ${route.cluster})`,
+    );
+  return {
+    cluster: route.cluster,
+    reportsServedPool: seen.reportsServedPool && route.reportsServedPool,
+    retriesOtherPools: seen.retriesOtherPools && route.retriesOtherPools,
+  };
+}
+
 /** Reads the clusters and the routing-header routes of an Envoy YAML bootstrap. */
 export function readEnvoyRouting(file: string): EnvoyRouting {
   const doc = yaml.load(readFileSync(file, "utf8"), { filename: file });
@@ -87,7 +104,7 @@ export function readEnvoyRouting(file: string): EnvoyRouting {
                 typeof exact === "string" &&
                 typeof action.cluster === "string"
               ) {
-                routes.set(exact, readRoute(route, action));
+                routes.set(exact, sameOnEveryListener(exact, routes.get(exact), readRoute(route, action)));
               }
             }
           }

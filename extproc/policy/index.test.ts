@@ -133,9 +133,25 @@ quota: { store: redis }
     const endpoint = (pool: string | undefined, port: number) =>
       `{ ${pool ? `metadata: { filter_metadata: { llm_gateway: { pool: ${pool} } } }, ` : ""}endpoint: { address: { socket_address: { address: 127.0.0.1, port_value: ${port} } } } }`;
     /** The smallest bootstrap with pool-a failing over to pool-c, as README's "Fallback pools" describes. */
-    const envoy = (o: { members?: string; retry?: boolean; header?: boolean; metadataA?: string } = {}) => `
+    /** A second listener (TLS, say) whose pool-a route goes to `cluster` without retry_priority. */
+    const secondListener = (cluster: string) => `
+    - name: l2
+      filter_chains:
+        - filters:
+            - name: hcm
+              typed_config:
+                route_config:
+                  virtual_hosts:
+                    - name: v
+                      routes:
+                        - match: { prefix: /, headers: [{ name: x-gateway-pool, string_match: { exact: pool-a } }] }
+                          response_headers_to_add: [{ header: { key: x-gateway-served-pool, value: "%UPSTREAM_METADATA(llm_gateway:pool)%" }, append_action: OVERWRITE_IF_EXISTS_OR_ADD }]
+                          route: { cluster: ${cluster} }`;
+    const envoy = (
+      o: { members?: string; retry?: boolean; header?: boolean; metadataA?: string; second?: string } = {},
+    ) => `
 static_resources:
-  listeners:
+  listeners:${o.second ?? ""}
     - name: l
       filter_chains:
         - filters:
@@ -171,7 +187,10 @@ static_resources:
         return loadPolicy(file, { envoyConfigFile, env: ENV });
       } catch (err) {
         assert.ok(err instanceof PolicyError);
-        return err.problems.map((p) => `${p.path}: ${p.message.replace(`${envoyConfigFile}: `, "")}`);
+        return err.problems.map(
+          (p) =>
+            `${p.path}: ${p.message.replace(`${envoyConfigFile}: `, "").replace(envoyConfigFile, "ENVOY")}`,
+        );
       }
     };
     const FALLBACK = "{ pool-a: { fallback: [pool-c] }, pool-c: {} }";
@@ -208,6 +227,13 @@ static_resources:
         "pools.pool-a: the route for pool-a needs retry_priority envoy.retry_priorities.previous_priorities, or requests fail until health checks mark the pool down",
         'pools.pool-a: the route for pool-a must set the response header x-gateway-served-pool: "%UPSTREAM_METADATA(llm_gateway:pool)%" (append_action: OVERWRITE_IF_EXISTS_OR_ADD) so the audit names the pool that answered',
         'pools.pool-a: every endpoint of cluster "pool-a" needs metadata filter_metadata.llm_gateway.pool: pool-a',
+      ]);
+      // Every listener's route must fail over the same way (here the first one lacks the retry priority).
+      assert.deepEqual(load(FALLBACK, envoy({ second: secondListener("pool-a-failover") })), [
+        "pools.pool-a: the route for pool-a needs retry_priority envoy.retry_priorities.previous_priorities, or requests fail until health checks mark the pool down",
+      ]);
+      assert.deepEqual(load(FALLBACK, envoy({ second: secondListener("pool-a") })), [
+        ": cannot check pools against Envoy config listeners route x-gateway-pool: pool-a to different clusters (pool-a, pool-a-failover)",
       ]);
       assert.deepEqual(load("{ pool-a: {}, pool-c: {} }", envoy()), [
         'pools.pool-a: pool-a is routed to aggregate cluster "pool-a-failover" but has no fallback in the policy',

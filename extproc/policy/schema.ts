@@ -23,8 +23,8 @@ const pool = z
     upstreamApiKey: secretRef.optional(),
     /**
      * Pools Envoy fails over to, in order, when this pool has no healthy host. Envoy decides after extproc
-     * has rewritten the request, so every fallback pool must serve the same model names and take the same
-     * upstream credential (checked at load).
+     * has rewritten the request, so every fallback pool must serve the same model names (the operator's
+     * job) and take the same upstream credential (checked at load).
      */
     fallback: z.array(name).min(1).max(8).optional(),
   })

@@ -172,6 +172,8 @@ export class InferenceProcessor implements EndpointProcessor {
     const headerReply = {
       setHeaders: ctx.admission?.headers ?? [],
       ...(served !== undefined && { removeHeaders: [SERVED_POOL_HEADER] }),
+      // Envoy's access log says which pool answered, as the audit record does.
+      ...(ctx.fallbackPool && { metadata: { pool: ctx.fallbackPool } }),
     };
     if (endOfStream) {
       ctx.complete = true;

@@ -18,14 +18,18 @@ export async function freeUnixSocketPath(path: string): Promise<void> {
     return;
   }
   if (!isSocket) throw new Error(`${path} exists and is not a socket; refusing to replace it`);
-  const answered = await new Promise<boolean>((resolve) => {
+  // Only "connection refused" means nobody listens: any other error (no permission, a full backlog) may
+  // hide a live listener, so the socket is left alone and the error reported.
+  const refused = await new Promise<boolean>((resolve, reject) => {
     const probe = connect(path);
     probe.once("connect", () => {
       probe.destroy();
-      resolve(true);
+      resolve(false);
     });
-    probe.once("error", () => resolve(false));
+    probe.once("error", (err: NodeJS.ErrnoException) =>
+      err.code === "ECONNREFUSED" ? resolve(true) : reject(new Error(`cannot probe ${path}: ${err.message}`)),
+    );
   });
-  if (answered) throw new Error(`another process is listening on ${path}`);
+  if (!refused) throw new Error(`another process is listening on ${path}`);
   unlinkSync(path);
 }

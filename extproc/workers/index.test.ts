@@ -105,10 +105,9 @@ describe("WorkerPool", () => {
       assert.equal(redacting.texts!.at(-2), "ssh to <INTERNAL_HOST>, then <INTERNAL_HOST>; see <TICKET>");
       assert.ok(redacting.injection!.score >= 1);
       const blocking = [...texts, "the skunkworks budget"];
-      assert.deepEqual(
-        await pool.scanGuardrails(blocking, denies, false),
-        scanGuardrailTexts(blocking, denies, false),
-      );
+      const blocked = await pool.scanGuardrails(blocking, denies, false);
+      assert.deepEqual(blocked, scanGuardrailTexts(blocking, denies, false));
+      assert.ok(blocked.matched.includes(2), "the blocking pattern (index 2) was not found");
     } finally {
       await pool.close();
     }

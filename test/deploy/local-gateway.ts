@@ -57,6 +57,7 @@ function localize(doc: Node, ports: Ports, socket: string, pools: Record<string,
     listener.address.socket_address = { address: "127.0.0.1", port_value: port };
   }
   for (const cluster of doc.static_resources.clusters as Node[]) {
+    if (cluster.cluster_type) continue; // an aggregate cluster has no endpoints of its own
     const endpoint = cluster.load_assignment.endpoints[0].lb_endpoints[0].endpoint;
     if (cluster.name === "extproc") {
       assert.deepEqual(endpoint.address, { pipe: { path: POD.socketPath } });

@@ -16,6 +16,8 @@ import * as yaml from "js-yaml";
 import { loadPolicy } from "../../extproc/policy/index.js";
 import { readEnvoyRouting } from "../../extproc/policy/envoy-routing.js";
 import { envoyBinary } from "../harness/index.js";
+import { writeFallbackEnvoyConfig } from "../harness/envoy-config.js";
+import { writePolicy } from "../harness/policy.js";
 import { mountAt, readCompose, repositoryPath } from "./compose.js";
 import {
   COMPOSE,
@@ -930,6 +932,26 @@ describe("generated files are up to date (npm run render:deploy)", () => {
       return doc;
     };
     assert.deepEqual(withoutPools(FILES.envoyCompose), withoutPools(FILES.envoyK8s));
+  });
+});
+
+describe("a bootstrap with a fallback pool (README, Fallback pools) renders for the pod", () => {
+  test("the aggregate cluster and the endpoints' pool tags survive, and extproc accepts the result", () => {
+    const dir = mkdtempSync(path.join(tmpdir(), "render-fallback-"));
+    const source = path.join(dir, "envoy.yaml");
+    writeFallbackEnvoyConfig(path.join(ROOT, FILES.envoySource), source, "pool-a", "pool-c");
+    const pools = { ...POD.pools, "pool-c": { address: "vllm-c.models.svc.cluster.local", port: 8000 } };
+    const rendered = path.join(dir, "pod.yaml");
+    writeFileSync(
+      rendered,
+      yaml.dump(gatewayEnvoyConfig(readFileSync(source, "utf8"), pools), { noRefs: true }),
+    );
+    const policy = writePolicy(dir, (doc) => {
+      doc.pools["pool-a"].fallback = ["pool-c"];
+      doc.pools["pool-c"] = {};
+    });
+    const loaded = loadPolicy(policy, { envoyConfigFile: rendered, env: { POOL_B_API_KEY: "k" } });
+    assert.deepEqual(loaded.pools.get("pool-a")!.fallback, ["pool-c"]);
   });
 });
 

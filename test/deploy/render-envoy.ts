@@ -216,6 +216,7 @@ export function gatewayEnvoyConfig(source: string, pools: Pools): Node {
   const seen = new Set<string>();
   for (const cluster of doc.static_resources.clusters as Node[]) {
     seen.add(cluster.name);
+    if (cluster.cluster_type) continue; // an aggregate cluster (fallback pools) has no endpoints of its own
     const endpoints = cluster.load_assignment.endpoints as Node[];
     if (cluster.name === "extproc") {
       cluster.type = "STATIC";
@@ -227,8 +228,13 @@ export function gatewayEnvoyConfig(source: string, pools: Pools): Node {
     if (pool === undefined)
       throw new Error(`unexpected cluster ${cluster.name}: add it to POD.pools and COMPOSE.pools`);
     cluster.type = "STRICT_DNS";
-    for (const group of endpoints)
-      group.lb_endpoints = [{ endpoint: { address: socketAddress(pool.address, pool.port) } }];
+    // Endpoint metadata stays: fallback pools tag every endpoint with its pool (llm_gateway.pool).
+    for (const group of endpoints) {
+      const { metadata } = (group.lb_endpoints as Node[])[0]!;
+      group.lb_endpoints = [
+        { ...(metadata && { metadata }), endpoint: { address: socketAddress(pool.address, pool.port) } },
+      ];
+    }
   }
   for (const name of ["extproc", ...Object.keys(pools)]) {
     if (!seen.has(name)) throw new Error(`envoy/envoy.yaml has no cluster ${name}`);

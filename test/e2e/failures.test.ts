@@ -22,7 +22,15 @@ import {
 } from "../harness/index.js";
 import { writeFallbackEnvoyConfig } from "../harness/envoy-config.js";
 import { writePolicy } from "../harness/policy.js";
-import { auditRecordOf, auditRecords, client, extprocMetrics, rawRequest, sampleValue } from "./helpers.js";
+import {
+  accessLogLine,
+  auditRecordOf,
+  auditRecords,
+  client,
+  extprocMetrics,
+  rawRequest,
+  sampleValue,
+} from "./helpers.js";
 import { seededRandom } from "../harness/random.js";
 
 let stack: Stack;
@@ -415,9 +423,13 @@ describe("a model pool down, with a fallback pool in policy", () => {
     let text = "";
     for await (const chunk of stream) text += chunk.choices[0]?.delta.content ?? "";
     assert.equal(text, `This is ${MODEL} answering: hi`);
-    return Promise.all(
+    const records = await Promise.all(
       [response, streamed].map((r) => auditRecordOf(failover, r.headers.get("x-request-id"))),
     );
+    // Envoy's access log names the same pool as the audit record.
+    const logged = await accessLogLine(failover, response.headers.get("x-request-id"));
+    assert.equal(logged.pool, records[0]!.pool);
+    return records;
   };
 
   it("serves from the model's own pool while it is up", async () => {

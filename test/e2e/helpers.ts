@@ -43,6 +43,24 @@ export async function auditRecordOf(
   return found!;
 }
 
+/** Waits for (Envoy flushes every 250 ms) and returns Envoy's JSON access-log line of `requestId`. */
+export async function accessLogLine(
+  stack: Stack,
+  requestId: string | null,
+): Promise<Record<string, unknown>> {
+  if (!requestId) throw new Error("response has no x-request-id");
+  let line: Record<string, unknown> | undefined;
+  await waitFor(`envoy access log line ${requestId}`, async () => {
+    line = readFileSync(stack.envoyAccessLog, "utf8")
+      .split("\n")
+      .filter((l) => l.startsWith("{"))
+      .map((l) => JSON.parse(l) as Record<string, unknown>)
+      .find((l) => l.request_id === requestId);
+    return line !== undefined;
+  });
+  return line!;
+}
+
 /** Prometheus text from extproc's /metrics (every replica's, concatenated: sampleValue sums them). */
 export async function extprocMetrics(stack: Stack): Promise<string> {
   const texts = await Promise.all(

@@ -10,7 +10,14 @@ import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { verifyAuditChain } from "../../extproc/audit/index.js";
 import { DEMO_KEYS, ROOT, startStack, waitFor, type Stack } from "../harness/index.js";
-import { auditRecordOf, auditRecords, client, extprocMetrics, sampleValue } from "./helpers.js";
+import {
+  accessLogLine,
+  auditRecordOf,
+  auditRecords,
+  client,
+  extprocMetrics,
+  sampleValue,
+} from "./helpers.js";
 
 const SECRET_PROMPT = "my card is 4111 1111 1111 1111 and my name is Ada";
 
@@ -183,21 +190,12 @@ describe("audit and metrics (default policy)", () => {
         messages: [{ role: "user", content: "log me" }],
       })
       .withResponse();
-    const id = response.headers.get("x-request-id");
-    let line: Record<string, unknown> | undefined;
-    await waitFor("envoy access log line", async () => {
-      line = readFileSync(stack.envoyAccessLog, "utf8")
-        .split("\n")
-        .filter((l) => l.startsWith("{"))
-        .map((l) => JSON.parse(l) as Record<string, unknown>)
-        .find((l) => l.request_id === id);
-      return line !== undefined;
-    });
-    assert.equal(line!.key_id, "research-notebooks");
-    assert.equal(line!.served_model, "llama-3.1-8b-instruct");
-    assert.equal(line!.pool, "pool-a");
-    assert.equal(line!.upstream_cluster, "pool-a");
-    assert.equal(line!.completion_tokens, 6);
+    const line = await accessLogLine(stack, response.headers.get("x-request-id"));
+    assert.equal(line.key_id, "research-notebooks");
+    assert.equal(line.served_model, "llama-3.1-8b-instruct");
+    assert.equal(line.pool, "pool-a");
+    assert.equal(line.upstream_cluster, "pool-a");
+    assert.equal(line.completion_tokens, 6);
   });
 });
 
