@@ -132,10 +132,8 @@ quota: { store: redis }
     const dir = mkdtempSync(path.join(tmpdir(), "policy-fallback-"));
     const endpoint = (pool: string | undefined, port: number) =>
       `{ ${pool ? `metadata: { filter_metadata: { llm_gateway: { pool: ${pool} } } }, ` : ""}endpoint: { address: { socket_address: { address: 127.0.0.1, port_value: ${port} } } } }`;
-    /** The smallest bootstrap with pool-a failing over to pool-c, as README's "Fallback pools" describes. */
-    /** A second listener (TLS, say) whose pool-a route goes to `cluster` without retry_priority. */
-    const secondListener = (cluster: string) => `
-    - name: l2
+    const listener = (name: string, routes: string) => `
+    - name: ${name}
       filter_chains:
         - filters:
             - name: hcm
@@ -143,31 +141,24 @@ quota: { store: redis }
                 route_config:
                   virtual_hosts:
                     - name: v
-                      routes:
+                      routes:${routes}`;
+    /** pool-a's route; by default as README's "Fallback pools" says: to the aggregate, retry on the next pool. */
+    const poolARoute = (o: { cluster?: string; retry?: boolean; header?: boolean } = {}) => `
                         - match: { prefix: /, headers: [{ name: x-gateway-pool, string_match: { exact: pool-a } }] }
-                          response_headers_to_add: [{ header: { key: x-gateway-served-pool, value: "%UPSTREAM_METADATA(llm_gateway:pool)%" }, append_action: OVERWRITE_IF_EXISTS_OR_ADD }]
-                          route: { cluster: ${cluster} }`;
+                          ${o.header === false ? "" : 'response_headers_to_add: [{ header: { key: x-gateway-served-pool, value: "%UPSTREAM_METADATA(llm_gateway:pool)%" }, append_action: OVERWRITE_IF_EXISTS_OR_ADD }]'}
+                          route:
+                            cluster: ${o.cluster ?? "pool-a-failover"}
+                            retry_policy:
+                              retry_on: connect-failure
+                              ${o.retry === false ? "" : "retry_priority: { name: envoy.retry_priorities.previous_priorities }"}`;
+    /** A second listener (TLS, say) whose pool-a route goes to `cluster` without retry_priority. */
+    const secondListener = (cluster: string) => listener("l2", poolARoute({ cluster, retry: false }));
+    /** The smallest bootstrap with pool-a failing over to pool-c. */
     const envoy = (
       o: { members?: string; retry?: boolean; header?: boolean; metadataA?: string; second?: string } = {},
     ) => `
 static_resources:
-  listeners:${o.second ?? ""}
-    - name: l
-      filter_chains:
-        - filters:
-            - name: hcm
-              typed_config:
-                route_config:
-                  virtual_hosts:
-                    - name: v
-                      routes:
-                        - match: { prefix: /, headers: [{ name: x-gateway-pool, string_match: { exact: pool-a } }] }
-                          ${o.header === false ? "" : 'response_headers_to_add: [{ header: { key: x-gateway-served-pool, value: "%UPSTREAM_METADATA(llm_gateway:pool)%" }, append_action: OVERWRITE_IF_EXISTS_OR_ADD }]'}
-                          route:
-                            cluster: pool-a-failover
-                            retry_policy:
-                              retry_on: connect-failure
-                              ${o.retry === false ? "" : "retry_priority: { name: envoy.retry_priorities.previous_priorities }"}
+  listeners:${o.second ?? ""}${listener("l", poolARoute(o))}
                         - match: { prefix: /, headers: [{ name: x-gateway-pool, string_match: { exact: pool-c } }] }
                           route: { cluster: pool-c }
   clusters:
