@@ -38,8 +38,8 @@ const EXTRA = [
 const ALL = new Set<string>([...BUILTIN_ENTITIES, "EMPLOYEE_ID", "PROJECT_CODENAME"]);
 
 /** Every task goes to a worker (inline limit 0 for every kind). */
-const offloading = (workers = 1) =>
-  new WorkerPool({ workers, inlineLimitChars: { countTokens: 0, findPii: 0, scanGuardrails: 0 } });
+const offloadingOptions = { workers: 1, inlineLimitChars: { countTokens: 0, findPii: 0, scanGuardrails: 0 } };
+const offloading = (workers = 1) => new WorkerPool({ ...offloadingOptions, workers });
 
 const deny = (name: string, pattern: string, action: "block" | "redact"): DenyPattern => ({
   name,
@@ -166,6 +166,21 @@ describe("WorkerPool", () => {
       const second = posted.mock.calls[1]!.this as Worker;
       assert.notEqual(second, first);
       assert.ok(second.threadId > 0, "the replacement is running");
+    } finally {
+      await pool.close();
+    }
+  });
+
+  it("ends a worker whose task runs past the deadline, failing the task with a 503 (retired like a dead one)", async () => {
+    const scanner = new Scanner(CUSTOM);
+    const pool = new WorkerPool({ ...offloadingOptions, taskDeadlineMs: 1 });
+    try {
+      // ~3.5 MB takes far longer than 1 ms to scan.
+      await assert.rejects(pool.findPii(scanner, [EXTRA[0]!.repeat(40_000)], ALL), (err: unknown) => {
+        assert.ok(err instanceof GatewayError);
+        assert.equal(err.code, "worker_failed");
+        return true;
+      });
     } finally {
       await pool.close();
     }

@@ -28,12 +28,22 @@ export interface WorkerPoolOptions {
   readonly inlineLimitChars?: Readonly<Record<TaskKind, number>>;
   /** Told why a worker failed (its tasks fail with a 503 `worker_failed`). */
   readonly logger?: Logger;
+  /**
+   * A task still running after this long ends its worker (its tasks fail with a 503 `worker_failed`, a new
+   * worker starts). The work is linear, so only a bug gets here; the default stays under Envoy's 30 s
+   * max_message_timeout so the client gets a clear answer, not a timeout.
+   */
+  readonly taskDeadlineMs?: number;
 }
+
+/** Default of {@link WorkerPoolOptions.taskDeadlineMs}. */
+export const DEFAULT_TASK_DEADLINE_MS = 20_000;
 
 interface Pending {
   readonly worker: Worker;
   readonly resolve: (output: TaskOutput<TaskKind>) => void;
   readonly reject: (err: Error) => void;
+  readonly deadline: NodeJS.Timeout;
 }
 
 /**
@@ -100,7 +110,12 @@ export class WorkerPool {
     const worker = this.worker();
     this.load.set(worker, (this.load.get(worker) ?? 0) + 1);
     return new Promise<TaskOutput<K>>((resolve, reject) => {
-      this.pending.set(id, { worker, resolve: resolve as Pending["resolve"], reject });
+      const deadline = setTimeout(() => {
+        this.options.logger?.error({ kind, chars }, "worker task over its deadline; ending the worker");
+        void worker.terminate(); // its "exit" retires it, failing its tasks
+      }, this.options.taskDeadlineMs ?? DEFAULT_TASK_DEADLINE_MS);
+      deadline.unref();
+      this.pending.set(id, { worker, resolve: resolve as Pending["resolve"], reject, deadline });
       worker.postMessage({ id, kind, input } as TaskRequest);
     });
   }
@@ -109,6 +124,7 @@ export class WorkerPool {
     const pending = this.pending.get(reply.id);
     if (!pending) return;
     this.pending.delete(reply.id);
+    clearTimeout(pending.deadline);
     this.load.set(pending.worker, this.load.get(pending.worker)! - 1);
     if ("error" in reply) pending.reject(new Error(reply.error));
     else pending.resolve(reply.output);
@@ -123,6 +139,7 @@ export class WorkerPool {
     for (const [id, p] of this.pending) {
       if (p.worker !== worker) continue;
       this.pending.delete(id);
+      clearTimeout(p.deadline);
       failed++;
       p.reject(
         new GatewayError(
