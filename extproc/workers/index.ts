@@ -29,9 +29,11 @@ export interface WorkerPoolOptions {
   /** Told why a worker failed (its tasks fail with a 503 `worker_failed`). */
   readonly logger?: Logger;
   /**
-   * A task still running after this long ends its worker (its tasks fail with a 503 `worker_failed`, a new
-   * worker starts). The work is linear, so only a bug gets here; the default stays under Envoy's 30 s
-   * max_message_timeout so the client gets a clear answer, not a timeout.
+   * A worker that has tasks but finishes none for this long is ended (its tasks fail with a 503
+   * `worker_failed`, a new worker starts): a task has run that long. Measured from the last finished task,
+   * not from posting, so a queue of large tasks is not mistaken for a stuck one. The work is linear, so only
+   * a bug gets here; the default stays under Envoy's 30 s max_message_timeout so the client gets a clear
+   * answer, not a timeout.
    */
   readonly taskDeadlineMs?: number;
 }
@@ -43,7 +45,6 @@ interface Pending {
   readonly worker: Worker;
   readonly resolve: (output: TaskOutput<TaskKind>) => void;
   readonly reject: (err: Error) => void;
-  readonly deadline: NodeJS.Timeout;
 }
 
 /**
@@ -57,6 +58,8 @@ export class WorkerPool {
   private readonly workers: Worker[] = [];
   private readonly pending = new Map<number, Pending>();
   private readonly load = new Map<Worker, number>();
+  /** Per busy worker: ends it if it finishes no task in time (see taskDeadlineMs). */
+  private readonly watchdogs = new Map<Worker, NodeJS.Timeout>();
   private readonly inlineLimitChars: Readonly<Record<TaskKind, number>>;
   private nextId = 0;
   private closed = false;
@@ -109,23 +112,39 @@ export class WorkerPool {
     const id = this.nextId++;
     const worker = this.worker();
     this.load.set(worker, (this.load.get(worker) ?? 0) + 1);
+    if (!this.watchdogs.has(worker)) this.watch(worker);
     return new Promise<TaskOutput<K>>((resolve, reject) => {
-      const deadline = setTimeout(() => {
-        this.options.logger?.error({ kind, chars }, "worker task over its deadline; ending the worker");
-        void worker.terminate(); // its "exit" retires it, failing its tasks
-      }, this.options.taskDeadlineMs ?? DEFAULT_TASK_DEADLINE_MS);
-      deadline.unref();
-      this.pending.set(id, { worker, resolve: resolve as Pending["resolve"], reject, deadline });
+      this.pending.set(id, { worker, resolve: resolve as Pending["resolve"], reject });
       worker.postMessage({ id, kind, input } as TaskRequest);
     });
+  }
+
+  /** (Re)starts `worker`'s watchdog: it must finish a task within the deadline. */
+  private watch(worker: Worker): void {
+    clearTimeout(this.watchdogs.get(worker));
+    const timer = setTimeout(() => {
+      this.options.logger?.error("a worker task ran past its deadline; ending the worker");
+      void worker.terminate(); // its "exit" retires it, failing its tasks
+    }, this.options.taskDeadlineMs ?? DEFAULT_TASK_DEADLINE_MS);
+    timer.unref();
+    this.watchdogs.set(worker, timer);
+  }
+
+  /** Stops `worker`'s watchdog (idle or gone). */
+  private unwatch(worker: Worker): void {
+    clearTimeout(this.watchdogs.get(worker));
+    this.watchdogs.delete(worker);
   }
 
   private settle(reply: TaskReply): void {
     const pending = this.pending.get(reply.id);
     if (!pending) return;
     this.pending.delete(reply.id);
-    clearTimeout(pending.deadline);
-    this.load.set(pending.worker, this.load.get(pending.worker)! - 1);
+    const load = this.load.get(pending.worker)! - 1;
+    this.load.set(pending.worker, load);
+    // A task finished: the worker is making progress. The next one gets a full deadline.
+    if (load > 0) this.watch(pending.worker);
+    else this.unwatch(pending.worker);
     if ("error" in reply) pending.reject(new Error(reply.error));
     else pending.resolve(reply.output);
   }
@@ -135,11 +154,11 @@ export class WorkerPool {
     const index = this.workers.indexOf(worker);
     if (index !== -1) this.workers.splice(index, 1);
     this.load.delete(worker);
+    this.unwatch(worker);
     let failed = 0;
     for (const [id, p] of this.pending) {
       if (p.worker !== worker) continue;
       this.pending.delete(id);
-      clearTimeout(p.deadline);
       failed++;
       p.reject(
         new GatewayError(
