@@ -15,10 +15,10 @@ import { startExtProcServer } from "./server/index.js";
 import { preloadEncoding } from "./tokens/index.js";
 import { WorkerPool } from "./workers/index.js";
 
-// Operational logs go to stderr; stdout is left to the audit sink when EXTPROC_AUDIT_LOG=stdout.
 /** Longest time between two "audit checkpoint" log lines while records are being written. */
 const CHECKPOINT_INTERVAL_MS = 60_000;
 
+// Operational logs go to stderr; stdout is left to the audit sink when EXTPROC_AUDIT_LOG=stdout.
 const logger = pino({ level: process.env.LOG_LEVEL ?? "info" }, pino.destination(2));
 
 async function main(): Promise<void> {

@@ -130,22 +130,13 @@ export function chainTail(file: string): ChainTail {
     const unterminated = !text.endsWith("\n");
     // The newest record's seq: the last line's, or (if that one is damaged) the last readable one's.
     for (const line of lines.reverse()) {
-      const seq = seqOf(line);
-      if (seq !== undefined) return { seq, prev: lineHash(last), damaged: line !== last, unterminated };
+      const record = chainedRecord(line);
+      if (typeof record !== "string")
+        return { seq: record.seq, prev: lineHash(last), damaged: line !== last, unterminated };
     }
     return { seq: 0, prev: lineHash(last), damaged: true, unterminated };
   } finally {
     closeSync(fd);
-  }
-}
-
-/** A chained record's `seq`, or undefined for a line that is not one. */
-function seqOf(line: string): number | undefined {
-  try {
-    const { seq } = JSON.parse(line) as { seq?: unknown };
-    return typeof seq === "number" ? seq : undefined;
-  } catch {
-    return undefined;
   }
 }
 

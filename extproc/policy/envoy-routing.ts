@@ -84,30 +84,42 @@ function sameOnEveryListener(value: string, seen: EnvoyRoute | undefined, route:
   };
 }
 
+/**
+ * Every virtual host's `routes` list in a parsed bootstrap (listeners → filter chains → HTTP connection
+ * managers), as the arrays themselves, so a caller may also edit them. A list shared through a YAML anchor
+ * (both listeners use one connection manager) comes once per listener.
+ */
+export function* routeLists(doc: unknown): Generator<unknown[]> {
+  for (const listener of list(node(node(doc).static_resources).listeners)) {
+    for (const chain of list(listener.filter_chains)) {
+      for (const filter of list(chain.filters)) {
+        for (const vhost of list(node(node(filter.typed_config).route_config).virtual_hosts)) {
+          if (Array.isArray(vhost.routes)) yield vhost.routes;
+        }
+      }
+    }
+  }
+}
+
 /** Reads the clusters and the routing-header routes of an Envoy YAML bootstrap. */
 export function readEnvoyRouting(file: string): EnvoyRouting {
   const doc = yaml.load(readFileSync(file, "utf8"), { filename: file });
   if (!isNode(doc)) throw new Error("not a YAML mapping");
-  const resources = node(doc.static_resources);
-  const clusters = new Map(list(resources.clusters).map((c) => [String(c.name), readCluster(c)]));
+  const clusters = new Map(
+    list(node(doc.static_resources).clusters).map((c) => [String(c.name), readCluster(c)]),
+  );
   const routes = new Map<string, EnvoyRoute>();
-  for (const listener of list(resources.listeners)) {
-    for (const chain of list(listener.filter_chains)) {
-      for (const filter of list(chain.filters)) {
-        for (const vhost of list(node(node(filter.typed_config).route_config).virtual_hosts)) {
-          for (const route of list(vhost.routes)) {
-            const action = node(route.route);
-            for (const header of list(node(route.match).headers)) {
-              const exact = node(header.string_match).exact;
-              if (
-                header.name === ROUTING_HEADER &&
-                typeof exact === "string" &&
-                typeof action.cluster === "string"
-              ) {
-                routes.set(exact, sameOnEveryListener(exact, routes.get(exact), readRoute(route, action)));
-              }
-            }
-          }
+  for (const routeList of routeLists(doc)) {
+    for (const route of list(routeList)) {
+      const action = node(route.route);
+      for (const header of list(node(route.match).headers)) {
+        const exact = node(header.string_match).exact;
+        if (
+          header.name === ROUTING_HEADER &&
+          typeof exact === "string" &&
+          typeof action.cluster === "string"
+        ) {
+          routes.set(exact, sameOnEveryListener(exact, routes.get(exact), readRoute(route, action)));
         }
       }
     }

@@ -167,8 +167,8 @@ export class InferenceProcessor implements EndpointProcessor {
     const ok = ctx.status >= 200 && ctx.status < 300;
     if (!ok) ctx.reason = "upstream_error";
     const served = headers.get(SERVED_POOL_HEADER);
-    if (served !== undefined && served !== ctx.model?.pool.name && ctx.model?.pool.fallback.includes(served))
-      ctx.fallbackPool = served;
+    // Only a pool's declared fallbacks count (never the pool itself: the policy refuses that).
+    if (served !== undefined && ctx.model?.pool.fallback.includes(served)) ctx.fallbackPool = served;
     const headerReply = {
       setHeaders: ctx.admission?.headers ?? [],
       ...(served !== undefined && { removeHeaders: [SERVED_POOL_HEADER] }),

@@ -3,10 +3,10 @@ import { dirname } from "node:path";
 import { connect } from "node:net";
 
 /**
- * Makes `path` free for a Unix socket listener (creating its directory if need be). A socket file left behind by a process that died without
- * closing it (SIGKILL, OOM kill: the pod's shared emptyDir outlives the container) would make every restart
- * fail with EADDRINUSE, so it is removed, but only if it is a socket and nothing answers on it: a running
- * extproc keeps its socket, and a file that is not a socket is never deleted.
+ * Makes `path` free for a Unix socket listener (creating its directory if need be). A socket file left behind
+ * by a process that died without closing it (SIGKILL, OOM kill: the pod's shared emptyDir outlives the
+ * container) would make every restart fail with EADDRINUSE, so it is removed, but only if it is a socket and
+ * nothing answers on it: a running extproc keeps its socket, and a file that is not a socket is never deleted.
  */
 export async function freeUnixSocketPath(path: string): Promise<void> {
   let isSocket: boolean;

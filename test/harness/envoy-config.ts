@@ -2,6 +2,7 @@ import { readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import * as yaml from "js-yaml";
 import { SERVED_POOL_FORMAT, SERVED_POOL_HEADER } from "../../extproc/envoy/headers.js";
+import { routeLists } from "../../extproc/policy/envoy-routing.js";
 
 /** Every port the gateway stack listens on. */
 export interface StackPorts {
@@ -128,37 +129,31 @@ export function writeFallbackEnvoyConfig(file: string, out: string, pool: string
     },
   };
   clusters.push(copy, aggregate);
-  for (const listener of doc.static_resources.listeners as Node[]) {
-    for (const chain of listener.filter_chains as Node[]) {
-      for (const filter of chain.filters as Node[]) {
-        for (const vhost of (filter.typed_config.route_config?.virtual_hosts ?? []) as Node[]) {
-          const routes = vhost.routes as Node[];
-          const index = routes.findIndex((r) => r.route?.cluster === pool);
-          if (index < 0) continue;
-          const fallbackRoute = structuredClone(routes[index]!);
-          fallbackRoute.name = fallback;
-          fallbackRoute.match.headers[0].string_match.exact = fallback;
-          fallbackRoute.route.cluster = fallback;
-          const route = routes[index]!;
-          route.route.cluster = aggregate.name;
-          route.route.retry_policy.retry_priority = {
-            name: "envoy.retry_priorities.previous_priorities",
-            typed_config: {
-              "@type":
-                "type.googleapis.com/envoy.extensions.retry.priority.previous_priorities.v3.PreviousPrioritiesConfig",
-              update_frequency: 1,
-            },
-          };
-          route.response_headers_to_add = [
-            {
-              header: { key: SERVED_POOL_HEADER, value: SERVED_POOL_FORMAT },
-              append_action: "OVERWRITE_IF_EXISTS_OR_ADD",
-            },
-          ];
-          routes.splice(index + 1, 0, fallbackRoute);
-        }
-      }
-    }
+  for (const routes of routeLists(doc) as Generator<Node[]>) {
+    // A list shared by both listeners comes twice; the second time its pool route already points elsewhere.
+    const index = routes.findIndex((r) => r.route?.cluster === pool);
+    if (index < 0) continue;
+    const fallbackRoute = structuredClone(routes[index]!);
+    fallbackRoute.name = fallback;
+    fallbackRoute.match.headers[0].string_match.exact = fallback;
+    fallbackRoute.route.cluster = fallback;
+    const route = routes[index]!;
+    route.route.cluster = aggregate.name;
+    route.route.retry_policy.retry_priority = {
+      name: "envoy.retry_priorities.previous_priorities",
+      typed_config: {
+        "@type":
+          "type.googleapis.com/envoy.extensions.retry.priority.previous_priorities.v3.PreviousPrioritiesConfig",
+        update_frequency: 1,
+      },
+    };
+    route.response_headers_to_add = [
+      {
+        header: { key: SERVED_POOL_HEADER, value: SERVED_POOL_FORMAT },
+        append_action: "OVERWRITE_IF_EXISTS_OR_ADD",
+      },
+    ];
+    routes.splice(index + 1, 0, fallbackRoute);
   }
   writeFileSync(out, yaml.dump(doc, { noRefs: true }));
 }
