@@ -66,7 +66,8 @@ for i = 1, #KEYS do
     setBucket(i, limit, period, math.min(limit, current[i] - amount), now)
   elseif kind == 'w' then
     redis.call('INCRBY', KEYS[i], amount)
-    redis.call('PEXPIREAT', KEYS[i], period + ${WINDOW_GRACE_MS})
+    -- Relative to the caller's clock, the one the window arithmetic uses (not Redis's own).
+    redis.call('PEXPIRE', KEYS[i], math.max(1, period + ${WINDOW_GRACE_MS} - now))
   else
     redis.call('ZADD', KEYS[i], now + period, id)
     redis.call('PEXPIRE', KEYS[i], period)
