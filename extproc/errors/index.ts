@@ -22,6 +22,7 @@ export const ERRORS = {
   content_blocked: { status: 400, type: "invalid_request_error" },
   prompt_injection_detected: { status: 400, type: "invalid_request_error" },
   input_too_long: { status: 400, type: "invalid_request_error" },
+  request_exceeds_limit: { status: 400, type: "invalid_request_error" },
   rate_limit_exceeded: { status: 429, type: "rate_limit_error" },
   insufficient_quota: { status: 429, type: "insufficient_quota" },
   quota_store_unavailable: { status: 503, type: "server_error" },

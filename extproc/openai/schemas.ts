@@ -10,6 +10,17 @@ import { formatPath } from "../policy/index.js";
 const positiveInt = z.number().int().min(1);
 const tokenIds = z.array(z.number().int());
 
+/**
+ * Largest output cap accepted per choice (vLLM keeps token counts in 32-bit integers). Every field that sets
+ * how much a request may generate is validated here as the model server reads it: a whole number in range,
+ * never a string, a fraction or a negative number that could turn a reservation into a refund.
+ */
+export const MAX_OUTPUT_TOKENS = 2 ** 31 - 1;
+/** Most choices (`n`, `best_of`) per request, as OpenAI allows. */
+export const MAX_CHOICES = 128;
+const outputTokens = z.number().int().min(1).max(MAX_OUTPUT_TOKENS);
+const choiceCount = z.number().int().min(1).max(MAX_CHOICES);
+
 const contentPart = z.looseObject({ type: z.string().min(1) });
 
 const chatMessage = z.looseObject({
@@ -23,8 +34,8 @@ const common = {
   model: z.string().min(1),
   stream: z.boolean().nullish(),
   stream_options: streamOptions.nullish(),
-  max_tokens: positiveInt.nullish(),
-  n: positiveInt.nullish(),
+  max_tokens: outputTokens.nullish(),
+  n: choiceCount.nullish(),
   temperature: z.number().nullish(),
   top_p: z.number().nullish(),
 };
@@ -33,14 +44,23 @@ const common = {
 export const chatCompletionRequest = z.looseObject({
   ...common,
   messages: z.array(chatMessage).min(1),
-  max_completion_tokens: positiveInt.nullish(),
+  max_completion_tokens: outputTokens.nullish(),
 });
 
 /** POST /v1/completions */
-export const completionRequest = z.looseObject({
-  ...common,
-  prompt: z.union([z.string(), z.array(z.string()), tokenIds, z.array(tokenIds)]),
-});
+export const completionRequest = z
+  .looseObject({
+    ...common,
+    prompt: z.union([z.string(), z.array(z.string()), tokenIds, z.array(tokenIds)]),
+    // The completions API reads max_tokens only; a mistyped max_completion_tokens is refused all the same.
+    max_completion_tokens: outputTokens.nullish(),
+    /** Sequences generated per prompt; the best n are returned (vLLM: at least n). */
+    best_of: choiceCount.nullish(),
+  })
+  .refine((r) => r.best_of == null || r.best_of >= (r.n ?? 1), {
+    message: "best_of must be at least n",
+    path: ["best_of"],
+  });
 
 /** POST /v1/embeddings */
 export const embeddingRequest = z.looseObject({

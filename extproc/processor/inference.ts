@@ -28,6 +28,7 @@ import { PiiSession, resolvePii } from "../pii/index.js";
 import { StreamingPii } from "../pii/stream.js";
 import { SseSplitter } from "../openai/sse.js";
 import { generatedText, mayCarryUsage, usageOf } from "../openai/usage.js";
+import { applyOutputCap, outputCap, type GeneratingApi } from "../openai/output-cap.js";
 import { resolveModel } from "../routing/index.js";
 import { monotonicMs, type ProcessorDeps, type RequestContext } from "./context.js";
 import type { EndpointProcessor } from "./endpoint.js";
@@ -54,11 +55,15 @@ export class InferenceProcessor implements EndpointProcessor {
   private streamState: StreamState | undefined;
   private clientWantsUsage = false;
 
+  /** The API generates text (chat, completions): it has an output cap and may stream. */
+  private readonly generating: GeneratingApi | undefined;
+
   constructor(
-    readonly api: string,
+    readonly api: GeneratingApi | "embeddings",
     private readonly schema: z.ZodType,
-    private readonly streams: boolean,
-  ) {}
+  ) {
+    this.generating = api === "embeddings" ? undefined : api;
+  }
 
   requestHeaders(_ctx: RequestContext, headers: HeaderMapValues, endOfStream: boolean): PhaseReply {
     if (endOfStream) throw new GatewayError("missing_body", "This endpoint requires a JSON request body.");
@@ -78,6 +83,7 @@ export class InferenceProcessor implements EndpointProcessor {
     const identity = ctx.identity!;
     const model = resolveModel(ctx.policy, identity, request.model, deps.random);
     ctx.model = model;
+    const cap = this.generating && outputCap(this.generating, request, model.defaultMaxTokens);
 
     const guardrails = applicableGuardrails(ctx.policy, identity, model.name);
     ctx.guardrails = await applyGuardrails(guardrails, request, deps.workers);
@@ -114,14 +120,12 @@ export class InferenceProcessor implements EndpointProcessor {
       identity,
       model,
       requestId: ctx.requestId,
-      estimate: async () => ({
-        input: await countInput(),
-        output: this.streams ? maxOutputTokens(request, model) : 0,
-      }),
+      estimate: async () => ({ input: await countInput(), output: cap?.total ?? 0 }),
     });
 
+    if (this.generating && cap) applyOutputCap(this.generating, request, cap);
     request.model = model.upstreamModel;
-    if (this.streams && request.stream === true) {
+    if (this.generating && request.stream === true) {
       ctx.stream = true;
       this.clientWantsUsage = request.stream_options?.include_usage === true;
       if (!this.clientWantsUsage) {
@@ -327,12 +331,6 @@ async function countPromptTokens(
   return counted + prompt.tokenIds + framing;
 }
 
-/** Completion tokens the request may generate: its max_tokens (or the model's default cap) per choice. */
-function maxOutputTokens(request: InferenceRequest, model: Model): number {
-  const perChoice = request.max_completion_tokens ?? request.max_tokens ?? model.defaultMaxTokens;
-  return Number(perChoice) * Number(request.n ?? 1);
-}
-
 /**
  * With `include_usage` on, servers add `"usage":null` to every chunk. When we turned it on and the client
  * did not, remove that field again so the client sees the stream it asked for, byte for byte. The pattern
@@ -350,7 +348,7 @@ function withoutNullUsage(raw: Buffer): Buffer {
 
 /** A new processor for each endpoint, per request (processors hold per-request stream state). */
 export const inferenceEndpoints: Record<string, () => InferenceProcessor> = {
-  "/v1/chat/completions": () => new InferenceProcessor("chat.completions", chatCompletionRequest, true),
-  "/v1/completions": () => new InferenceProcessor("completions", completionRequest, true),
-  "/v1/embeddings": () => new InferenceProcessor("embeddings", embeddingRequest, false),
+  "/v1/chat/completions": () => new InferenceProcessor("chat.completions", chatCompletionRequest),
+  "/v1/completions": () => new InferenceProcessor("completions", completionRequest),
+  "/v1/embeddings": () => new InferenceProcessor("embeddings", embeddingRequest),
 };

@@ -324,16 +324,30 @@ describe("QuotaService", () => {
     assert.equal(await rejections(metrics, "per-key", "requests"), 3);
   });
 
-  it("explains a request that alone exceeds a limit", async () => {
-    const policy = policyWith("  - { id: tpm, scope: { team: t }, tokensPerMinute: 1000 }");
-    const { admit } = setup(policy);
+  it("refuses at once, with no invitation to retry, a request larger than a limit's whole capacity", async () => {
+    const policy = policyWith(
+      "  - { id: tpm, scope: { team: t }, tokensPerMinute: 1000 }\n  - { id: budget, scope: { team: t }, budgetPerMonth: 0.001 }",
+    );
+    const { admit, metrics } = setup(policy);
     const err = await refused(admit(K2, "m1", { input: 1500, output: 500 }));
-    assert.equal(err.code, "rate_limit_exceeded");
+    assert.equal(err.status, 400);
+    assert.equal(err.code, "request_exceeds_limit");
     assert.equal(
       err.message,
-      "Rate limit reached for team=t (limit 'tpm', tokens per minute): this request alone needs 2000, more than the limit of 1000. Retry after 60s.",
+      "This request can never fit the limit 'tpm' for team=t (tokens per minute): it needs 2000 and the whole limit is 1000. Retrying will not help: lower max_tokens or shorten the input.",
     );
-    assert.equal(header(err.headers, "retry-after"), "60");
+    assert.deepEqual(err.headers, [["x-should-retry", "false"]]);
+    // m1 costs 2 + 6 per million: 100 in + 200 out = 1400 micros, more than the 0.001 budget (1000 micros).
+    const spend = await refused(admit(K2, "m1", { input: 100, output: 200 }));
+    assert.equal(spend.code, "request_exceeds_limit");
+    assert.equal(
+      spend.message,
+      "This request can never fit the limit 'budget' for team=t (spend per month): it needs 0.0014 USD and the whole limit is 0.001 USD. Retrying will not help: lower max_tokens or shorten the input.",
+    );
+    // Nothing was reserved by either: a request that fits is still admitted in full.
+    await admitted(admit(K2, "m1", { input: 100, output: 0 }));
+    assert.equal(await rejections(metrics, "tpm", "tokens"), 1);
+    assert.equal(await rejections(metrics, "budget", "spend"), 1);
   });
 
   it("refuses an exhausted budget with 429 insufficient_quota until the month ends", async () => {
@@ -351,7 +365,7 @@ describe("QuotaService", () => {
     assert.equal(err.type, "insufficient_quota");
     assert.equal(
       err.message,
-      "Budget exhausted for team=t (limit 'team-budget', spend per month): limit 0.01 USD, remaining 0.00 USD, requested 0.01 USD. Retry after 734400s.",
+      "Budget exhausted for team=t (limit 'team-budget', spend per month): limit 0.01 USD, remaining 0.002 USD, requested 0.008 USD. Retry after 734400s.",
     );
     // 8.5 days to the end of November (UTC).
     assert.deepEqual(err.headers, [["retry-after", "734400"]]);

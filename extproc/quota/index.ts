@@ -105,6 +105,12 @@ export class QuotaService {
       rules,
       now,
     );
+    const neverFits = charges.findIndex((c) => c.kind !== "concurrency" && c.amount > c.limit);
+    if (neverFits !== -1) {
+      const role = roles[neverFits]!;
+      this.options.metrics.quotaRejections.inc({ limit: role.rule.id, measure: role.measure });
+      throw exceedsLimit(request.policy, role, charges[neverFits]!);
+    }
     const { quota } = request.policy;
     let store = this.options.store;
     let effective = charges;
@@ -284,14 +290,13 @@ function rejection(
   headers: Array<[string, string]>,
 ): GatewayError {
   const retrySeconds = Math.max(1, Math.ceil(retryAfterMs / 1000));
-  const money = (micros: number) => `${(micros / MICROS).toFixed(2)} ${policy.currency}`;
-  const show = role.measure === "spend" ? money : String;
-  const scope = role.scope.replaceAll(",", ", ");
-  const impossible = charge.kind !== "concurrency" && charge.amount > charge.limit;
-  const detail = impossible
-    ? `this request alone needs ${show(charge.amount)}, more than the limit of ${show(charge.limit)}`
-    : `limit ${show(charge.limit)}, remaining ${show(state.remaining)}, requested ${show(charge.kind === "concurrency" ? 1 : charge.amount)}`;
-  const message = `${role.measure === "spend" ? "Budget exhausted" : "Rate limit reached"} for ${scope} (limit '${role.rule.id}', ${role.label}): ${detail}. Retry after ${retrySeconds}s.`;
+  const show = shownAs(policy, role);
+  // In degraded (local) mode a request may exceed this replica's share of a limit and still fit later.
+  const detail =
+    charge.kind !== "concurrency" && charge.amount > charge.limit
+      ? `this request needs ${show(charge.amount)}, more than this replica's share of ${show(charge.limit)} while the quota store is unavailable`
+      : `limit ${show(charge.limit)}, remaining ${show(state.remaining)}, requested ${show(charge.kind === "concurrency" ? 1 : charge.amount)}`;
+  const message = `${role.measure === "spend" ? "Budget exhausted" : "Rate limit reached"} for ${scope(role)} (limit '${role.rule.id}', ${role.label}): ${detail}. Retry after ${retrySeconds}s.`;
   return new GatewayError(
     role.measure === "spend" ? "insufficient_quota" : "rate_limit_exceeded",
     message,
@@ -299,6 +304,29 @@ function rejection(
     [["retry-after", String(retrySeconds)], ...headers],
   );
 }
+
+/**
+ * A request larger than a limit's whole capacity can never be admitted, however long it waits: refused at
+ * once with a 400 (which no SDK retries, unlike a 429) that says so and what to change.
+ */
+function exceedsLimit(policy: Policy, role: ChargeRole, charge: Charge): GatewayError {
+  const show = shownAs(policy, role);
+  return new GatewayError(
+    "request_exceeds_limit",
+    `This request can never fit the limit '${role.rule.id}' for ${scope(role)} (${role.label}): it needs ${show(charge.amount)} and the whole limit is ${show(charge.limit)}. Retrying will not help: lower max_tokens or shorten the input.`,
+    null,
+    [["x-should-retry", "false"]],
+  );
+}
+
+/** How a charge's amounts read in a message: money for spend, plain numbers otherwise. */
+function shownAs(policy: Policy, role: ChargeRole): (amount: number) => string {
+  if (role.measure !== "spend") return String;
+  // Cents at least, and every digit down to the micro-unit a charge is counted in (0.0014 USD, not 0.00).
+  return (micros) => `${(micros / MICROS).toFixed(6).replace(/(\.\d\d\d*?)0+$/, "$1")} ${policy.currency}`;
+}
+
+const scope = (role: ChargeRole): string => role.scope.replaceAll(",", ", ");
 
 /**
  * OpenAI's x-ratelimit-{limit,remaining,reset}-{requests,tokens} headers, from the tightest per-minute

@@ -1,5 +1,6 @@
 import {
   afterCharge,
+  assertValidCharges,
   WINDOW_GRACE_MS,
   type Charge,
   type ChargeState,
@@ -30,6 +31,7 @@ export class MemoryQuotaStore implements QuotaStore {
   private lastSweep = 0;
 
   async reserve(requestId: string, charges: readonly Charge[], now: number): Promise<ReserveResult> {
+    assertValidCharges(charges);
     this.sweep(now);
     const states: ChargeState[] = [];
     let rejected = -1;
@@ -56,6 +58,7 @@ export class MemoryQuotaStore implements QuotaStore {
     actual: readonly number[],
     now: number,
   ): Promise<void> {
+    assertValidCharges(charges, actual);
     charges.forEach((charge, i) => {
       if (charge.kind === "concurrency") this.inFlight.get(charge.key)?.delete(requestId);
       // A window that ended while the request ran is gone: there is nothing left to correct.

@@ -2,6 +2,7 @@ import { Cluster, Redis, type RedisOptions } from "ioredis";
 import type { QuotaSettings } from "../policy/schema.js";
 import {
   afterCharge,
+  assertValidCharges,
   WINDOW_GRACE_MS,
   type Charge,
   type ChargeState,
@@ -155,6 +156,7 @@ export class RedisQuotaStore implements QuotaStore {
   }
 
   async reserve(requestId: string, charges: readonly Charge[], now: number): Promise<ReserveResult> {
+    assertValidCharges(charges);
     const args: Array<string | number> = [charges.length, ...charges.map((c) => this.key(c)), now, requestId];
     for (const c of charges) args.push(KIND[c.kind], c.limit, c.amount, c.periodMs);
     const [admitted, rejected, retryAfterMs, flat] = await this.scripted.quotaReserve(...args);
@@ -170,6 +172,7 @@ export class RedisQuotaStore implements QuotaStore {
     actual: readonly number[],
     now: number,
   ): Promise<void> {
+    assertValidCharges(charges, actual);
     const args: Array<string | number> = [charges.length, ...charges.map((c) => this.key(c)), now, requestId];
     charges.forEach((c, i) => args.push(KIND[c.kind], c.limit, c.amount, c.periodMs, actual[i] ?? c.amount));
     await this.scripted.quotaSettle(...args);

@@ -129,6 +129,38 @@ function contract(name: string, makeStore: () => QuotaStore) {
       assert.equal((await store.reserve("f", [slots], T0 + 5000)).admitted, true);
     });
 
+    it("refuses amounts that are not whole, finite and non-negative, and touches no counter", async () => {
+      const store = makeStore();
+      const tpm: Charge = { key: key("tpm"), kind: "bucket", limit: 100, amount: 10, periodMs: 60_000 };
+      for (const amount of [NaN, -100_000_000, 1.5, Infinity, Number.MAX_SAFE_INTEGER + 2]) {
+        await assert.rejects(store.reserve("bad", [{ ...tpm, amount }], T0), RangeError);
+      }
+      await assert.rejects(store.reserve("bad", [{ ...tpm, limit: NaN }], T0), RangeError);
+      const ok = await store.reserve("a", [tpm], T0);
+      assert.deepEqual(ok.states[0], { remaining: 90, resetMs: 6000 });
+      await assert.rejects(store.settle("a", [tpm], [-5], T0), RangeError);
+      await assert.rejects(store.settle("a", [tpm], [NaN], T0), RangeError);
+      // The bucket is where the one valid reservation left it.
+      const probe = await store.reserve("b", [{ ...tpm, amount: 90 }], T0);
+      assert.equal(probe.admitted, true);
+    });
+
+    it("keeps a window's counter until its end by the caller's clock, whatever the date today", async () => {
+      const store = makeStore();
+      // A clock ten years from the real one either way: expiry follows it, not the server's own clock.
+      for (const at of [Date.UTC(2016, 0, 1), Date.UTC(2036, 0, 1)]) {
+        const window: Charge = {
+          key: key("tpd"),
+          kind: "window",
+          limit: 10,
+          amount: 10,
+          periodMs: at + 60_000,
+        };
+        assert.equal((await store.reserve("a", [window], at)).admitted, true);
+        assert.equal((await store.reserve("b", [window], at + 59_000)).admitted, false);
+      }
+    });
+
     it("never admits more than the limit under concurrent reservations", async () => {
       const store = makeStore();
       const tokens: Charge = {

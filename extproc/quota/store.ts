@@ -59,6 +59,32 @@ export interface QuotaStore {
   close(): Promise<void>;
 }
 
+/** A whole, finite, non-negative number: the only amounts a counter may ever be charged. */
+const isCount = (n: number): boolean => Number.isSafeInteger(n) && n >= 0;
+
+/**
+ * Refuses charges (and settled amounts) that are not whole, finite and non-negative, and limits that are
+ * not positive: a NaN would switch a bucket off and a negative amount would turn a reservation into a
+ * refund. Both stores call it before touching a counter.
+ */
+export function assertValidCharges(charges: readonly Charge[], actual?: readonly number[]): void {
+  charges.forEach((charge, i) => {
+    const ok =
+      isCount(charge.amount) &&
+      isCount(charge.limit) &&
+      charge.limit > 0 &&
+      isCount(charge.periodMs) &&
+      charge.periodMs > 0 &&
+      (actual === undefined || isCount(actual[i]!));
+    if (!ok) {
+      throw new RangeError(
+        `invalid quota charge ${charge.key}: amount ${charge.amount}, limit ${charge.limit}, period ${charge.periodMs}` +
+          (actual ? `, actual ${actual[i]}` : ""),
+      );
+    }
+  });
+}
+
 /** A window's counter is kept this long past its end, so a request that straddled the end still settles. */
 export const WINDOW_GRACE_MS = 3_600_000;
 
