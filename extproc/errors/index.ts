@@ -14,6 +14,7 @@ export const ERRORS = {
   model_not_found: { status: 404, type: "not_found_error" },
   unknown_url: { status: 404, type: "not_found_error" },
   method_not_allowed: { status: 405, type: "invalid_request_error" },
+  unknown_host: { status: 421, type: "invalid_request_error" },
   unsupported_content_type: { status: 415, type: "invalid_request_error" },
   invalid_json: { status: 400, type: "invalid_request_error" },
   invalid_request: { status: 400, type: "invalid_request_error" },

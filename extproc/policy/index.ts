@@ -94,7 +94,11 @@ export interface Policy {
   readonly limits: readonly LimitRule[];
   readonly quota: QuotaSettings;
   /** The environment a request arrived in, from its host (`:authority` without the port); undefined if none matches. */
-  readonly environmentOf: (host: string) => string | undefined;
+  /**
+   * The environment a request arriving on `host` belongs to: undefined when the policy defines none; null
+   * when the host matches none and there is no `defaultEnvironment` (such a request is refused).
+   */
+  readonly environmentOf: (host: string) => string | null | undefined;
   /** JWT identity mapping; undefined when the policy accepts API keys only. */
   readonly jwt: JwtSettings | undefined;
   /** Team name → models and aliases it may use (JWT identities get their team's). */
@@ -316,6 +320,12 @@ function compile(
         });
     });
   }
+  if (doc.defaultEnvironment !== undefined && !doc.environments[doc.defaultEnvironment]) {
+    problems.push({
+      path: "defaultEnvironment",
+      message: `unknown environment "${doc.defaultEnvironment}"`,
+    });
+  }
   for (const [claim, team] of Object.entries(doc.jwt?.teams ?? {})) {
     if (!doc.teams[team]) problems.push({ path: `jwt.teams.${claim}`, message: `unknown team "${team}"` });
   }
@@ -332,7 +342,7 @@ function compile(
     keysBySha256,
     limits: doc.limits,
     quota: doc.quota,
-    environmentOf: environmentMatcher(doc.environments),
+    environmentOf: environmentMatcher(doc.environments, doc.defaultEnvironment),
     jwt: doc.jwt,
     teamModels,
     pii,
@@ -418,7 +428,9 @@ function compileGuardrails(doc: PolicyDocument, problems: PolicyProblem[]): Guar
 /** Host → environment: exact names first, then the longest `*.suffix` that matches. */
 function environmentMatcher(
   environments: PolicyDocument["environments"],
-): (host: string) => string | undefined {
+  fallback: string | undefined,
+): (host: string) => string | null | undefined {
+  if (Object.keys(environments).length === 0) return () => undefined;
   const exact = new Map<string, string>();
   const suffixes: Array<[string, string]> = [];
   for (const [env, { hosts }] of Object.entries(environments)) {
@@ -433,7 +445,7 @@ function environmentMatcher(
       .toLowerCase()
       .replace(/:\d+$/, "")
       .replace(/^\[(.*)\]$/, "$1");
-    return exact.get(host) ?? suffixes.find(([suffix]) => host.endsWith(suffix))?.[1];
+    return exact.get(host) ?? suffixes.find(([suffix]) => host.endsWith(suffix))?.[1] ?? fallback ?? null;
   };
 }
 

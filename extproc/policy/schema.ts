@@ -285,6 +285,11 @@ export const policySchema = z
           .strict(),
       )
       .default({}),
+    /**
+     * The environment of a request whose host matches none of `environments`. Without it such a request is
+     * refused (421 unknown_host): a host nobody listed never escapes environment-scoped controls.
+     */
+    defaultEnvironment: name.optional(),
     jwt: jwt.optional(),
     pii: pii.optional(),
     guardrails: z.array(guardrail).default([]),

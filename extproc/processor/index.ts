@@ -131,10 +131,15 @@ export class Exchange {
           ? (structToJson(jwt).jwt_payload as Record<string, unknown> | undefined)
           : undefined;
         const identity = authenticate(ctx.policy, headers, this.deps.now(), claims, this.deps.revocations);
-        ctx.identity = {
-          ...identity,
-          environment: ctx.policy.environmentOf(headers.get(":authority") ?? ""),
-        };
+        const host = headers.get(":authority") ?? "";
+        const environment = ctx.policy.environmentOf(host);
+        ctx.identity = { ...identity, environment: environment ?? undefined };
+        if (environment === null) {
+          throw new GatewayError(
+            "unknown_host",
+            `The host '${host.slice(0, 200)}' belongs to no environment of this gateway; use the host your environment was given.`,
+          );
+        }
         this.endpoint = selectEndpoint(ctx.method, ctx.path);
         ctx.api = this.endpoint.api;
         return this.endpoint.requestHeaders(ctx, headers, msg.endOfStream === true);

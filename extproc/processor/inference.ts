@@ -36,6 +36,9 @@ import type { EndpointProcessor } from "./endpoint.js";
 /** Headers removed from every forwarded request: client credentials, and any routing header a client forged. */
 const STRIPPED_REQUEST_HEADERS = [...CLIENT_CREDENTIAL_HEADERS, ROUTING_HEADER];
 
+/** Bodies from this size on are checked against quotas before they are scanned (smaller scans cost less). */
+const PRECHECK_BODY_BYTES = 64 * 1024;
+
 /** Per-request streaming state, kept on the processor instance (one instance per request). */
 interface StreamState {
   readonly splitter: SseSplitter;
@@ -85,6 +88,10 @@ export class InferenceProcessor implements EndpointProcessor {
     ctx.model = model;
     const cap = this.generating && outputCap(this.generating, request, model.defaultMaxTokens);
 
+    // A key already out of quota is refused before a large body is scanned (seconds for a few MB).
+    if (body.length >= PRECHECK_BODY_BYTES) {
+      await deps.quota.precheck({ policy: ctx.policy, identity, model, requestId: ctx.requestId });
+    }
     const guardrails = applicableGuardrails(ctx.policy, identity, model.name);
     ctx.guardrails = await applyGuardrails(guardrails, request, deps.workers);
     const pii = resolvePii(ctx.policy.pii, identity, model.name);

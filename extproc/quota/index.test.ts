@@ -122,6 +122,11 @@ class FlakyStore implements QuotaStore {
     return this.inner.reserve(requestId, charges, now);
   }
 
+  async check(charges: readonly Charge[], now: number): Promise<ReserveResult> {
+    if (this.down) throw new Error("connect ECONNREFUSED 10.0.0.5:6379");
+    return this.inner.check(charges, now);
+  }
+
   async settle(
     requestId: string,
     charges: readonly Charge[],
@@ -348,6 +353,30 @@ describe("QuotaService", () => {
     await admitted(admit(K2, "m1", { input: 100, output: 0 }));
     assert.equal(await rejections(metrics, "tpm", "tokens"), 1);
     assert.equal(await rejections(metrics, "budget", "spend"), 1);
+  });
+
+  it("prechecks without reserving: refuses a spent window or a full slot, admits what could fit", async () => {
+    const policy = policyWith(
+      "  - { id: day, scope: { key: k1 }, tokensPerDay: 200 }\n  - { id: conc, scope: { key: k2 }, concurrentRequests: 1 }",
+    );
+    const { service, admit, metrics } = setup(policy);
+    const request = (identity: Identity) => ({
+      policy,
+      identity,
+      model: policy.models.get("m1")!,
+      requestId: "pre",
+    });
+    await service.precheck(request(K1));
+    await admitted(admit(K1, "m1", { input: 150, output: 50 }));
+    const spent = await refused(service.precheck(request(K1)));
+    assert.equal(spent.code, "rate_limit_exceeded");
+    assert.match(spent.message, /limit 'day', tokens per day\): limit 200, remaining 0/);
+    // Prechecks took no slot: the one slot is still free for a real admission, then full.
+    await service.precheck(request(K2));
+    await service.precheck(request(K2));
+    await admitted(admit(K2));
+    assert.equal((await refused(service.precheck(request(K2)))).code, "rate_limit_exceeded");
+    assert.equal(await rejections(metrics, "conc", "concurrency"), 1);
   });
 
   it("refuses an exhausted budget with 429 insufficient_quota until the month ends", async () => {

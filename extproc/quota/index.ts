@@ -4,7 +4,7 @@ import { GatewayError } from "../errors/index.js";
 import type { GatewayMetrics } from "../metrics/index.js";
 import type { LimitRule, Model, Policy } from "../policy/index.js";
 import { MemoryQuotaStore } from "./memory.js";
-import type { Charge, ChargeState, QuotaStore } from "./store.js";
+import type { Charge, ChargeState, QuotaStore, ReserveResult } from "./store.js";
 import { dayWindow, formatDuration, monthWindow } from "./windows.js";
 
 export { MemoryQuotaStore } from "./memory.js";
@@ -41,7 +41,7 @@ export interface AdmissionRequest {
 }
 
 /** A request with its token estimate. */
-interface Estimated extends AdmissionRequest {
+interface Estimated extends Omit<AdmissionRequest, "estimate"> {
   readonly inputTokens: number;
   readonly outputTokens: number;
 }
@@ -131,20 +131,7 @@ export class QuotaService {
       effective = charges.map((c) => ({ ...c, limit: Math.max(1, Math.floor(c.limit / quota.replicas)) }));
       result = await store.reserve(request.requestId, effective, now);
     }
-    if (!result.admitted) {
-      const role = roles[result.rejected]!;
-      const charge = effective[result.rejected]!;
-      const state = result.states[result.rejected]!;
-      this.options.metrics.quotaRejections.inc({ limit: role.rule.id, measure: role.measure });
-      throw rejection(
-        request.policy,
-        role,
-        charge,
-        state,
-        result.retryAfterMs,
-        rateLimitHeaders(effective, roles, result.states),
-      );
-    }
+    if (!result.admitted) throw this.refused(request.policy, effective, roles, result);
     return {
       requestId: request.requestId,
       store,
@@ -155,6 +142,45 @@ export class QuotaService {
       reservedOutput: output,
       headers: rateLimitHeaders(effective, roles, result.states),
     };
+  }
+
+  /**
+   * Refuses (429), before any costly work such as scanning a multi-MB body, a request that no size of it
+   * could get admitted: a window or budget already spent, no request or concurrency slot left. Reserves
+   * nothing; {@link admit} follows. A store failure is left to admit, which applies the failure policy.
+   */
+  async precheck(request: Omit<AdmissionRequest, "estimate">): Promise<void> {
+    const rules = applicableLimits(request.policy, request.identity, request.model);
+    if (rules.length === 0) return;
+    const now = this.now();
+    // The least any request costs: one request, one slot, one prompt token.
+    const { charges, roles } = buildCharges({ ...request, inputTokens: 1, outputTokens: 0 }, rules, now);
+    let result: ReserveResult;
+    try {
+      result = await this.options.store.check(charges, now);
+    } catch {
+      return;
+    }
+    if (!result.admitted) throw this.refused(request.policy, charges, roles, result);
+  }
+
+  /** The 429 for a reservation that did not fit, counted in the rejection metric. */
+  private refused(
+    policy: Policy,
+    charges: readonly Charge[],
+    roles: readonly ChargeRole[],
+    result: Extract<ReserveResult, { admitted: false }>,
+  ): GatewayError {
+    const role = roles[result.rejected]!;
+    this.options.metrics.quotaRejections.inc({ limit: role.rule.id, measure: role.measure });
+    return rejection(
+      policy,
+      role,
+      charges[result.rejected]!,
+      result.states[result.rejected]!,
+      result.retryAfterMs,
+      rateLimitHeaders(charges, roles, result.states),
+    );
   }
 
   /** Replaces the reservation with actual usage; never throws (a failed settle is logged and counted). */

@@ -31,13 +31,29 @@ export class MemoryQuotaStore implements QuotaStore {
   private lastSweep = 0;
 
   async reserve(requestId: string, charges: readonly Charge[], now: number): Promise<ReserveResult> {
+    // Checked and applied in one synchronous step: no other reservation can run in between.
+    const result = this.evaluate(charges, now);
+    if (!result.admitted) return result;
+    const states = [...result.states];
+    charges.forEach((charge, i) => {
+      this.apply(requestId, charge, charge.amount, now);
+      states[i] = afterCharge(charge, states[i]!);
+    });
+    return { admitted: true, states };
+  }
+
+  async check(charges: readonly Charge[], now: number): Promise<ReserveResult> {
+    return this.evaluate(charges, now);
+  }
+
+  private evaluate(charges: readonly Charge[], now: number): ReserveResult {
     assertValidCharges(charges);
     this.sweep(now);
     const states: ChargeState[] = [];
     let rejected = -1;
     let retryAfterMs = 0;
     charges.forEach((charge, i) => {
-      const { remaining, resetMs, wait } = this.check(charge, now);
+      const { remaining, resetMs, wait } = this.counter(charge, now);
       states.push({ remaining, resetMs });
       if (wait > 0 && rejected === -1) {
         rejected = i;
@@ -45,10 +61,6 @@ export class MemoryQuotaStore implements QuotaStore {
       }
     });
     if (rejected !== -1) return { admitted: false, rejected, retryAfterMs, states };
-    charges.forEach((charge, i) => {
-      this.apply(requestId, charge, charge.amount, now);
-      states[i] = afterCharge(charge, states[i]!);
-    });
     return { admitted: true, states };
   }
 
@@ -70,7 +82,7 @@ export class MemoryQuotaStore implements QuotaStore {
   async close(): Promise<void> {}
 
   /** Current remaining/reset for a charge, and how long to wait before it would fit (0: fits now). */
-  private check(charge: Charge, now: number): { remaining: number; resetMs: number; wait: number } {
+  private counter(charge: Charge, now: number): { remaining: number; resetMs: number; wait: number } {
     if (charge.kind === "bucket") {
       const level = this.bucketLevel(charge, now);
       const rate = charge.limit / charge.periodMs;

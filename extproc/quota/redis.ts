@@ -60,6 +60,8 @@ for i = 1, #KEYS do
   if wait > 0 and rejected < 0 then rejected, retry = i - 1, wait end
 end
 if rejected >= 0 then return {0, rejected, retry, states} end
+-- A trailing 'check' asks whether the charges fit, without reserving them.
+if ARGV[#ARGV] == 'check' then return {1, -1, 0, states} end
 for i = 1, #KEYS do
   local a = 2 + (i - 1) * 4
   local kind, limit, amount, period = ARGV[a + 1], tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3]), tonumber(ARGV[a + 4])
@@ -156,14 +158,30 @@ export class RedisQuotaStore implements QuotaStore {
   }
 
   async reserve(requestId: string, charges: readonly Charge[], now: number): Promise<ReserveResult> {
+    const result = await this.run(requestId, charges, now, false);
+    if (!result.admitted) return result;
+    return { admitted: true, states: result.states.map((s, i) => afterCharge(charges[i]!, s)) };
+  }
+
+  check(charges: readonly Charge[], now: number): Promise<ReserveResult> {
+    return this.run("", charges, now, true);
+  }
+
+  private async run(
+    requestId: string,
+    charges: readonly Charge[],
+    now: number,
+    checkOnly: boolean,
+  ): Promise<ReserveResult> {
     assertValidCharges(charges);
     const args: Array<string | number> = [charges.length, ...charges.map((c) => this.key(c)), now, requestId];
     for (const c of charges) args.push(KIND[c.kind], c.limit, c.amount, c.periodMs);
+    if (checkOnly) args.push("check");
     const [admitted, rejected, retryAfterMs, flat] = await this.scripted.quotaReserve(...args);
     const states: ChargeState[] = [];
     for (let i = 0; i < flat.length; i += 2) states.push({ remaining: flat[i]!, resetMs: flat[i + 1]! });
     if (admitted !== 1) return { admitted: false, rejected, retryAfterMs, states };
-    return { admitted: true, states: states.map((s, i) => afterCharge(charges[i]!, s)) };
+    return { admitted: true, states };
   }
 
   async settle(

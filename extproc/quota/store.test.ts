@@ -145,6 +145,23 @@ function contract(name: string, makeStore: () => QuotaStore) {
       assert.equal(probe.admitted, true);
     });
 
+    it("checks without reserving", async () => {
+      const store = makeStore();
+      const rpm: Charge = { key: key("rpm"), kind: "bucket", limit: 2, amount: 1, periodMs: 60_000 };
+      const slots: Charge = { key: key("conc"), kind: "concurrency", limit: 1, amount: 1, periodMs: 5000 };
+      for (let i = 0; i < 3; i++) {
+        const checked = await store.check([rpm, slots], T0);
+        assert.ok(checked.admitted);
+        assert.deepEqual(checked.states, [
+          { remaining: 2, resetMs: 0 },
+          { remaining: 1, resetMs: 0 },
+        ]);
+      }
+      assert.ok((await store.reserve("a", [rpm, slots], T0)).admitted);
+      const full = await store.check([rpm, slots], T0);
+      assert.ok(!full.admitted && full.rejected === 1);
+    });
+
     it("keeps a window's counter until its end by the caller's clock, whatever the date today", async () => {
       const store = makeStore();
       // A clock ten years from the real one either way: expiry follows it, not the server's own clock.
@@ -189,6 +206,10 @@ class ReadyStore implements QuotaStore {
   async reserve(...args: Parameters<QuotaStore["reserve"]>) {
     await this.connected;
     return this.store.reserve(...args);
+  }
+  async check(...args: Parameters<QuotaStore["check"]>) {
+    await this.connected;
+    return this.store.check(...args);
   }
   async settle(...args: Parameters<QuotaStore["settle"]>) {
     await this.connected;

@@ -49,6 +49,8 @@ export type ReserveResult =
 export interface QuotaStore {
   /** Atomically reserves every charge for `requestId`, or none. */
   reserve(requestId: string, charges: readonly Charge[], now: number): Promise<ReserveResult>;
+  /** Whether every charge would fit now, reserving nothing (states are as before any charge). */
+  check(charges: readonly Charge[], now: number): Promise<ReserveResult>;
   /** Replaces the reserved amounts with `actual` (same order as the charges) and frees concurrency slots. */
   settle(
     requestId: string,
