@@ -1,0 +1,270 @@
+/**
+ * Controls that one hostile request must not be able to switch off, through real Envoy and extproc with the
+ * openai SDK: output-cap fields on every endpoint, the cap actually forwarded, requests that can never fit a
+ * limit, hosts that match no environment, and cheap refusals before costly scans.
+ */
+import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
+import { mkdtempSync } from "node:fs";
+import { request as httpRequest } from "node:http";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { after, before, describe, it } from "node:test";
+import OpenAI, { BadRequestError, RateLimitError } from "openai";
+import type { ReceivedRequest } from "../model-server/index.js";
+import { startStack, waitFor, type Stack } from "../harness/index.js";
+import { writePolicy, type PolicyDoc } from "../harness/policy.js";
+import { auditRecordOf, client, rawRequest } from "./helpers.js";
+
+const KEYS = {
+  daily: "sk-test-controls-daily",
+  tpm: "sk-test-controls-tpm",
+  busy: "sk-test-controls-busy",
+  cap: "sk-test-controls-cap",
+} as const;
+const sha256 = (text: string) => createHash("sha256").update(text).digest("hex");
+
+function controlsPolicy(doc: PolicyDoc): void {
+  doc.keys.push(
+    { id: "controls-daily", team: "research", sha256: sha256(KEYS.daily) },
+    { id: "controls-tpm", team: "research", sha256: sha256(KEYS.tpm) },
+    { id: "controls-busy", team: "research", sha256: sha256(KEYS.busy) },
+    { id: "controls-cap", team: "research", sha256: sha256(KEYS.cap) },
+  );
+  doc.limits.push(
+    { id: "daily-1000", scope: { key: "controls-daily" }, tokensPerDay: 1000 },
+    { id: "tpm-500", scope: { key: "controls-tpm" }, tokensPerMinute: 500 },
+    { id: "one-per-minute", scope: { key: "controls-busy" }, requestsPerMinute: 1 },
+    { id: "tpm-5000", scope: { key: "controls-cap" }, tokensPerMinute: 5000 },
+  );
+}
+
+let stack: Stack;
+let dir: string;
+
+before(async () => {
+  dir = mkdtempSync(path.join(tmpdir(), "llm-gateway-controls-"));
+  stack = await startStack({ policyFile: writePolicy(dir, controlsPolicy), workDir: dir });
+});
+after(() => stack?.stop());
+
+/** Inference requests pool A received after `since` entries (Envoy's health checks excluded). */
+function forwardedSince(since: readonly ReceivedRequest[]): ReceivedRequest[] {
+  const seen = new Set(since);
+  return stack.pools["pool-a"]!.received.filter((r) => !seen.has(r) && r.path.startsWith("/v1/"));
+}
+
+const snapshot = () => [...stack.pools["pool-a"]!.received];
+
+describe("output caps", () => {
+  const hostile = [-100_000_000, "abc", 1.5, 0, 1e300, -1];
+  const endpoints = [
+    {
+      path: "/v1/chat/completions",
+      body: { model: "llama-3.1-8b-instruct", messages: [{ role: "user", content: "hi" }] },
+      fields: ["max_tokens", "max_completion_tokens", "n"],
+    },
+    {
+      path: "/v1/completions",
+      body: { model: "llama-3.1-8b-instruct", prompt: "hi" },
+      fields: ["max_tokens", "max_completion_tokens", "n", "best_of"],
+    },
+  ];
+
+  it("refuses every hostile value of every cap field, streamed or not, and forwards nothing", async () => {
+    const before = snapshot();
+    let refusals = 0;
+    for (const { path: url, body, fields } of endpoints) {
+      for (const field of fields) {
+        for (const value of hostile) {
+          for (const stream of [false, true]) {
+            const res = await rawRequest(stack, url, {
+              headers: { authorization: `Bearer ${KEYS.daily}`, "content-type": "application/json" },
+              body: JSON.stringify({ ...body, stream, [field]: value }),
+            });
+            assert.equal(res.status, 400, `${url} ${field}=${value}: ${res.text}`);
+            const error = (res.json as { error: { code: string; param: string } }).error;
+            assert.equal(error.code, "invalid_request");
+            assert.equal(error.param, field);
+            refusals++;
+          }
+        }
+      }
+    }
+    assert.equal(refusals, 2 * 6 * 7);
+    assert.deepEqual(forwardedSince(before), []);
+  });
+
+  it("keeps the daily limit after hostile attempts: admitted reservations never exceed it", async () => {
+    const sdk = client(stack, KEYS.daily);
+    // A stream held open with a hostile cap would once have refunded its reservation while open.
+    await assert.rejects(
+      sdk.completions.create({
+        model: "llama-3.1-8b-instruct",
+        prompt: [1, 2, 3],
+        stream: true,
+        max_completion_tokens: -100_000_000,
+      } as never),
+      BadRequestError,
+    );
+    // Token-id prompt: exactly 3 prompt tokens, plus 100 reserved for output. Requests are admitted while
+    // what was used plus the reservation fits, so the usage of all admitted ones never exceeds the limit.
+    let used = 0;
+    let refused = false;
+    for (let i = 0; i < 400 && !refused; i++) {
+      try {
+        const answer = await sdk.completions.create({
+          model: "llama-3.1-8b-instruct",
+          prompt: [1, 2, 3],
+          max_tokens: 100,
+        });
+        used += answer.usage!.total_tokens;
+      } catch (err) {
+        assert.ok(err instanceof RateLimitError, String(err));
+        assert.match(
+          err.message,
+          /limit 'daily-1000', tokens per day\): limit 1000, remaining \d+, requested 103/,
+        );
+        refused = true;
+      }
+    }
+    assert.ok(refused, "the daily limit refused at some point");
+    assert.ok(used <= 1000 && used + 103 > 1000, `used ${used} of 1000 when refused`);
+  });
+
+  it("forwards the cap admission assumed: the model's default without one, the field vLLM reads with both", async () => {
+    const sdk = client(stack, KEYS.cap);
+    let before = snapshot();
+    await sdk.chat.completions.create({
+      model: "llama-3.1-8b-instruct",
+      messages: [{ role: "user", content: "hi" }],
+    });
+    let [forwarded] = forwardedSince(before);
+    assert.equal(JSON.parse(forwarded!.body).max_tokens, 1024, "the model's defaultMaxTokens");
+
+    before = snapshot();
+    const { response } = await sdk.completions
+      .create({
+        model: "llama-3.1-8b-instruct",
+        prompt: [1, 2, 3],
+        max_tokens: 5,
+        max_completion_tokens: 400,
+      } as never)
+      .withResponse();
+    [forwarded] = forwardedSince(before);
+    assert.equal(JSON.parse(forwarded!.body).max_tokens, 5);
+    // Reserved 3 prompt + 5 output tokens (the field completions read), not 400.
+    const remaining = Number(response.headers.get("x-ratelimit-remaining-tokens"));
+    assert.ok(remaining >= 5000 - 1024 - 8 && remaining <= 5000 - 8, `remaining ${remaining}`);
+  });
+
+  it("refuses at once, with no retry, a request that can never fit a limit", async () => {
+    // The SDK retries a 429 twice (and waits Retry-After); this must come back at once and unretried.
+    const sdk = new OpenAI({ apiKey: KEYS.tpm, baseURL: stack.baseURL, maxRetries: 2 });
+    const before = snapshot();
+    const started = Date.now();
+    const err = await sdk.chat.completions
+      .create({ model: "llama-3.1-8b-instruct", messages: [{ role: "user", content: "word ".repeat(600) }] })
+      .catch((e: unknown) => e);
+    assert.ok(err instanceof BadRequestError, String(err));
+    assert.equal(err.code, "request_exceeds_limit");
+    assert.match(err.message, /can never fit the limit 'tpm-500' .*Retrying will not help/);
+    assert.equal(err.headers?.get("x-should-retry"), "false");
+    assert.ok(Date.now() - started < 5_000, "answered without retries");
+    assert.deepEqual(forwardedSince(before), []);
+    const record = await auditRecordOf(stack, err.headers?.get("x-request-id") ?? null);
+    assert.equal(record.reason, "request_exceeds_limit");
+    assert.equal(record.decision, "deny");
+  });
+});
+
+/** A request with a chosen Host header (the SDK always sends the base URL's host). */
+function withHost(
+  host: string,
+  body: object,
+): Promise<{ status: number; json: { error: { code: string; message: string } } }> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(
+      {
+        host: "127.0.0.1",
+        port: stack.ports.http,
+        path: "/v1/chat/completions",
+        method: "POST",
+        headers: { host, authorization: `Bearer ${KEYS.tpm}`, "content-type": "application/json" },
+      },
+      (res) => {
+        let text = "";
+        res.on("data", (c) => (text += c));
+        res.on("end", () => resolve({ status: res.statusCode ?? 0, json: JSON.parse(text) }));
+      },
+    );
+    req.on("error", reject);
+    req.end(JSON.stringify(body));
+  });
+}
+
+describe("hosts that match no environment", () => {
+  const ssn = { model: "llama-3.1-8b-instruct", messages: [{ role: "user", content: "SSN 123-45-6789" }] };
+
+  it("get the default environment's controls (prod's SSN block), or are refused without a default", async () => {
+    const prodOnly = (doc: PolicyDoc) => {
+      controlsPolicy(doc);
+      doc.pii.rules[0].scope = { environment: "prod" };
+    };
+    writePolicy(dir, prodOnly);
+    await waitForReload();
+    const blocked = await withHost("evil.example", ssn);
+    assert.equal(blocked.status, 400);
+    assert.equal(blocked.json.error.code, "pii_blocked");
+
+    writePolicy(dir, (doc) => {
+      prodOnly(doc);
+      delete doc.defaultEnvironment;
+    });
+    await waitForReload();
+    const before = snapshot();
+    const refused = await withHost("evil.example", ssn);
+    assert.equal(refused.status, 421);
+    assert.equal(refused.json.error.code, "unknown_host");
+    assert.match(refused.json.error.message, /'evil\.example' belongs to no environment/);
+    assert.deepEqual(forwardedSince(before), []);
+    // A listed host still works, with its own controls.
+    assert.equal((await withHost(`127.0.0.1:${stack.ports.http}`, ssn)).status, 400);
+    writePolicy(dir, controlsPolicy);
+    await waitForReload();
+  });
+});
+
+let reloads = 0;
+/** Waits until extproc has applied the policy file just written (each write is one more reload). */
+async function waitForReload(): Promise<void> {
+  reloads++;
+  await waitFor("policy reload", async () => {
+    const text = await (await fetch(`http://127.0.0.1:${stack.metricsPorts[0]}/metrics`)).text();
+    const line = text
+      .split("\n")
+      .find((l) => l.startsWith('llm_gateway_policy_reloads_total{result="success"'));
+    return line !== undefined && Number(line.split(" ").at(-1)) >= reloads;
+  });
+}
+
+describe("cheap refusals first", () => {
+  it("refuses a key out of requests before scanning its multi-MB body", async () => {
+    const sdk = client(stack, KEYS.busy);
+    await sdk.chat.completions.create({
+      model: "llama-3.1-8b-instruct",
+      messages: [{ role: "user", content: "hi" }],
+      max_tokens: 1,
+    });
+    // 4 MB of text full of e-mail addresses: scanning it would find (and audit) thousands.
+    const big = "write to someone@example.com today ".repeat(120_000);
+    const err = await sdk.chat.completions
+      .create({ model: "llama-3.1-8b-instruct", messages: [{ role: "user", content: big }] })
+      .catch((e: unknown) => e);
+    assert.ok(err instanceof RateLimitError, String(err));
+    const record = await auditRecordOf(stack, err.headers?.get("x-request-id") ?? null);
+    assert.equal(record.reason, "rate_limit_exceeded");
+    // Refused before the scan: no PII was looked for, so none is recorded.
+    assert.equal(record.pii, undefined);
+  });
+});
