@@ -56,6 +56,8 @@ interface StreamState {
  */
 export class InferenceProcessor implements EndpointProcessor {
   private streamState: StreamState | undefined;
+  /** A JSON answer passed through as it arrives (nothing in it to rewrite), collected to read its usage. */
+  private passThrough: JsonCollector | undefined;
   private clientWantsUsage = false;
 
   /** The API generates text (chat, completions): it has an output cap and may stream. */
@@ -200,17 +202,37 @@ export class InferenceProcessor implements EndpointProcessor {
       this.streamState = { splitter: new SseSplitter(), stripUsageChunk: !this.clientWantsUsage, pii };
       return { ...headerReply, responseBodyMode: BodySendMode.STREAMED };
     }
-    if (ok && contentType.startsWith("application/json")) return headerReply;
+    if (ok && contentType.startsWith("application/json")) {
+      // A body the gateway may rewrite is buffered by Envoy (up to its limit); any other is passed through
+      // as it arrives, so an answer of any size (400 embeddings of 1,024 floats: 8.7 MB) reaches the client.
+      // Embeddings carry no text to scan.
+      if (this.generating && rewritesOutput(ctx)) return headerReply;
+      this.passThrough = new JsonCollector(MAX_COLLECTED_RESPONSE_BYTES);
+      return { ...headerReply, responseBodyMode: BodySendMode.STREAMED };
+    }
     // Error bodies and anything that is not an OpenAI JSON answer pass through without a look.
     ctx.complete = true;
     return { ...headerReply, responseBodyMode: BodySendMode.NONE };
   }
 
   responseBody(ctx: RequestContext, chunk: Buffer, endOfStream: boolean): PhaseReply {
+    if (this.passThrough) {
+      this.passThrough.push(chunk);
+      if (!endOfStream) return {};
+      const parsed = this.passThrough.parse();
+      if (parsed.ok) this.readAnswer(ctx, parsed.json);
+      else if (!this.passThrough.tooLarge) ctx.reason = "upstream_invalid_json";
+      return this.finished(ctx, {});
+    }
     const reply = this.streamState
       ? this.streamedChunk(ctx, this.streamState, chunk, endOfStream)
       : this.bufferedBody(ctx, chunk);
     if (!endOfStream && this.streamState) return reply;
+    return this.finished(ctx, reply);
+  }
+
+  /** The last body reply: the exchange is complete, and Envoy's access log gets the usage. */
+  private finished(ctx: RequestContext, reply: PhaseReply): PhaseReply {
     ctx.complete = true;
     return {
       ...reply,
@@ -220,6 +242,12 @@ export class InferenceProcessor implements EndpointProcessor {
         total_tokens: ctx.usage?.total_tokens,
       },
     };
+  }
+
+  /** What the gateway reads from a whole JSON answer: its usage, and its text when prompts are logged. */
+  private readAnswer(ctx: RequestContext, parsed: unknown): void {
+    ctx.usage = usageOf(parsed);
+    if (ctx.policy.logPrompts) ctx.completion = generatedText(parsed);
   }
 
   private bufferedBody(ctx: RequestContext, body: Buffer): PhaseReply {
@@ -233,7 +261,7 @@ export class InferenceProcessor implements EndpointProcessor {
     ctx.usage = usageOf(parsed);
     let reply: PhaseReply = {};
     const session = ctx.pii;
-    if (session && (session.resolved.responses || session.resolved.restore)) {
+    if (session && rewritesOutput(ctx)) {
       let changed = false;
       mapResponseTexts(parsed, (text) => {
         const out = session.processResponse(text);
@@ -323,6 +351,46 @@ export class InferenceProcessor implements EndpointProcessor {
       choices,
     };
     return [Buffer.from(`data: ${JSON.stringify(event)}\n\n`, "utf8")];
+  }
+}
+
+/** Whether the gateway may change a successful answer's text (PII in responses, placeholders to restore). */
+function rewritesOutput(ctx: RequestContext): boolean {
+  const resolved = ctx.pii?.resolved;
+  return resolved !== undefined && (resolved.responses || resolved.restore);
+}
+
+/**
+ * Most of a passed-through JSON answer kept to read its usage (the answer itself reaches the client whole,
+ * whatever its size); past it, usage is counted as for a server that reports none.
+ */
+const MAX_COLLECTED_RESPONSE_BYTES = 64 * 1024 * 1024;
+
+/** Collects a JSON body's chunks, up to a bound, and parses it once complete. */
+class JsonCollector {
+  private readonly chunks: Buffer[] = [];
+  private size = 0;
+
+  constructor(private readonly maxBytes: number) {}
+
+  push(chunk: Buffer): void {
+    this.size += chunk.length;
+    if (!this.tooLarge) this.chunks.push(chunk);
+  }
+
+  /** The body was larger than what is kept: it was passed on, but cannot be read. */
+  get tooLarge(): boolean {
+    return this.size > this.maxBytes;
+  }
+
+  /** The parsed body, if it was kept whole and is JSON. */
+  parse(): { ok: true; json: unknown } | { ok: false } {
+    if (this.tooLarge) return { ok: false };
+    try {
+      return { ok: true, json: JSON.parse(Buffer.concat(this.chunks, this.size).toString("utf8")) };
+    } catch {
+      return { ok: false };
+    }
   }
 }
 

@@ -268,3 +268,20 @@ describe("cheap refusals first", () => {
     assert.equal(record.pii, undefined);
   });
 });
+
+describe("large answers", () => {
+  it("passes a JSON answer over 8 MiB through to the client, with its usage read", async () => {
+    const sdk = client(stack, KEYS.cap);
+    const input = Array.from({ length: 400 }, (_, i) => `passage ${i} about gateways`);
+    const { data, response } = await sdk.embeddings
+      .create({ model: "bge-small-en-v1.5", input, dimensions: 1024, encoding_format: "float" })
+      .withResponse();
+    assert.equal(data.data.length, 400);
+    assert.equal(data.data[399]!.embedding.length, 1024);
+    assert.ok(Number(response.headers.get("content-length")) > 8 * 1024 * 1024, "larger than Envoy's buffer");
+    const record = await auditRecordOf(stack, response.headers.get("x-request-id"));
+    assert.equal(record.status, 200);
+    assert.equal(record.reason, "ok");
+    assert.deepEqual(record.usage, data.usage && { ...data.usage, completion_tokens: 0 });
+  });
+});
