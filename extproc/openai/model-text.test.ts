@@ -4,7 +4,7 @@ import { describe, it } from "node:test";
 import type { z } from "zod";
 import { GatewayError } from "../errors/index.js";
 import { formatPath } from "../policy/index.js";
-import { mapModelText, modelReadFieldsMarkdown, modelTexts } from "./model-text.js";
+import { mapModelText, modelReadFields, modelReadFieldsMarkdown, modelTexts } from "./model-text.js";
 import { mapRequestTexts, requestTexts } from "./prompt.js";
 import {
   chatCompletionRequest,
@@ -297,6 +297,27 @@ describe("mapping model-read text in place", () => {
     );
     mapRequestTexts(request, chatCompletionRequest, (text) => text.replace(SSN, "<US_SSN_1>"));
     assert.equal(JSON.stringify(request.guided_json), '{"__proto__":"<US_SSN_1>"}');
+  });
+});
+
+describe("modelReadFields", () => {
+  const paths = (schema: z.ZodType) =>
+    modelReadFields(schema).map((f) => `${f.path}${f.whole ? " (all)" : ""}`);
+
+  it("names the declared fields the model reads, never a control field", () => {
+    const chat = paths(chatCompletionRequest);
+    for (const field of [
+      "messages[].content",
+      "messages[].content[].text",
+      "messages[].tool_calls[].function.arguments",
+      "tools[].function.description",
+      "tools[].function.parameters (all)",
+      "response_format.json_schema.schema (all)",
+    ])
+      assert.ok(chat.includes(field), field);
+    for (const path of chat) assert.doesNotMatch(path, /^model$|role|\.id$|tool_call_id|type$|logit_bias/);
+    assert.ok(paths(completionRequest).includes("suffix"));
+    assert.deepEqual(paths(embeddingRequest), ["input", "input[]"]);
   });
 });
 
