@@ -44,7 +44,7 @@ function mapContent(holder: Json, map: TextMapper): void {
  * detection and the guardrails scan.
  */
 export function mapRequestTexts(request: InferenceRequest, schema: z.ZodType, map: TextMapper): void {
-  mapModelText(request, schema, (text) => map(text));
+  mapModelText(request, schema, map);
 }
 
 /** Every model-read text of a request, in {@link mapRequestTexts} order. */
