@@ -1,3 +1,4 @@
+import type { z } from "zod";
 import type { Identity } from "../auth/index.js";
 import { GatewayError } from "../errors/index.js";
 import { mapRequestTexts, requestTexts } from "../openai/prompt.js";
@@ -22,18 +23,19 @@ export function applicableGuardrails(policy: Policy, identity: Identity, model: 
 }
 
 /**
- * Applies input caps, deny patterns and the prompt-injection check to a request, in place. Rejects with a
- * 400 GatewayError when one blocks; resolves to what it saw otherwise. The character caps are checked
- * first (no scan of what is refused anyway); the text scan runs on `workers` when the input is large.
+ * Applies input caps, deny patterns and the prompt-injection check to every model-read text of a request
+ * validated by `schema` (see openai/model-text.ts), in place. Rejects with a 400 GatewayError when one
+ * blocks; resolves to what it saw otherwise. The character caps are checked first (no scan of what is refused anyway); the text scan runs on `workers` when the input is large.
  */
 export async function applyGuardrails(
   guardrails: readonly Guardrail[],
   request: InferenceRequest,
+  schema: z.ZodType,
   workers: WorkerPool,
 ): Promise<GuardrailReport> {
   const report: GuardrailReport = { denied: {}, maxInputTokens: undefined };
   if (guardrails.length === 0) return report;
-  const texts = requestTexts(request);
+  const texts = requestTexts(request, schema);
   const chars = texts.reduce((sum, t) => sum + t.length, 0);
   let maxTokens: number | undefined;
   for (const g of guardrails) {
@@ -77,7 +79,7 @@ export async function applyGuardrails(
   if (scan.texts) {
     const redacted = scan.texts;
     let i = 0;
-    mapRequestTexts(request, () => redacted[i++]!);
+    mapRequestTexts(request, schema, () => redacted[i++]!);
   }
   return { ...report, maxInputTokens: maxTokens };
 }

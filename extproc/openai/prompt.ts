@@ -1,3 +1,5 @@
+import type { z } from "zod";
+import { mapModelText, modelTexts } from "./model-text.js";
 import type { InferenceRequest } from "./schemas.js";
 
 /** The text a request sends to the model, ready for counting. */
@@ -19,12 +21,6 @@ export type TextMapper = (text: string) => string;
 
 type Json = Record<string, unknown>;
 
-function mapInput(input: unknown, map: TextMapper): unknown {
-  if (typeof input === "string") return map(input);
-  if (Array.isArray(input)) return input.map((item) => (typeof item === "string" ? map(item) : item));
-  return input;
-}
-
 /** Applies `map` to the tool calls of a chat message or delta (their arguments are model-readable text). */
 function mapToolCalls(holder: Json, map: TextMapper): void {
   if (!Array.isArray(holder.tool_calls)) return;
@@ -44,30 +40,16 @@ function mapContent(holder: Json, map: TextMapper): void {
 }
 
 /**
- * Visits every free-text field of a validated chat, completion or embeddings request, in place:
- * `messages[].content` (string or text parts), `messages[].name`, tool call arguments, `prompt`, `input`.
+ * Visits every model-read text of a request validated by `schema`, in place (see model-text.ts): what PII
+ * detection and the guardrails scan.
  */
-export function mapRequestTexts(request: InferenceRequest, map: TextMapper): void {
-  if (Array.isArray(request.messages)) {
-    for (const message of request.messages as Json[]) {
-      if (typeof message.name === "string") message.name = map(message.name);
-      mapContent(message, map);
-      mapToolCalls(message, map);
-    }
-    return;
-  }
-  if (request.prompt !== undefined) request.prompt = mapInput(request.prompt, map);
-  if (request.input !== undefined) request.input = mapInput(request.input, map);
+export function mapRequestTexts(request: InferenceRequest, schema: z.ZodType, map: TextMapper): void {
+  mapModelText(request, schema, map);
 }
 
-/** Every free-text field of a request, in {@link mapRequestTexts} order. */
-export function requestTexts(request: InferenceRequest): string[] {
-  const texts: string[] = [];
-  mapRequestTexts(request, (text) => {
-    texts.push(text);
-    return text;
-  });
-  return texts;
+/** Every model-read text of a request, in {@link mapRequestTexts} order. */
+export function requestTexts(request: InferenceRequest, schema: z.ZodType): string[] {
+  return modelTexts(request, schema);
 }
 
 /**
@@ -101,17 +83,26 @@ export function promptText(request: InferenceRequest): PromptText {
   let tokenIds = 0;
   const messages = Array.isArray(request.messages) ? (request.messages as Json[]) : undefined;
   for (const message of messages ?? []) if (typeof message.role === "string") texts.push(message.role);
-  // Token-id inputs are counted by length; mapRequestTexts only visits strings.
+  // Token-id inputs are counted by length.
   const countIds = (input: unknown): void => {
     if (typeof input === "number") tokenIds++;
     else if (Array.isArray(input)) input.forEach(countIds);
   };
   if (!messages) countIds(request.prompt ?? request.input);
-  mapRequestTexts(request, (text) => {
+  const collect: TextMapper = (text) => {
     texts.push(text);
     return text;
-  });
-  // Tool call names and tool definitions are read by the model too (they are not scanned for PII).
+  };
+  for (const message of messages ?? []) {
+    if (typeof message.name === "string") texts.push(message.name);
+    mapContent(message, collect);
+    mapToolCalls(message, collect);
+  }
+  for (const input of messages ? [] : [request.prompt, request.input]) {
+    if (typeof input === "string") texts.push(input);
+    else if (Array.isArray(input)) for (const item of input) if (typeof item === "string") texts.push(item);
+  }
+  // Tool call names and tool definitions are read by the model too.
   for (const message of messages ?? []) {
     for (const call of (Array.isArray(message.tool_calls) ? message.tool_calls : []) as Array<{
       function?: Json;

@@ -5,7 +5,26 @@ import { formatPath } from "../policy/index.js";
 /*
  * Request bodies of the OpenAI endpoints the gateway serves. Only the fields the gateway reads or that must
  * have the right type are described; every other field passes through to the model server untouched.
+ *
+ * Every string in a body is text the model reads (and is scanned for PII and by the guardrails), unless its
+ * schema is marked with control(): see model-text.ts. Numbers and booleans carry no text and need no mark.
  */
+
+/** Schemas whose values (and everything inside them) the model does not read. */
+export const controlFields = z.registry();
+
+/** Marks a copy of `schema` as a control field: model name, role, ids, `type` discriminators, knobs. */
+function control<T extends z.ZodType>(schema: T): T {
+  const marked = schema.clone() as T;
+  controlFields.add(marked);
+  return marked;
+}
+
+/**
+ * A `type` discriminator or a role: lower-case letters and underscores only, so a control field cannot carry
+ * a number, an address or a key past the scan.
+ */
+const word = z.string().regex(/^[a-z_]{1,64}$/, "must be lower-case letters and underscores");
 
 const positiveInt = z.number().int().min(1);
 const tokenIds = z.array(z.number().int());
@@ -21,17 +40,59 @@ export const MAX_CHOICES = 128;
 const outputTokens = z.number().int().min(1).max(MAX_OUTPUT_TOKENS);
 const choiceCount = z.number().int().min(1).max(MAX_CHOICES);
 
-const contentPart = z.looseObject({ type: z.string().min(1) });
+const contentPart = z.looseObject({ type: control(word), text: z.string().optional() });
+
+const toolCall = z.looseObject({
+  id: control(z.string()).optional(),
+  type: control(word).optional(),
+  function: z.looseObject({ name: z.string().optional(), arguments: z.string().optional() }).optional(),
+});
 
 const chatMessage = z.looseObject({
-  role: z.string().min(1),
+  role: control(word),
   content: z.union([z.string(), z.array(contentPart), z.null()]).optional(),
+  name: z.string().optional(),
+  tool_call_id: control(z.string()).optional(),
+  tool_calls: z.array(toolCall).nullish(),
 });
+
+/** A JSON value the model reads whole (a JSON schema): every string and every property name in it. */
+const jsonObject = z.record(z.string(), z.unknown());
+
+const tool = z.looseObject({
+  type: control(word).optional(),
+  function: z
+    .looseObject({ name: z.string(), description: z.string().optional(), parameters: jsonObject.optional() })
+    .optional(),
+});
+
+/** `none`/`auto`/`required`, or the tool to call (its name is the tool's, and scanned like it). */
+const toolChoice = z.union([
+  control(word),
+  z.looseObject({
+    type: control(word).optional(),
+    function: z.looseObject({ name: z.string() }).optional(),
+  }),
+]);
+
+const responseFormat = z.looseObject({
+  type: control(word),
+  json_schema: z
+    .looseObject({
+      name: z.string().optional(),
+      description: z.string().optional(),
+      schema: jsonObject.optional(),
+    })
+    .optional(),
+});
+
+/** Token id → bias: keys are token ids, not text. */
+const logitBias = control(z.record(z.string().regex(/^[0-9]{1,7}$/, "must be a token id"), z.number()));
 
 const streamOptions = z.looseObject({ include_usage: z.boolean().optional() });
 
 const common = {
-  model: z.string().min(1),
+  model: control(z.string().min(1)),
   stream: z.boolean().nullish(),
   stream_options: streamOptions.nullish(),
   max_tokens: outputTokens.nullish(),
@@ -45,6 +106,10 @@ export const chatCompletionRequest = z.looseObject({
   ...common,
   messages: z.array(chatMessage).min(1),
   max_completion_tokens: outputTokens.nullish(),
+  tools: z.array(tool).nullish(),
+  tool_choice: toolChoice.nullish(),
+  response_format: responseFormat.nullish(),
+  logit_bias: logitBias.nullish(),
 });
 
 /** POST /v1/completions */
@@ -52,6 +117,9 @@ export const completionRequest = z
   .looseObject({
     ...common,
     prompt: z.union([z.string(), z.array(z.string()), tokenIds, z.array(tokenIds)]),
+    suffix: z.string().nullish(),
+    response_format: responseFormat.nullish(),
+    logit_bias: logitBias.nullish(),
     // The completions API reads max_tokens only; a mistyped max_completion_tokens is refused all the same.
     max_completion_tokens: outputTokens.nullish(),
     /** Sequences generated per prompt; the best n are returned (vLLM: at least n). */
@@ -64,11 +132,18 @@ export const completionRequest = z
 
 /** POST /v1/embeddings */
 export const embeddingRequest = z.looseObject({
-  model: z.string().min(1),
+  model: control(z.string().min(1)),
   input: z.union([z.string(), z.array(z.string()), tokenIds, z.array(tokenIds)]),
-  encoding_format: z.enum(["float", "base64"]).optional(),
+  encoding_format: control(z.enum(["float", "base64"])).optional(),
   dimensions: positiveInt.optional(),
 });
+
+/** The request schema of each inference endpoint, by path. */
+export const REQUEST_SCHEMAS: Readonly<Record<string, z.ZodType>> = {
+  "/v1/chat/completions": chatCompletionRequest,
+  "/v1/completions": completionRequest,
+  "/v1/embeddings": embeddingRequest,
+};
 
 /** Strict decoder: invalid UTF-8 is refused rather than silently replaced (the model would see other bytes). */
 const UTF8 = new TextDecoder("utf-8", { fatal: true });

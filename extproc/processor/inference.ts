@@ -95,16 +95,20 @@ export class InferenceProcessor implements EndpointProcessor {
       await deps.quota.precheck({ policy: ctx.policy, identity, model, requestId: ctx.requestId });
     }
     const guardrails = applicableGuardrails(ctx.policy, identity, model.name);
-    ctx.guardrails = await applyGuardrails(guardrails, request, deps.workers);
+    ctx.guardrails = await applyGuardrails(guardrails, request, this.schema, deps.workers);
     const pii = resolvePii(ctx.policy.pii, identity, model.name);
     if (pii) {
       const config = ctx.policy.pii!;
       const session = new PiiSession(config, pii);
       ctx.pii = session;
       // Detection may run on a worker; the actions (placeholders, hashes, restore map) stay in the session.
-      const findings = await deps.workers.findPii(config.scanner, requestTexts(request), pii.enabled);
+      const findings = await deps.workers.findPii(
+        config.scanner,
+        requestTexts(request, this.schema),
+        pii.enabled,
+      );
       let i = 0;
-      mapRequestTexts(request, (text) => session.apply(text, findings[i++]!, "request"));
+      mapRequestTexts(request, this.schema, (text) => session.apply(text, findings[i++]!, "request"));
       if (session.blocked.size > 0) {
         throw new GatewayError(
           "pii_blocked",
