@@ -4,6 +4,8 @@ import { describe, it } from "node:test";
 import type { Identity } from "../auth/index.js";
 import { parsePolicy, sha256Hex } from "../policy/index.js";
 import { PiiSession, resolvePii } from "./index.js";
+import { fieldKey, mapResponseTexts } from "../openai/response-fields.js";
+import { processResponseBody } from "./response.js";
 import { StreamingPii, StreamRedactor } from "./stream.js";
 
 /** The sample policy's PII section (deploy/policy.yaml), with EMPLOYEE_ID hashed to cover pseudonyms too. */
@@ -205,13 +207,17 @@ describe("StreamingPii", () => {
         out += event.choices[0]!.delta.content;
       }
       assert.equal(out, expected);
-      assert.equal(pii.flush().size, 0);
+      assert.equal(pii.flushEvent(undefined), undefined);
     }
   });
 
-  it("keeps one redactor per choice and returns what is still held on flush", () => {
+  it("keeps one redactor per choice; the flush event returns what is still held, per choice", () => {
     const pii = new StreamingPii(session(), HOLD);
     const event = {
+      id: "c1",
+      object: "chat.completion.chunk",
+      created: 1,
+      model: "m1",
       choices: [
         { index: 0, delta: { content: "first b.smith@corp-mail.test" }, finish_reason: null },
         { index: 1, delta: { content: "second (555) 123-4567" }, finish_reason: null },
@@ -222,33 +228,167 @@ describe("StreamingPii", () => {
       event.choices.map((c) => c.delta.content),
       ["", ""],
     );
-    assert.deepEqual(
-      pii.flush(),
-      new Map([
-        [0, "first <EMAIL_2>"],
-        [1, "second <PHONE_1>"],
-      ]),
-    );
+    assert.deepEqual(pii.flushEvent(event), {
+      id: "c1",
+      object: "chat.completion.chunk",
+      created: 1,
+      model: "m1",
+      choices: [
+        { index: 0, delta: { content: "first <EMAIL_2>" }, finish_reason: null },
+        { index: 1, delta: { content: "second <PHONE_1>" }, finish_reason: null },
+      ],
+    });
+    assert.equal(pii.flushEvent(event), undefined);
   });
 
-  it("tool call arguments are processed whole, restoring request placeholders", () => {
-    const pii = new StreamingPii(session(), HOLD);
-    const event = {
+  interface ToolCallEvent {
+    object: string;
+    choices: Array<{
+      index: number;
+      delta: {
+        tool_calls?: Array<{
+          index: number;
+          id?: string;
+          type?: string;
+          function: { name?: string; arguments?: string };
+        }>;
+      };
+      finish_reason: string | null;
+    }>;
+  }
+
+  /** vLLM's streamed tool call: id, type and name first, then the arguments in `size`-character fragments. */
+  const toolCallEvents = (name: string, args: string, size: number): ToolCallEvent[] => [
+    {
+      object: "chat.completion.chunk",
+      choices: [
+        {
+          index: 0,
+          delta: { tool_calls: [{ id: "call_1", type: "function", index: 0, function: { name } }] },
+          finish_reason: null,
+        },
+      ],
+    },
+    ...Array.from({ length: Math.ceil(args.length / size) }, (_, i) => ({
+      object: "chat.completion.chunk",
       choices: [
         {
           index: 0,
           delta: {
-            tool_calls: [{ index: 0, function: { arguments: '{"to":"<EMAIL_1>","cc":"z@example.org"}' } }],
+            tool_calls: [{ index: 0, function: { arguments: args.slice(i * size, i * size + size) } }],
           },
           finish_reason: null,
         },
       ],
-    };
-    assert.equal(pii.apply(event), true);
+    })),
+    { object: "chat.completion.chunk", choices: [{ index: 0, delta: {}, finish_reason: "tool_calls" }] },
+  ];
+
+  /** What a client that appends every fragment reassembles: per choice, field key → text. */
+  function reassemble(events: readonly unknown[]): Map<string, string> {
+    const out = new Map<string, string>();
+    for (const event of events) {
+      mapResponseTexts(event, (text, choice, field) => {
+        const key = `${choice}:${fieldKey(field)}`;
+        out.set(key, (out.get(key) ?? "") + text);
+        return text;
+      });
+    }
+    return out;
+  }
+
+  it("tool call arguments streamed 3 characters at a time are redacted whole, released with finish_reason", () => {
+    const args = '{"to":"<EMAIL_1>","cc":"z.q@example.org","note":"call (555) 123-4567 now"}';
+    const pii = new StreamingPii(session(), HOLD);
+    const events = toolCallEvents("send_mail", args, 3);
+    for (const event of events) pii.apply(event);
+    assert.equal(pii.flushEvent(events.at(-1)), undefined);
+    const got = reassemble(events);
     assert.equal(
-      event.choices[0]!.delta.tool_calls[0]!.function.arguments,
-      '{"to":"a@example.com","cc":"<EMAIL_2>"}',
+      got.get("0:tool_calls.0.arguments"),
+      '{"to":"a@example.com","cc":"<EMAIL_2>","note":"call <PHONE_1> now"}',
     );
+    assert.equal(got.get("0:tool_calls.0.name"), "send_mail");
+    assert.equal(got.get("0:tool_calls.0.id"), "call_1");
+    // The name and id arrive in one piece (clients replace them per delta), with the first arguments.
+    const named = events.filter((e) => JSON.stringify(e).includes("send_mail"));
+    assert.deepEqual(named, [events[1]]);
+    assert.equal(events[0]!.choices[0]!.delta.tool_calls![0]!.function.name, "");
+    // The rest arrives in the finish_reason event, in a tool_calls delta with the call's index.
+    const last = events.at(-1)!.choices[0]!.delta;
+    assert.equal(last.tool_calls?.length, 1);
+    assert.equal(last.tool_calls[0]!.index, 0);
+    assert.match(JSON.stringify(last.tool_calls[0]!.function), /^\{"arguments":".+now\\"\}"\}$/);
+  });
+
+  it("without finish_reason, the flush event puts tool call text and reasoning back in their own fields", () => {
+    const pii = new StreamingPii(session(), HOLD);
+    const events: unknown[] = toolCallEvents("lookup_user", '{"email":"x.y@example.org"}', 3).slice(0, -1);
+    const delta = {
+      reasoning_content: "I think z.z@example.org",
+      tool_calls: [{ index: 1, id: "call_2", type: "function", function: { name: "second_call" } }],
+    };
+    events.push({ object: "chat.completion.chunk", choices: [{ index: 0, delta, finish_reason: null }] });
+    for (const event of events) pii.apply(event);
+    assert.deepEqual(pii.flushEvent(events.at(-1))!.choices, [
+      {
+        index: 0,
+        delta: {
+          tool_calls: [
+            { index: 0, function: { arguments: '{"email":"<EMAIL_2>"}' } },
+            { index: 1, id: "call_2", function: { name: "second_call" } },
+          ],
+          reasoning_content: "I think <EMAIL_3>",
+        },
+        finish_reason: null,
+      },
+    ]);
+  });
+
+  it("reasoning (both of vLLM's names), refusal and the legacy function_call are scanned, streamed and whole", () => {
+    const delta = {
+      reasoning_content: "mail q.r@example.org",
+      reasoning: "or s.t@example.org",
+      refusal: "not u.v@example.org",
+      function_call: { name: "w.x@example.org", arguments: '{"a":"y.z@example.org"}' },
+    };
+    const whole = { choices: [{ index: 0, message: structuredClone(delta), finish_reason: "stop" }] };
+    assert.equal(processResponseBody(session(), whole), true);
+    assert.doesNotMatch(JSON.stringify(whole), /@example\.org/);
+    const streamed = { choices: [{ index: 0, delta: structuredClone(delta), finish_reason: null }] };
+    const pii = new StreamingPii(session(), HOLD);
+    pii.apply(streamed);
+    const rest = pii.flushEvent(streamed)!;
+    assert.doesNotMatch(JSON.stringify([streamed, rest]), /@example\.org/);
+    const got = reassemble([streamed, rest]);
+    assert.match(got.get("0:reasoning_content")!, /^mail <EMAIL_\d>$/);
+    assert.match(got.get("0:reasoning")!, /^or <EMAIL_\d>$/);
+    assert.match(got.get("0:refusal")!, /^not <EMAIL_\d>$/);
+    assert.match(got.get("0:function_call.name")!, /^<EMAIL_\d>$/);
+    assert.match(got.get("0:function_call.arguments")!, /^\{"a":"<EMAIL_\d>"\}$/);
+  });
+
+  it("drops logprobs and token ids with output scanning on, keeps them without it", () => {
+    const logprobs = { content: [{ token: "z@example.org", logprob: -1, bytes: [122], top_logprobs: [] }] };
+    const event = () => ({
+      prompt_token_ids: [1, 2],
+      choices: [{ index: 0, delta: { content: "hi" }, logprobs, token_ids: [7], finish_reason: null }],
+    });
+    const scanned = event();
+    assert.equal(new StreamingPii(session(), HOLD).apply(scanned), true);
+    assert.equal(scanned.choices[0]!.logprobs, null);
+    assert.equal(scanned.choices[0]!.token_ids, null);
+    assert.equal(scanned.prompt_token_ids, null);
+    const completion = {
+      choices: [{ index: 0, text: "hi", logprobs: { tokens: ["hi"], text_offset: [0] } }],
+    };
+    assert.equal(processResponseBody(session(), completion), true);
+    assert.equal(completion.choices[0]!.logprobs, null);
+
+    const restoreOnly = new PiiSession(PII, { ...resolvePii(PII, IDENTITY, "m1")!, responses: false });
+    const kept = event();
+    new StreamingPii(restoreOnly, HOLD).apply(kept);
+    assert.deepEqual(kept.choices[0]!.logprobs, logprobs);
   });
 
   it("a chunk with nothing to change reports no change", () => {

@@ -1,4 +1,14 @@
-import { mapResponseTexts } from "../openai/prompt.js";
+import {
+  appendText,
+  callOf,
+  choiceIndex,
+  choicesOf,
+  dropSpelledOutput,
+  fieldKey,
+  isIdentifier,
+  mapResponseTexts,
+  type OutputField,
+} from "../openai/response-fields.js";
 import type { PiiSession } from "./index.js";
 
 /** Longest a value may be held back while it looks unfinished (a PEM key, a long token): bounded delay. */
@@ -67,13 +77,26 @@ function openPem(text: string): number {
   return end !== -1 && text.indexOf(PEM_END, end) !== -1 ? -1 : last;
 }
 
+/** A held identifier is released whole (never in pieces): bounded by {@link MAX_HOLD_CHARS} only. */
+const WHOLE = Number.POSITIVE_INFINITY;
+
+/** One stream of text of one choice, with its redactor. */
+interface HeldStream {
+  readonly choice: number;
+  readonly field: OutputField;
+  readonly redactor: StreamRedactor;
+}
+
 /**
- * PII handling for a whole SSE stream: one {@link StreamRedactor} per choice for generated text (content or
- * text); tool call argument fragments are processed one by one. A choice's held text is released into the
- * event that carries its finish_reason, or by {@link flush} at the end of the stream.
+ * PII handling for a whole SSE stream: one {@link StreamRedactor} per stream of text, that is per choice and
+ * output field (content, reasoning, each tool call's arguments…), so a value split across fragments is seen
+ * whole. Identifiers (tool call ids, function names) are held whole until their call's arguments start.
+ * A choice's held text is released into the event that carries its finish_reason, the rest by
+ * {@link flushEvent} at the end of the stream. With output scanning on, token-spelling fields (logprobs,
+ * token ids) are dropped: they would spell what was redacted.
  */
 export class StreamingPii {
-  private readonly redactors = new Map<number, StreamRedactor>();
+  private readonly streams = new Map<string, HeldStream>();
 
   constructor(
     private readonly session: PiiSession,
@@ -82,40 +105,81 @@ export class StreamingPii {
 
   /** Rewrites a parsed stream event in place; true if anything in it changed. */
   apply(event: unknown): boolean {
-    let changed = false;
+    let changed = this.session.resolved.responses && dropSpelledOutput(event);
+    const argumentsStarted = new Set<string>();
     mapResponseTexts(event, (text, choice, field) => {
-      const out = field === "tool" ? this.session.processResponse(text) : this.redactor(choice).push(text);
+      if (field.kind !== "text" && field.kind !== "message" && field.name === "arguments")
+        argumentsStarted.add(`${choice}\u0000${callOf(field)}`);
+      const out = this.stream(choice, field).push(text);
       if (out !== text) changed = true;
       return out;
     });
-    const choices = (event as { choices?: unknown } | null)?.choices;
-    if (!Array.isArray(choices)) return changed;
-    for (const choice of choices as Array<Record<string, unknown> | null>) {
-      if (!choice || choice.finish_reason == null) continue;
-      const index = typeof choice.index === "number" ? choice.index : 0;
-      const rest = this.redactors.get(index)?.flush();
-      if (!rest) continue;
-      const holder = (choice.delta ?? choice) as Record<string, unknown>;
-      const field = "delta" in choice ? "content" : "text";
-      holder[field] = (typeof holder[field] === "string" ? holder[field] : "") + rest;
-      changed = true;
+    for (const [choice, position] of choicesOf(event)) {
+      const index = choiceIndex(choice, position);
+      const finished = choice.finish_reason != null;
+      const released = this.release(choice, index, (field) => {
+        if (finished) return true;
+        const call = callOf(field);
+        return isIdentifier(field) && argumentsStarted.has(`${index}\u0000${call}`);
+      });
+      if (released) changed = true;
+      if (finished)
+        for (const [key, held] of this.streams) if (held.choice === index) this.streams.delete(key);
     }
     return changed;
   }
 
-  /** Text still held per choice index (non-empty only). */
-  flush(): Map<number, string> {
-    const out = new Map<number, string>();
-    for (const [index, redactor] of this.redactors) {
+  /**
+   * Everything still held, redacted, as one extra event shaped like the stream's `template` event (id,
+   * object, created, model), each text in its own field and tool call; undefined if nothing is held.
+   */
+  flushEvent(template: unknown): Record<string, unknown> | undefined {
+    const base = (template ?? {}) as Record<string, unknown>;
+    const chat = base.object === "chat.completion.chunk";
+    const choices = new Map<number, Record<string, unknown>>();
+    for (const { choice, field, redactor } of this.streams.values()) {
       const rest = redactor.flush();
-      if (rest) out.set(index, rest);
+      if (!rest) continue;
+      let out = choices.get(choice);
+      if (!out) {
+        out = chat
+          ? { index: choice, delta: {}, finish_reason: null }
+          : { index: choice, text: "", finish_reason: null };
+        choices.set(choice, out);
+      }
+      appendText(out, field, rest);
     }
-    return out;
+    this.streams.clear();
+    if (choices.size === 0) return undefined;
+    const { id, object, created, model } = base;
+    return { id, object, created, model, choices: [...choices.values()] };
   }
 
-  private redactor(choice: number): StreamRedactor {
-    let redactor = this.redactors.get(choice);
-    if (!redactor) this.redactors.set(choice, (redactor = new StreamRedactor(this.session, this.holdBack)));
-    return redactor;
+  /** Appends the held text of the choice's streams that `which` selects to `choice`; true if any was held. */
+  private release(
+    choice: Record<string, unknown>,
+    index: number,
+    which: (field: OutputField) => boolean,
+  ): boolean {
+    let released = false;
+    for (const held of this.streams.values()) {
+      if (held.choice !== index || !which(held.field)) continue;
+      const rest = held.redactor.flush();
+      if (!rest) continue;
+      appendText(choice, held.field, rest);
+      released = true;
+    }
+    return released;
+  }
+
+  private stream(choice: number, field: OutputField): StreamRedactor {
+    const key = `${choice}\u0000${fieldKey(field)}`;
+    let held = this.streams.get(key);
+    if (!held) {
+      const holdBack = isIdentifier(field) ? WHOLE : this.holdBack;
+      held = { choice, field, redactor: new StreamRedactor(this.session, holdBack) };
+      this.streams.set(key, held);
+    }
+    return held.redactor;
   }
 }
