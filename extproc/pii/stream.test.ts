@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import fc from "fast-check";
 import { seededRandom } from "../../test/harness/random.js";
 import { describe, it } from "node:test";
 import type { Identity } from "../auth/index.js";
@@ -105,6 +106,19 @@ function failingSplits(text: string): number[] {
     if (stream([text.slice(0, i), text.slice(i)]) !== expected) failing.push(i);
   }
   return failing;
+}
+
+/** What a client that appends every fragment reassembles: per choice, field key → text. */
+function reassemble(events: readonly unknown[]): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const event of events) {
+    mapResponseTexts(event, (text, choice, field) => {
+      const key = `${choice}:${fieldKey(field)}`;
+      out.set(key, (out.get(key) ?? "") + text);
+      return text;
+    });
+  }
+  return out;
 }
 
 describe("StreamRedactor", () => {
@@ -284,19 +298,6 @@ describe("StreamingPii", () => {
     { object: "chat.completion.chunk", choices: [{ index: 0, delta: {}, finish_reason: "tool_calls" }] },
   ];
 
-  /** What a client that appends every fragment reassembles: per choice, field key → text. */
-  function reassemble(events: readonly unknown[]): Map<string, string> {
-    const out = new Map<string, string>();
-    for (const event of events) {
-      mapResponseTexts(event, (text, choice, field) => {
-        const key = `${choice}:${fieldKey(field)}`;
-        out.set(key, (out.get(key) ?? "") + text);
-        return text;
-      });
-    }
-    return out;
-  }
-
   it("tool call arguments streamed 3 characters at a time are redacted whole, released with finish_reason", () => {
     const args = '{"to":"<EMAIL_1>","cc":"z.q@example.org","note":"call (555) 123-4567 now"}';
     const pii = new StreamingPii(session(), HOLD);
@@ -398,3 +399,207 @@ describe("StreamingPii", () => {
     assert.equal(pii.apply({ object: "other" }), false);
   });
 });
+
+describe("StreamingPii, property: no split of a stream lets a value through", () => {
+  const word = fc.constantFrom(
+    "the",
+    "report",
+    "is",
+    "ready",
+    "for",
+    "review",
+    "and",
+    "weather",
+    "today",
+    "x",
+  );
+  const words = fc.array(word, { maxLength: 24 });
+  const label = fc.stringMatching(/^[a-z]{2,8}$/);
+  /** A labelled value the policy acts on (none of them in the request, so none is restorable). */
+  const value = fc.oneof(
+    fc.tuple(label, label, fc.constantFrom("com", "org", "net")).map(([l, d, t]) => `${l}.q@${d}.${t}`),
+    fc
+      .tuple(
+        fc.integer({ min: 1, max: 665 }),
+        fc.integer({ min: 1, max: 99 }),
+        fc.integer({ min: 1, max: 9999 }),
+      )
+      .map(
+        ([a, g, s]) =>
+          `${String(a).padStart(3, "0")}-${String(g).padStart(2, "0")}-${String(s).padStart(4, "0")}`,
+      ),
+    fc.array(fc.integer({ min: 0, max: 9 }), { minLength: 15, maxLength: 15 }).map(cardNumber),
+    fc.integer({ min: 1000, max: 9999 }).map((n) => `+44 20 7946 ${n}`),
+  );
+
+  /** A text stream of the answer: content, reasoning, a tool call's name and arguments, or completion text. */
+  interface Stream {
+    readonly choice: number;
+    readonly kind: "content" | "reasoning" | "tool" | "text";
+    readonly call?: number;
+    name: string;
+    text: string;
+  }
+
+  const answer = fc.record({
+    chat: fc.boolean(),
+    reasoningField: fc.constantFrom("reasoning_content", "reasoning"),
+    choices: fc.array(
+      fc.record({
+        content: words,
+        reasoning: words,
+        calls: fc.array(fc.tuple(label, words), { maxLength: 2 }),
+      }),
+      { minLength: 1, maxLength: 2 },
+    ),
+    value,
+    target: fc.nat(),
+    at: fc.nat(),
+    inName: fc.boolean(),
+    cuts: fc.array(fc.nat(), { maxLength: 40 }),
+    order: fc.array(fc.nat(), { maxLength: 200 }),
+    finish: fc.boolean(),
+  });
+
+  /** The event carrying one fragment of `stream` (the first of a tool call also carries its id, type, name). */
+  function eventFor(stream: Stream, fragment: string, first: boolean, chat: boolean, field: string): unknown {
+    const spelled = {
+      content: [{ token: fragment, logprob: -1, bytes: [...Buffer.from(fragment)], top_logprobs: [] }],
+    };
+    if (!chat)
+      return {
+        object: "text_completion",
+        choices: [{ index: stream.choice, text: fragment, logprobs: spelled, finish_reason: null }],
+      };
+    const delta =
+      stream.kind !== "tool"
+        ? { [stream.kind === "content" ? "content" : field]: fragment }
+        : {
+            tool_calls: [
+              first
+                ? {
+                    index: stream.call,
+                    id: `call_${stream.call}`,
+                    type: "function",
+                    function: { name: stream.name, arguments: fragment },
+                  }
+                : { index: stream.call, function: { arguments: fragment } },
+            ],
+          };
+    return {
+      object: "chat.completion.chunk",
+      choices: [{ index: stream.choice, delta, logprobs: spelled, finish_reason: null }],
+    };
+  }
+
+  const RUNS = 400;
+  it(`${RUNS} generated answers, split anywhere: the value never reaches the client, other text arrives intact`, () => {
+    let fragments = 0;
+    fc.assert(
+      fc.property(answer, (a) => {
+        const streams: Stream[] = [];
+        a.choices.forEach((c, choice) => {
+          if (!a.chat) return streams.push({ choice, kind: "text", name: "", text: c.content.join(" ") });
+          streams.push({ choice, kind: "content", name: "", text: c.content.join(" ") });
+          streams.push({ choice, kind: "reasoning", name: "", text: c.reasoning.join(" ") });
+          c.calls.forEach(([name, args], call) =>
+            streams.push({ choice, kind: "tool", call, name, text: `{"note":"${args.join(" ")}"}` }),
+          );
+        });
+        // The value goes into one stream, at a word boundary, or is a tool call's whole name.
+        const target = streams[a.target % streams.length]!;
+        const inName = target.kind === "tool" && a.inName;
+        if (inName) target.name = a.value;
+        else {
+          const spaces = [
+            0,
+            ...[...target.text].flatMap((ch, i) => (ch === " " ? [i + 1] : [])),
+            target.text.length,
+          ];
+          const at = spaces[a.at % spaces.length]!;
+          target.text = `${target.text.slice(0, at)} ${a.value} ${target.text.slice(at)}`;
+        }
+        // Cut each stream into fragments, then interleave them (each stream keeps its own order).
+        let cut = 0;
+        const pieces = streams.map((s) => {
+          const at = new Set<number>();
+          for (let i = 0; i < 1 + ((a.cuts[cut++ % Math.max(1, a.cuts.length)] ?? 0) % 12); i++)
+            at.add((a.cuts[(cut + i) % Math.max(1, a.cuts.length)] ?? 0) % (s.text.length + 1));
+          const sorted = [0, ...[...at].sort((x, y) => x - y), s.text.length];
+          return sorted.slice(1).map((end, i) => s.text.slice(sorted[i], end));
+        });
+        const sent = pieces.map(() => 0);
+        const events: unknown[] = [];
+        for (let step = 0; pieces.some((p, i) => sent[i]! < p.length); step++) {
+          let i = (a.order[step % Math.max(1, a.order.length)] ?? 0) % pieces.length;
+          while (sent[i]! >= pieces[i]!.length) i = (i + 1) % pieces.length;
+          events.push(eventFor(streams[i]!, pieces[i]![sent[i]!]!, sent[i] === 0, a.chat, a.reasoningField));
+          sent[i]!++;
+        }
+        if (a.finish) {
+          const object = a.chat ? "chat.completion.chunk" : "text_completion";
+          const choices = a.choices.map((_, index) =>
+            a.chat ? { index, delta: {}, finish_reason: "stop" } : { index, text: "", finish_reason: "stop" },
+          );
+          events.push({ object, choices });
+        }
+        fragments += events.length;
+
+        const pii = new StreamingPii(session(), HOLD);
+        for (const event of events) pii.apply(event);
+        const rest = pii.flushEvent(events.at(-1));
+        if (rest) events.push(rest);
+
+        const wire = JSON.stringify(events);
+        assert.ok(!wire.includes(a.value), `the value ${a.value} reached the client`);
+        const got = reassemble(events);
+        for (const s of streams) {
+          const key =
+            s.kind === "tool" ? `tool_calls.${s.call}` : s.kind === "reasoning" ? a.reasoningField : s.kind;
+          const text = got.get(`${s.choice}:${s.kind === "tool" ? `${key}.arguments` : key}`) ?? "";
+          assert.ok(!text.includes(a.value), `the client reassembles ${a.value} from ${key}`);
+          if (s === target && !inName) {
+            const [before, after] = s.text.split(a.value) as [string, string];
+            assert.ok(
+              text.startsWith(before) && text.endsWith(after) && text.length > before.length + after.length,
+            );
+          } else assert.equal(text, s.text);
+          if (s.kind !== "tool") continue;
+          // Names arrive whole, in one delta: clients that replace a name per delta see all of it.
+          const names = events.flatMap((e) =>
+            choicesWith(e, s.choice).flatMap((c) =>
+              (
+                (c.delta as { tool_calls?: Array<{ index: number; function?: { name?: string } }> })
+                  .tool_calls ?? []
+              )
+                .filter((t) => t.index === s.call && t.function?.name)
+                .map((t) => t.function!.name!),
+            ),
+          );
+          if (s === target && inName) assert.match(names.join(""), /^<[A-Z_]+_\d+>|\*/);
+          else assert.deepEqual(names, [s.name]);
+        }
+      }),
+      { seed: 20261201, numRuns: RUNS },
+    );
+    assert.ok(fragments > RUNS * 5, `only ${fragments} events in ${RUNS} runs`);
+  });
+});
+
+/** The choices of `event` with index `index`. */
+function choicesWith(event: unknown, index: number): Array<Record<string, unknown>> {
+  return ((event as { choices?: Array<Record<string, unknown>> }).choices ?? []).filter(
+    (c) => c.index === index,
+  );
+}
+
+/** A Luhn-valid 16-digit Visa number from 15 digits, written in groups of four. */
+function cardNumber(digits: number[]): string {
+  const body = [4, ...digits.slice(0, 14)];
+  const sum = body
+    .slice()
+    .reverse()
+    .reduce((acc, d, i) => acc + (i % 2 === 0 ? (d * 2 > 9 ? d * 2 - 9 : d * 2) : d), 0);
+  const all = [...body, (10 - (sum % 10)) % 10].join("");
+  return all.replace(/(\d{4})(?=\d)/g, "$1 ");
+}
