@@ -52,12 +52,6 @@ export function isIdentifier(field: OutputField): boolean {
   return (field.kind === "tool_call" || field.kind === "function_call") && field.name !== "arguments";
 }
 
-/** The function call a field belongs to (`tool_calls.1`, `function_call`), or undefined. */
-export function callOf(field: OutputField): string | undefined {
-  if (field.kind === "tool_call") return `tool_calls.${field.call}`;
-  return field.kind === "function_call" ? "function_call" : undefined;
-}
-
 /** A choice's `index`, or its position in `choices` when it has none. */
 export function choiceIndex(choice: Json, position: number): number {
   return typeof choice.index === "number" ? choice.index : position;

@@ -311,10 +311,8 @@ describe("StreamingPii", () => {
     );
     assert.equal(got.get("0:tool_calls.0.name"), "send_mail");
     assert.equal(got.get("0:tool_calls.0.id"), "call_1");
-    // The name and id arrive in one piece (clients replace them per delta), with the first arguments.
-    const named = events.filter((e) => JSON.stringify(e).includes("send_mail"));
-    assert.deepEqual(named, [events[1]]);
-    assert.equal(events[0]!.choices[0]!.delta.tool_calls![0]!.function.name, "");
+    // The name and id pass at once, in the call's first delta, where clients need them.
+    assert.equal(events[0]!.choices[0]!.delta.tool_calls![0]!.function.name, "send_mail");
     // The rest arrives in the finish_reason event, in a tool_calls delta with the call's index.
     const last = events.at(-1)!.choices[0]!.delta;
     assert.equal(last.tool_calls?.length, 1);
@@ -327,7 +325,9 @@ describe("StreamingPii", () => {
     const events: unknown[] = toolCallEvents("lookup_user", '{"email":"x.y@example.org"}', 3).slice(0, -1);
     const delta = {
       reasoning_content: "I think z.z@example.org",
-      tool_calls: [{ index: 1, id: "call_2", type: "function", function: { name: "second_call" } }],
+      tool_calls: [
+        { index: 1, id: "call_2", type: "function", function: { name: "second_call", arguments: '{"n":' } },
+      ],
     };
     events.push({ object: "chat.completion.chunk", choices: [{ index: 0, delta, finish_reason: null }] });
     for (const event of events) pii.apply(event);
@@ -337,13 +337,26 @@ describe("StreamingPii", () => {
         delta: {
           tool_calls: [
             { index: 0, function: { arguments: '{"email":"<EMAIL_2>"}' } },
-            { index: 1, id: "call_2", function: { name: "second_call" } },
+            { index: 1, function: { arguments: '{"n":' } },
           ],
           reasoning_content: "I think <EMAIL_3>",
         },
         finish_reason: null,
       },
     ]);
+  });
+
+  it("a tool call's name reaches the client in one piece, scanned whole: later pieces are dropped", () => {
+    const pii = new StreamingPii(session(), HOLD);
+    const piece = (name: string) => ({
+      choices: [{ index: 0, delta: { tool_calls: [{ index: 0, function: { name } }] }, finish_reason: null }],
+    });
+    const events = [piece(""), piece("x.y@example.org"), piece("bob.smith@"), piece("corp-mail.test")];
+    for (const event of events) pii.apply(event);
+    assert.deepEqual(
+      events.map((e) => e.choices[0]!.delta.tool_calls[0]!.function.name),
+      ["", "<EMAIL_2>", "", ""],
+    );
   });
 
   it("reasoning (both of vLLM's names), refusal and the legacy function_call are scanned, streamed and whole", () => {
@@ -437,7 +450,8 @@ describe("StreamingPii, property: no split of a stream lets a value through", ()
     readonly choice: number;
     readonly kind: "content" | "reasoning" | "tool" | "text";
     readonly call?: number;
-    name: string;
+    /** The name in the pieces its deltas carry (an attacker may cut it). */
+    names: string[];
     text: string;
   }
 
@@ -461,8 +475,11 @@ describe("StreamingPii, property: no split of a stream lets a value through", ()
     finish: fc.boolean(),
   });
 
-  /** The event carrying one fragment of `stream` (the first of a tool call also carries its id, type, name). */
-  function eventFor(stream: Stream, fragment: string, first: boolean, chat: boolean, field: string): unknown {
+  /**
+   * The event carrying fragment `k` of `stream`: a tool call's first also carries its id and type, and the
+   * k-th its k-th name piece.
+   */
+  function eventFor(stream: Stream, fragment: string, k: number, chat: boolean, field: string): unknown {
     const spelled = {
       content: [{ token: fragment, logprob: -1, bytes: [...Buffer.from(fragment)], top_logprobs: [] }],
     };
@@ -476,14 +493,11 @@ describe("StreamingPii, property: no split of a stream lets a value through", ()
         ? { [stream.kind === "content" ? "content" : field]: fragment }
         : {
             tool_calls: [
-              first
-                ? {
-                    index: stream.call,
-                    id: `call_${stream.call}`,
-                    type: "function",
-                    function: { name: stream.name, arguments: fragment },
-                  }
-                : { index: stream.call, function: { arguments: fragment } },
+              {
+                index: stream.call,
+                ...(k === 0 && { id: `call_${stream.call}`, type: "function" }),
+                function: { ...(k < stream.names.length && { name: stream.names[k] }), arguments: fragment },
+              },
             ],
           };
     return {
@@ -499,17 +513,18 @@ describe("StreamingPii, property: no split of a stream lets a value through", ()
       fc.property(answer, (a) => {
         const streams: Stream[] = [];
         a.choices.forEach((c, choice) => {
-          if (!a.chat) return streams.push({ choice, kind: "text", name: "", text: c.content.join(" ") });
-          streams.push({ choice, kind: "content", name: "", text: c.content.join(" ") });
-          streams.push({ choice, kind: "reasoning", name: "", text: c.reasoning.join(" ") });
+          if (!a.chat) return streams.push({ choice, kind: "text", names: [], text: c.content.join(" ") });
+          streams.push({ choice, kind: "content", names: [], text: c.content.join(" ") });
+          streams.push({ choice, kind: "reasoning", names: [], text: c.reasoning.join(" ") });
           c.calls.forEach(([name, args], call) =>
-            streams.push({ choice, kind: "tool", call, name, text: `{"note":"${args.join(" ")}"}` }),
+            streams.push({ choice, kind: "tool", call, names: [name], text: `{"note":"${args.join(" ")}"}` }),
           );
         });
-        // The value goes into one stream, at a word boundary, or is a tool call's whole name.
+        // The value goes into one stream, at a word boundary, or is a tool call's name, maybe cut in two.
         const target = streams[a.target % streams.length]!;
         const inName = target.kind === "tool" && a.inName;
-        if (inName) target.name = a.value;
+        const nameCut = a.at % a.value.length;
+        if (inName) target.names = nameCut ? [a.value.slice(0, nameCut), a.value.slice(nameCut)] : [a.value];
         else {
           const spaces = [
             0,
@@ -533,8 +548,12 @@ describe("StreamingPii, property: no split of a stream lets a value through", ()
         for (let step = 0; pieces.some((p, i) => sent[i]! < p.length); step++) {
           let i = (a.order[step % Math.max(1, a.order.length)] ?? 0) % pieces.length;
           while (sent[i]! >= pieces[i]!.length) i = (i + 1) % pieces.length;
-          events.push(eventFor(streams[i]!, pieces[i]![sent[i]!]!, sent[i] === 0, a.chat, a.reasoningField));
-          sent[i]!++;
+          const stream = streams[i]!;
+          events.push(eventFor(stream, pieces[i]![sent[i]!]!, sent[i]!, a.chat, a.reasoningField));
+          // Name pieces beyond the call's fragments follow in deltas of their own.
+          if (++sent[i]! === pieces[i]!.length)
+            for (const name of stream.names.slice(sent[i]))
+              events.push(eventFor({ ...stream, names: [name] }, "", 0, a.chat, a.reasoningField));
         }
         if (a.finish) {
           const object = a.chat ? "chat.completion.chunk" : "text_completion";
@@ -565,7 +584,8 @@ describe("StreamingPii, property: no split of a stream lets a value through", ()
             );
           } else assert.equal(text, s.text);
           if (s.kind !== "tool") continue;
-          // Names arrive whole, in one delta: clients that replace a name per delta see all of it.
+          // A name reaches the client in one piece: clients that replace a name per delta see all of it, and
+          // clients that append cannot assemble a value.
           const names = events.flatMap((e) =>
             choicesWith(e, s.choice).flatMap((c) =>
               (
@@ -576,8 +596,9 @@ describe("StreamingPii, property: no split of a stream lets a value through", ()
                 .map((t) => t.function!.name!),
             ),
           );
-          if (s === target && inName) assert.match(names.join(""), /^<[A-Z_]+_\d+>|\*/);
-          else assert.deepEqual(names, [s.name]);
+          if (s === target && inName)
+            assert.ok(names.length === 1 && !names[0]!.includes(a.value), `${names}`);
+          else assert.deepEqual(names, s.names);
         }
       }),
       { seed: 20261201, numRuns: RUNS },

@@ -1,6 +1,5 @@
 import {
   appendText,
-  callOf,
   choiceIndex,
   choicesOf,
   dropSpelledOutput,
@@ -77,9 +76,6 @@ function openPem(text: string): number {
   return end !== -1 && text.indexOf(PEM_END, end) !== -1 ? -1 : last;
 }
 
-/** A held identifier is released whole (never in pieces): bounded by {@link MAX_HOLD_CHARS} only. */
-const WHOLE = Number.POSITIVE_INFINITY;
-
 /** One stream of text of one choice, with its redactor. */
 interface HeldStream {
   readonly choice: number;
@@ -90,13 +86,15 @@ interface HeldStream {
 /**
  * PII handling for a whole SSE stream: one {@link StreamRedactor} per stream of text, that is per choice and
  * output field (content, reasoning, each tool call's arguments…), so a value split across fragments is seen
- * whole. Identifiers (tool call ids, function names) are held whole until their call's arguments start.
- * A choice's held text is released into the event that carries its finish_reason, the rest by
- * {@link flushEvent} at the end of the stream. With output scanning on, token-spelling fields (logprobs,
- * token ids) are dropped: they would spell what was redacted.
+ * whole. A choice's held text is released into the event that carries its finish_reason, the rest by
+ * {@link flushEvent} at the end of the stream. Identifiers (tool call ids, function names) are not held:
+ * each reaches the client in one piece, its first. With output scanning on, token-spelling fields
+ * (logprobs, token ids) are dropped: they would spell what was redacted.
  */
 export class StreamingPii {
   private readonly streams = new Map<string, HeldStream>();
+  /** Identifiers (by choice and field) whose one piece has been sent. */
+  private readonly identifiersSent = new Set<string>();
 
   constructor(
     private readonly session: PiiSession,
@@ -106,25 +104,26 @@ export class StreamingPii {
   /** Rewrites a parsed stream event in place; true if anything in it changed. */
   apply(event: unknown): boolean {
     let changed = this.session.resolved.responses && dropSpelledOutput(event);
-    const argumentsStarted = new Set<string>();
     mapResponseTexts(event, (text, choice, field) => {
-      if (field.kind !== "text" && field.kind !== "message" && field.name === "arguments")
-        argumentsStarted.add(`${choice}\u0000${callOf(field)}`);
-      const out = this.stream(choice, field).push(text);
+      const key = `${choice}\u0000${fieldKey(field)}`;
+      const out = isIdentifier(field)
+        ? this.identifier(key, text)
+        : this.stream(key, choice, field).push(text);
       if (out !== text) changed = true;
       return out;
     });
     for (const [choice, position] of choicesOf(event)) {
+      if (choice.finish_reason == null) continue;
       const index = choiceIndex(choice, position);
-      const finished = choice.finish_reason != null;
-      const released = this.release(choice, index, (field) => {
-        if (finished) return true;
-        const call = callOf(field);
-        return isIdentifier(field) && argumentsStarted.has(`${index}\u0000${call}`);
-      });
-      if (released) changed = true;
-      if (finished)
-        for (const [key, held] of this.streams) if (held.choice === index) this.streams.delete(key);
+      for (const [key, held] of this.streams) {
+        if (held.choice !== index) continue;
+        const rest = held.redactor.flush();
+        if (rest) {
+          appendText(choice, held.field, rest);
+          changed = true;
+        }
+        this.streams.delete(key);
+      }
     }
     return changed;
   }
@@ -155,29 +154,22 @@ export class StreamingPii {
     return { id, object, created, model, choices: [...choices.values()] };
   }
 
-  /** Appends the held text of the choice's streams that `which` selects to `choice`; true if any was held. */
-  private release(
-    choice: Record<string, unknown>,
-    index: number,
-    which: (field: OutputField) => boolean,
-  ): boolean {
-    let released = false;
-    for (const held of this.streams.values()) {
-      if (held.choice !== index || !which(held.field)) continue;
-      const rest = held.redactor.flush();
-      if (!rest) continue;
-      appendText(choice, held.field, rest);
-      released = true;
-    }
-    return released;
+  /**
+   * An identifier's first non-empty piece, scanned whole; later pieces are dropped. Clients replace (the
+   * OpenAI SDK) or append (others) a name sent in pieces, and appending could assemble a value no piece
+   * shows; servers send names whole, in a call's first delta, where clients need them.
+   */
+  private identifier(key: string, text: string): string {
+    if (text === "") return text;
+    if (this.identifiersSent.has(key)) return "";
+    this.identifiersSent.add(key);
+    return this.session.processResponse(text);
   }
 
-  private stream(choice: number, field: OutputField): StreamRedactor {
-    const key = `${choice}\u0000${fieldKey(field)}`;
+  private stream(key: string, choice: number, field: OutputField): StreamRedactor {
     let held = this.streams.get(key);
     if (!held) {
-      const holdBack = isIdentifier(field) ? WHOLE : this.holdBack;
-      held = { choice, field, redactor: new StreamRedactor(this.session, holdBack) };
+      held = { choice, field, redactor: new StreamRedactor(this.session, this.holdBack) };
       this.streams.set(key, held);
     }
     return held.redactor;
