@@ -21,6 +21,7 @@ const BODY_SPELLING_FIELDS = ["prompt_logprobs", "prompt_token_ids", "prompt_tex
 /** One stream of text within a choice: where it lives in a whole answer and in stream deltas. */
 export type OutputField =
   | { readonly kind: "text" }
+  | { readonly kind: "stop_reason" }
   | { readonly kind: "message"; readonly name: (typeof MESSAGE_TEXT_FIELDS)[number] }
   | { readonly kind: "tool_call"; readonly call: number; readonly name: "id" | FunctionTextField }
   | { readonly kind: "function_call"; readonly name: FunctionTextField };
@@ -34,7 +35,8 @@ export type OutputMapper = (text: string, choice: number, field: OutputField) =>
 export function fieldKey(field: OutputField): string {
   switch (field.kind) {
     case "text":
-      return "text";
+    case "stop_reason":
+      return field.kind;
     case "message":
       return field.name;
     case "tool_call":
@@ -45,10 +47,11 @@ export function fieldKey(field: OutputField): string {
 }
 
 /**
- * Identifiers (a tool call's `id`, a function `name`) are replaced, not appended, by clients such as the
- * OpenAI SDK when they arrive in several deltas: they must reach the client in one piece.
+ * Identifiers (a tool call's `id`, a function `name`, vLLM's `stop_reason`) are replaced, not appended, by
+ * clients such as the OpenAI SDK when they arrive in several deltas: they must reach the client in one piece.
  */
 export function isIdentifier(field: OutputField): boolean {
+  if (field.kind === "stop_reason") return true;
   return (field.kind === "tool_call" || field.kind === "function_call") && field.name !== "arguments";
 }
 
@@ -104,7 +107,7 @@ function mapMessage(holder: Json, choice: number, map: OutputMapper): void {
 
 /**
  * Visits every text a client reads in a chat or completion answer or stream event, in place:
- * `choices[].text`; and in `choices[].message` / `choices[].delta`: content (string or text parts),
+ * `choices[].text`, vLLM's `choices[].stop_reason` (the stop string that matched); and in `choices[].message` / `choices[].delta`: content (string or text parts),
  * `reasoning_content`, `reasoning`, `refusal`, tool calls' `id`, `function.name` and `function.arguments`,
  * and the legacy `function_call`'s `name` and `arguments`.
  */
@@ -112,6 +115,8 @@ export function mapResponseTexts(body: unknown, map: OutputMapper): void {
   for (const [choice, position] of choicesOf(body)) {
     const index = choiceIndex(choice, position);
     if (typeof choice.text === "string") choice.text = map(choice.text, index, { kind: "text" });
+    if (typeof choice.stop_reason === "string")
+      choice.stop_reason = map(choice.stop_reason, index, { kind: "stop_reason" });
     for (const holder of [choice.message, choice.delta]) {
       if (holder && typeof holder === "object") mapMessage(holder as Json, index, map);
     }
@@ -126,11 +131,11 @@ function appendTo(holder: Json, name: string, text: string): void {
 }
 
 /**
- * Appends `text` to `field` of a stream event's choice, creating the delta, tool call entry (by `index`) or
- * function call it needs: how held-back text is put back where the client expects it.
+ * Appends held-back `text` to `field` of a stream event's choice, creating the delta, tool call entry (by
+ * `index`) or function call it needs, where the client expects it. Identifiers are never held back.
  */
 export function appendText(choice: Json, field: OutputField, text: string): void {
-  if (field.kind === "text") return appendTo(choice, "text", text);
+  if (field.kind === "text" || field.kind === "stop_reason") return appendTo(choice, field.kind, text);
   const holder = (choice.delta ?? choice.message ?? (choice.delta = {})) as Json;
   if (field.kind === "message") return appendTo(holder, field.name, text);
   if (field.kind === "function_call") {
@@ -139,7 +144,6 @@ export function appendText(choice: Json, field: OutputField, text: string): void
   const calls = (holder.tool_calls ??= []) as Json[];
   let tool = calls.find((c) => c.index === field.call);
   if (!tool) calls.push((tool = { index: field.call }));
-  if (field.name === "id") return appendTo(tool, "id", text);
   appendTo((tool.function ??= {}) as Json, field.name, text);
 }
 

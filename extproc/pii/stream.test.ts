@@ -359,14 +359,23 @@ describe("StreamingPii", () => {
     );
   });
 
-  it("reasoning (both of vLLM's names), refusal and the legacy function_call are scanned, streamed and whole", () => {
+  it("reasoning (both of vLLM's names), refusal, the legacy function_call and stop_reason are scanned, streamed and whole", () => {
     const delta = {
       reasoning_content: "mail q.r@example.org",
       reasoning: "or s.t@example.org",
       refusal: "not u.v@example.org",
       function_call: { name: "w.x@example.org", arguments: '{"a":"y.z@example.org"}' },
     };
-    const whole = { choices: [{ index: 0, message: structuredClone(delta), finish_reason: "stop" }] };
+    const whole = {
+      choices: [
+        {
+          index: 0,
+          message: structuredClone(delta),
+          finish_reason: "stop",
+          stop_reason: "end w.w@example.org",
+        },
+      ],
+    };
     assert.equal(processResponseBody(session(), whole), true);
     assert.doesNotMatch(JSON.stringify(whole), /@example\.org/);
     const streamed = { choices: [{ index: 0, delta: structuredClone(delta), finish_reason: null }] };
