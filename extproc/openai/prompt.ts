@@ -52,31 +52,6 @@ export function requestTexts(request: InferenceRequest, schema: z.ZodType): stri
   return modelTexts(request, schema);
 }
 
-/**
- * Visits the generated text of a response or stream chunk, in place: `choices[].message` / `choices[].delta`
- * content and tool call arguments, and `choices[].text`.
- */
-export function mapResponseTexts(
-  body: unknown,
-  map: (text: string, choice: number, field: "content" | "tool") => string,
-): void {
-  const choices = (body as { choices?: unknown } | null)?.choices;
-  if (!Array.isArray(choices)) return;
-  choices.forEach((choice: Json | null, position) => {
-    if (!choice) return;
-    const index = typeof choice.index === "number" ? choice.index : position;
-    const content: TextMapper = (text) => map(text, index, "content");
-    if (typeof choice.text === "string") choice.text = content(choice.text);
-    for (const field of ["message", "delta"]) {
-      const holder = choice[field] as Json | undefined;
-      if (holder && typeof holder === "object") {
-        mapContent(holder, content);
-        mapToolCalls(holder, (text) => map(text, index, "tool"));
-      }
-    }
-  });
-}
-
 /** Collects the prompt text of a validated chat, completion or embeddings request (for token counting). */
 export function promptText(request: InferenceRequest): PromptText {
   const texts: string[] = [];

@@ -1,4 +1,13 @@
-import { mapResponseTexts } from "../openai/prompt.js";
+import {
+  appendText,
+  choiceIndex,
+  choicesOf,
+  dropSpelledOutput,
+  fieldKey,
+  isIdentifier,
+  mapResponseTexts,
+  type OutputField,
+} from "../openai/response-fields.js";
 import type { PiiSession } from "./index.js";
 
 /** Longest a value may be held back while it looks unfinished (a PEM key, a long token): bounded delay. */
@@ -67,13 +76,25 @@ function openPem(text: string): number {
   return end !== -1 && text.indexOf(PEM_END, end) !== -1 ? -1 : last;
 }
 
+/** One stream of text of one choice, with its redactor. */
+interface HeldStream {
+  readonly choice: number;
+  readonly field: OutputField;
+  readonly redactor: StreamRedactor;
+}
+
 /**
- * PII handling for a whole SSE stream: one {@link StreamRedactor} per choice for generated text (content or
- * text); tool call argument fragments are processed one by one. A choice's held text is released into the
- * event that carries its finish_reason, or by {@link flush} at the end of the stream.
+ * PII handling for a whole SSE stream: one {@link StreamRedactor} per stream of text, that is per choice and
+ * output field (content, reasoning, each tool call's arguments…), so a value split across fragments is seen
+ * whole. A choice's held text is released into the event that carries its finish_reason, the rest by
+ * {@link flushEvent} at the end of the stream. Identifiers (tool call ids, function names) are not held:
+ * each reaches the client in one piece, its first. With output scanning on, token-spelling fields
+ * (logprobs, token ids) are dropped: they would spell what was redacted.
  */
 export class StreamingPii {
-  private readonly redactors = new Map<number, StreamRedactor>();
+  private readonly streams = new Map<string, HeldStream>();
+  /** Identifiers (by choice and field) whose one piece has been sent. */
+  private readonly identifiersSent = new Set<string>();
 
   constructor(
     private readonly session: PiiSession,
@@ -82,40 +103,75 @@ export class StreamingPii {
 
   /** Rewrites a parsed stream event in place; true if anything in it changed. */
   apply(event: unknown): boolean {
-    let changed = false;
+    let changed = this.session.resolved.responses && dropSpelledOutput(event);
     mapResponseTexts(event, (text, choice, field) => {
-      const out = field === "tool" ? this.session.processResponse(text) : this.redactor(choice).push(text);
+      const key = `${choice}\u0000${fieldKey(field)}`;
+      const out = isIdentifier(field)
+        ? this.identifier(key, text)
+        : this.stream(key, choice, field).push(text);
       if (out !== text) changed = true;
       return out;
     });
-    const choices = (event as { choices?: unknown } | null)?.choices;
-    if (!Array.isArray(choices)) return changed;
-    for (const choice of choices as Array<Record<string, unknown> | null>) {
-      if (!choice || choice.finish_reason == null) continue;
-      const index = typeof choice.index === "number" ? choice.index : 0;
-      const rest = this.redactors.get(index)?.flush();
-      if (!rest) continue;
-      const holder = (choice.delta ?? choice) as Record<string, unknown>;
-      const field = "delta" in choice ? "content" : "text";
-      holder[field] = (typeof holder[field] === "string" ? holder[field] : "") + rest;
-      changed = true;
+    for (const [choice, position] of choicesOf(event)) {
+      if (choice.finish_reason == null) continue;
+      const index = choiceIndex(choice, position);
+      for (const [key, held] of this.streams) {
+        if (held.choice !== index) continue;
+        const rest = held.redactor.flush();
+        if (rest) {
+          appendText(choice, held.field, rest);
+          changed = true;
+        }
+        this.streams.delete(key);
+      }
     }
     return changed;
   }
 
-  /** Text still held per choice index (non-empty only). */
-  flush(): Map<number, string> {
-    const out = new Map<number, string>();
-    for (const [index, redactor] of this.redactors) {
+  /**
+   * Everything still held, redacted, as one extra event shaped like the stream's `template` event (id,
+   * object, created, model), each text in its own field and tool call; undefined if nothing is held.
+   */
+  flushEvent(template: unknown): Record<string, unknown> | undefined {
+    const base = (template ?? {}) as Record<string, unknown>;
+    const chat = base.object === "chat.completion.chunk";
+    const choices = new Map<number, Record<string, unknown>>();
+    for (const { choice, field, redactor } of this.streams.values()) {
       const rest = redactor.flush();
-      if (rest) out.set(index, rest);
+      if (!rest) continue;
+      let out = choices.get(choice);
+      if (!out) {
+        out = chat
+          ? { index: choice, delta: {}, finish_reason: null }
+          : { index: choice, text: "", finish_reason: null };
+        choices.set(choice, out);
+      }
+      appendText(out, field, rest);
     }
-    return out;
+    this.streams.clear();
+    if (choices.size === 0) return undefined;
+    const { id, object, created, model } = base;
+    return { id, object, created, model, choices: [...choices.values()] };
   }
 
-  private redactor(choice: number): StreamRedactor {
-    let redactor = this.redactors.get(choice);
-    if (!redactor) this.redactors.set(choice, (redactor = new StreamRedactor(this.session, this.holdBack)));
-    return redactor;
+  /**
+   * An identifier's first non-empty piece, scanned whole; later pieces are dropped. Clients replace (the
+   * OpenAI SDK) or append (others) a name sent in pieces, and appending could assemble a value no piece
+   * shows; servers send names whole, in a call's first delta, where clients need them.
+   */
+  private identifier(key: string, text: string): string {
+    if (text === "") return text;
+    if (this.identifiersSent.has(key)) return "";
+    this.identifiersSent.add(key);
+    return this.session.processResponse(text);
+  }
+
+  private stream(key: string, choice: number, field: OutputField): StreamRedactor {
+    let held = this.streams.get(key);
+    if (!held) {
+      held = { choice, field, redactor: new StreamRedactor(this.session, this.holdBack) };
+      this.streams.set(key, held);
+    }
+    return held.redactor;
   }
 }

@@ -18,13 +18,13 @@ import type { Model } from "../policy/index.js";
 import { applicableGuardrails, applyGuardrails } from "../guardrails/index.js";
 import {
   mapRequestTexts,
-  mapResponseTexts,
   promptText,
   requestTexts,
   TOKENS_PER_MESSAGE,
   TOKENS_PER_REPLY,
 } from "../openai/prompt.js";
 import { PiiSession, resolvePii } from "../pii/index.js";
+import { processResponseBody } from "../pii/response.js";
 import { StreamingPii } from "../pii/stream.js";
 import { SseSplitter } from "../openai/sse.js";
 import { generatedText, mayCarryUsage, usageOf } from "../openai/usage.js";
@@ -266,13 +266,7 @@ export class InferenceProcessor implements EndpointProcessor {
     let reply: PhaseReply = {};
     const session = ctx.pii;
     if (session && rewritesOutput(ctx)) {
-      let changed = false;
-      mapResponseTexts(parsed, (text) => {
-        const out = session.processResponse(text);
-        if (out !== text) changed = true;
-        return out;
-      });
-      if (changed) {
+      if (processResponseBody(session, parsed)) {
         const newBody = Buffer.from(JSON.stringify(parsed), "utf8");
         // BUFFERED body + SEND headers: the content-length we set must match the new body.
         reply = { body: newBody, setHeaders: [["content-length", String(newBody.length)]] };
@@ -340,21 +334,8 @@ export class InferenceProcessor implements EndpointProcessor {
 
   /** Text the redactor still holds, as one extra event shaped like the stream's last one. */
   private flushPii(state: StreamState): Buffer[] {
-    const texts = state.pii?.flush();
-    if (!texts || texts.size === 0) return [];
-    const template = (state.lastEvent ?? {}) as Record<string, unknown>;
-    const chat = template.object === "chat.completion.chunk";
-    const choices = [...texts].map(([index, text]) =>
-      chat ? { index, delta: { content: text }, finish_reason: null } : { index, text, finish_reason: null },
-    );
-    const event = {
-      id: template.id,
-      object: template.object,
-      created: template.created,
-      model: template.model,
-      choices,
-    };
-    return [Buffer.from(`data: ${JSON.stringify(event)}\n\n`, "utf8")];
+    const event = state.pii?.flushEvent(state.lastEvent);
+    return event ? [Buffer.from(`data: ${JSON.stringify(event)}\n\n`, "utf8")] : [];
   }
 }
 

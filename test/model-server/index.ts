@@ -13,6 +13,14 @@
  * - `x-demo-split: 5,12`          stream the answer in pieces cut at these character offsets
  * - `x-demo-byte-split: 3,9`      write the whole event stream at the end, in network writes cut at these
  *                                 byte offsets (inside `data:`, inside a UTF-8 character, anywhere)
+ * - `x-demo-reasoning: text`      (chat) also answer with this reasoning text (URI-encoded), before the content
+ * - `x-demo-reasoning-field: reasoning_content`  the field it goes in (default `reasoning`, as vLLM 0.32)
+ * - `x-demo-tool-call: json`      (chat) answer with one tool call, `{"name","arguments"}` (URI-encoded JSON),
+ *                                 instead of content; finish_reason `tool_calls`
+ * - `x-demo-fragment-chars: 3`    stream reasoning and tool call arguments in pieces of this many characters
+ *
+ * Requests that ask for `logprobs` (chat: `logprobs: true`, `top_logprobs`; completions: `logprobs: n`) get
+ * them for every content token, in vLLM's shapes.
  */
 import { createHash } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
@@ -203,12 +211,63 @@ export async function startModelServer(options: ModelServerOptions): Promise<Mod
     };
     const object = chat ? "chat.completion" : "text_completion";
 
+    const reasoningHeader = req.headers["x-demo-reasoning"];
+    const reasoning =
+      chat && typeof reasoningHeader === "string" ? decodeURIComponent(reasoningHeader) : undefined;
+    const reasoningField = String(req.headers["x-demo-reasoning-field"] ?? "reasoning");
+    const toolHeader = req.headers["x-demo-tool-call"];
+    const toolCall =
+      chat && typeof toolHeader === "string"
+        ? (JSON.parse(decodeURIComponent(toolHeader)) as { name: string; arguments: string })
+        : undefined;
+    const toolCallId = `chatcmpl-tool-${sequence}`;
+    const fragmentChars = Number(req.headers["x-demo-fragment-chars"] ?? 0);
+    const logprobs = logprobsRequest(body, chat);
+    const finish = toolCall ? "tool_calls" : finishReason;
+
     if (body.stream !== true) {
+      const message = {
+        role: "assistant",
+        content: toolCall ? null : tokens.join(""),
+        ...(reasoning !== undefined && { [reasoningField]: reasoning }),
+        ...(toolCall && { tool_calls: [{ id: toolCallId, type: "function", function: toolCall }] }),
+      };
       const choice = chat
-        ? { index: 0, message: { role: "assistant", content: tokens.join("") }, finish_reason: finishReason }
-        : { index: 0, text: tokens.join(""), finish_reason: finishReason };
+        ? {
+            index: 0,
+            message,
+            logprobs: logprobs && logprobsOf(tokens, chat, logprobs.top, 0),
+            finish_reason: finish,
+          }
+        : {
+            index: 0,
+            text: tokens.join(""),
+            logprobs: logprobs && logprobsOf(tokens, chat, logprobs.top, 0),
+            finish_reason: finish,
+          };
       sendJson(res, 200, { id, object, created, model, choices: [choice], usage }, options.name);
       return;
+    }
+
+    // What each streamed chunk's choice carries, in order: reasoning, then content tokens or the tool call.
+    const pieces: Array<Record<string, unknown>> = [];
+    for (const part of reasoning === undefined ? [] : fragments(reasoning, fragmentChars))
+      pieces.push({ delta: { [reasoningField]: part } });
+    if (toolCall) {
+      pieces.push({
+        delta: {
+          tool_calls: [{ id: toolCallId, type: "function", index: 0, function: { name: toolCall.name } }],
+        },
+      });
+      for (const part of fragments(toolCall.arguments, fragmentChars))
+        pieces.push({ delta: { tool_calls: [{ index: 0, function: { arguments: part } }] } });
+    } else {
+      let offset = 0;
+      for (const token of tokens) {
+        const lp = logprobs && logprobsOf([token], chat, logprobs.top, offset);
+        offset += token.length;
+        pieces.push(chat ? { delta: { content: token }, logprobs: lp } : { text: token, logprobs: lp });
+      }
     }
 
     const includeUsage =
@@ -229,26 +288,18 @@ export async function startModelServer(options: ModelServerOptions): Promise<Mod
       "x-demo-server": options.name,
     });
     if (chat) write(chunk([{ index: 0, delta: { role: "assistant", content: "" }, finish_reason: null }]));
-    for (const [i, token] of tokens.entries()) {
+    for (const [i, piece] of pieces.entries()) {
       if (tokenDelay > 0) await sleep(tokenDelay);
       if (res.destroyed) return;
-      if (req.headers["x-demo-drop"] === "mid-stream" && i === Math.floor(tokens.length / 2)) {
+      if (req.headers["x-demo-drop"] === "mid-stream" && i === Math.floor(pieces.length / 2)) {
         req.socket.destroy();
         return;
       }
-      write(
-        chunk([
-          chat
-            ? { index: 0, delta: { content: token }, finish_reason: null }
-            : { index: 0, text: token, finish_reason: null },
-        ]),
-      );
+      write(chunk([{ index: 0, ...piece, finish_reason: null }]));
     }
     write(
       chunk([
-        chat
-          ? { index: 0, delta: {}, finish_reason: finishReason }
-          : { index: 0, text: "", finish_reason: finishReason },
+        chat ? { index: 0, delta: {}, finish_reason: finish } : { index: 0, text: "", finish_reason: finish },
       ]),
     );
     if (includeUsage && req.headers["x-demo-omit-usage"] === undefined) write(chunk([], { usage }));
@@ -308,6 +359,50 @@ function splitAt(text: string, offsets: string | string[] | undefined): string[]
     last = cut;
   }
   return pieces;
+}
+
+/** `text` in pieces of `size` characters (one piece when `size` is 0). */
+function fragments(text: string, size: number): string[] {
+  if (!(size > 0)) return [text];
+  return Array.from({ length: Math.ceil(text.length / size) }, (_, i) =>
+    text.slice(i * size, i * size + size),
+  );
+}
+
+/** The logprobs a request asks for (`top` alternatives per token), or undefined. */
+function logprobsRequest(body: Record<string, unknown>, chat: boolean): { top: number } | undefined {
+  if (chat) return body.logprobs === true ? { top: Number(body.top_logprobs ?? 0) } : undefined;
+  return typeof body.logprobs === "number" ? { top: body.logprobs } : undefined;
+}
+
+/**
+ * vLLM's logprobs for `tokens` (every alternative is the token itself, logprob -1): chat as `content`
+ * entries with `bytes` and `top_logprobs`; completions as parallel `text_offset`, `token_logprobs`, `tokens`
+ * and `top_logprobs` (objects keyed by token), offsets counted from `offset`.
+ */
+function logprobsOf(tokens: readonly string[], chat: boolean, top: number, offset: number): unknown {
+  const bytes = (token: string) => [...Buffer.from(token, "utf8")];
+  if (chat) {
+    return {
+      content: tokens.map((token) => ({
+        token,
+        logprob: -1,
+        bytes: bytes(token),
+        top_logprobs: Array.from({ length: top }, () => ({ token, logprob: -1, bytes: bytes(token) })),
+      })),
+    };
+  }
+  const offsets: number[] = [];
+  for (const token of tokens) {
+    offsets.push(offset);
+    offset += token.length;
+  }
+  return {
+    text_offset: offsets,
+    token_logprobs: tokens.map(() => -1),
+    tokens,
+    top_logprobs: tokens.map((token) => ({ [token]: -1 })),
+  };
 }
 
 /** Cuts `bytes` at the given byte offsets (`"3,9"`). */

@@ -1,0 +1,17 @@
+import { dropSpelledOutput, mapResponseTexts } from "../openai/response-fields.js";
+import type { PiiSession } from "./index.js";
+
+/**
+ * PII handling for a whole (non-streamed) chat or completion answer, in place: every output text field is
+ * redacted and has its placeholders restored; with output scanning on, token-spelling fields (logprobs,
+ * token ids) are dropped, since they would spell what was redacted. True if anything changed.
+ */
+export function processResponseBody(session: PiiSession, body: unknown): boolean {
+  let changed = session.resolved.responses && dropSpelledOutput(body);
+  mapResponseTexts(body, (text) => {
+    const out = session.processResponse(text);
+    if (out !== text) changed = true;
+    return out;
+  });
+  return changed;
+}
