@@ -10,7 +10,7 @@ import { after, before, describe, it } from "node:test";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { startModelServer, type ModelServer, type ReceivedRequest } from "../model-server/index.js";
+import { startModelServer, type ModelServer } from "../model-server/index.js";
 import {
   DEMO_KEYS,
   DEMO_POOL_B_KEY,
@@ -28,6 +28,8 @@ import {
   auditRecords,
   client,
   extprocMetrics,
+  forwarded,
+  markForwarded,
   rawRequest,
   sampleValue,
 } from "./helpers.js";
@@ -47,18 +49,6 @@ const chat = (content: string, extra: Record<string, unknown> = {}) =>
   JSON.stringify({ model: MODEL, messages: [{ role: "user", content }], ...extra });
 
 type RawResponse = Awaited<ReturnType<typeof rawRequest>>;
-
-/** Inference requests the model servers received (their health checks left out), with the pool. */
-function forwarded(): Array<{ readonly pool: string; readonly req: ReceivedRequest }> {
-  return Object.entries(stack.pools).flatMap(([pool, server]) =>
-    server.received.filter((req) => req.path !== "/health").map((req) => ({ pool, req })),
-  );
-}
-
-/** What the model servers have received so far, to tell later arrivals apart (they keep the last 1000). */
-const receivedSoFar = () => new Set(forwarded().map((f) => f.req));
-const forwardedSince = (earlier: ReadonlySet<ReceivedRequest>) =>
-  forwarded().filter((f) => !earlier.has(f.req));
 
 /** Asserts an OpenAI-style error answer: the status, a JSON content type and a complete `error` object. */
 function assertOpenAIError(res: RawResponse, status: number | ((s: number) => boolean), code?: string): void {
@@ -128,7 +118,7 @@ describe("extproc killed mid-load", () => {
       messages: [{ role: "user", content: "under load" }],
       max_tokens: 2,
     });
-    const earlier = receivedSoFar();
+    const mark = markForwarded(stack);
     interface Outcome {
       readonly startedAt: number;
       readonly endedAt: number;
@@ -198,8 +188,7 @@ describe("extproc killed mid-load", () => {
 
       // Everything a model server received went through extproc: its alias resolved and the body rewritten,
       // the client's key removed (pool B gets its own credential), content-length matching the new body.
-      const received = forwardedSince(earlier);
-      assert.ok(received.length < 900, "the model servers keep only their last 1000 requests");
+      const received = mark.all();
       for (const { pool, req } of received) {
         const sent = JSON.parse(req.body) as { model: string };
         assert.equal(
@@ -253,17 +242,13 @@ describe("SIGTERM: graceful shutdown", () => {
     try {
       // New requests while it drains are refused (fail closed), not forwarded.
       await sleep(300);
-      const earlier = receivedSoFar();
+      const mark = markForwarded(stack);
       const refused = await rawRequest(stack, "/v1/chat/completions", {
         headers: JSON_HEADERS,
         body: chat("late"),
       });
       assertOpenAIError(refused, 500, "gateway_policy_unavailable");
-      assert.deepEqual(
-        forwardedSince(earlier),
-        [],
-        "a request was forwarded while extproc was shutting down",
-      );
+      assert.deepEqual(mark.all(), [], "a request was forwarded while extproc was shutting down");
 
       for (let chunk = await reader.read(); !chunk.done; chunk = await reader.read()) {
         text += decoder.decode(chunk.value, { stream: true });
@@ -290,7 +275,7 @@ describe("SIGTERM: graceful shutdown", () => {
 
 describe("extproc hangs", () => {
   it("fails closed with an OpenAI JSON 5xx when extproc does not answer in time, and recovers", async () => {
-    const earlier = receivedSoFar();
+    const mark = markForwarded(stack);
     stack.signalExtProc("SIGSTOP");
     let res: RawResponse;
     try {
@@ -298,7 +283,7 @@ describe("extproc hangs", () => {
     } finally {
       stack.signalExtProc("SIGCONT");
     }
-    assert.deepEqual(forwardedSince(earlier), [], "a request was forwarded while extproc hung");
+    assert.deepEqual(mark.all(), [], "a request was forwarded while extproc hung");
     // Envoy gives up after its 2 s message_timeout; the client must still get the documented error.
     assertOpenAIError(res, (s) => s === 500 || s === 504, "gateway_policy_unavailable");
     await assertStillServing();
@@ -437,7 +422,10 @@ describe("a model pool down, with a fallback pool in policy", () => {
       assert.equal(record.pool, "pool-a");
       assert.equal(record.fallback_from, undefined);
     }
-    assert.equal(failover.pools["pool-c"]!.received.filter((r) => r.path !== "/health").length, 0);
+    assert.deepEqual(
+      forwarded(failover).filter((f) => f.pool === "pool-c"),
+      [],
+    );
   });
 
   it("fails over at once when the pool dies: no failed request, audited with the pool that answered", async () => {
@@ -681,12 +669,12 @@ describe("hostile request bodies: a clear 4xx as OpenAI JSON, never a crash or a
     // extproc reads the last "model"; a model server whose parser keeps the first (or rejects duplicates)
     // must not be handed a body that means something else than what was authorized and audited.
     const body = `{"model":"gpt-unknown","model":"${MODEL}",${hello}}`;
-    const earlier = receivedSoFar();
+    const mark = markForwarded(stack);
     const res = await rawRequest(stack, "/v1/chat/completions", { headers: JSON_HEADERS, body });
     if (res.status !== 200) {
       assertOpenAIError(res, 400, "invalid_json");
     } else {
-      const [sent, ...more] = forwardedSince(earlier);
+      const [sent, ...more] = mark.all();
       assert.equal(more.length, 0);
       const models = [...sent!.req.body.matchAll(/"model"\s*:\s*("(?:[^"\\]|\\.)*")/g)].map((m) =>
         JSON.parse(m[1]!),

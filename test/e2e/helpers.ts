@@ -1,12 +1,74 @@
 /** Shared helpers for the end-to-end tests: SDK clients, audit records and metric values. */
+import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import OpenAI from "openai";
 import type { AuditRecord } from "../../extproc/audit/index.js";
-import { waitFor, type Stack } from "../harness/index.js";
+import { RECORDED_REQUESTS, waitFor, type Stack } from "../harness/index.js";
+import type { ReceivedRequest } from "../model-server/index.js";
 
 /** An OpenAI SDK client pointed at the gateway, no retries (every status must surface as is). */
 export function client(stack: Stack, apiKey: string, defaultHeaders: Record<string, string> = {}): OpenAI {
   return new OpenAI({ apiKey, baseURL: stack.baseURL, maxRetries: 0, timeout: 20_000, defaultHeaders });
+}
+
+/** A request a demo model server received, and the pool that server stands in for. */
+export interface Forwarded {
+  readonly pool: string;
+  readonly req: ReceivedRequest;
+}
+
+/** Envoy's active health checks reach the model servers too; they are not requests anyone forwarded. */
+const isHealthCheck = (req: ReceivedRequest): boolean => req.path === "/health";
+
+/** Every request the stack's model servers still hold (health checks left out), pool by pool, oldest first. */
+export function forwarded(stack: Stack): Forwarded[] {
+  return Object.entries(stack.pools).flatMap(([pool, server]) =>
+    server.received.filter((req) => !isHealthCheck(req)).map((req) => ({ pool, req })),
+  );
+}
+
+/** What reached the model servers after a {@link markForwarded}. */
+export interface ForwardedSince {
+  /** Requests received since the mark (health checks left out), pool by pool, oldest first. */
+  all(): Forwarded[];
+  /** The one request received since the mark; fails unless exactly one arrived. */
+  one(): Forwarded;
+}
+
+/**
+ * Marks what the model servers have received so far, to tell later arrivals apart by identity: each server
+ * keeps only its last {@link RECORDED_REQUESTS}, so lengths and indexes stop meaning anything once it is
+ * full. Fails, rather than under-count, when more arrived since the mark than a server keeps.
+ */
+export function markForwarded(stack: Stack): ForwardedSince {
+  // The newest entry each server holds, health checks included: everything after it is new.
+  const newest = new Map(Object.entries(stack.pools).map(([pool, server]) => [pool, server.received.at(-1)]));
+  const all = (): Forwarded[] =>
+    Object.entries(stack.pools).flatMap(([pool, server]) => {
+      const mark = newest.get(pool);
+      const at = mark === undefined ? -1 : server.received.indexOf(mark);
+      const lost = mark === undefined ? server.received.length >= RECORDED_REQUESTS : at < 0;
+      assert.ok(
+        !lost,
+        `${pool} received more than the ${RECORDED_REQUESTS} requests it keeps since the mark`,
+      );
+      return server.received
+        .slice(at + 1)
+        .filter((req) => !isHealthCheck(req))
+        .map((req) => ({ pool, req }));
+    });
+  return {
+    all,
+    one: () => {
+      const since = all();
+      assert.equal(
+        since.length,
+        1,
+        `expected exactly one forwarded request, got ${since.map((f) => `${f.pool} ${f.req.path}`).join(", ")}`,
+      );
+      return since[0]!;
+    },
+  };
 }
 
 /** Audit records written so far. */

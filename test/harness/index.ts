@@ -34,6 +34,9 @@ export const POOL_MODELS = {
   "pool-b": ["llama-3.1-8b-instruct-v2", "bge-small-en-v1.5"],
 } as const;
 
+/** How many requests each in-process demo model server keeps for inspection (its newest). */
+export const RECORDED_REQUESTS = 1000;
+
 /** Options for {@link startStack}. */
 export interface StackOptions {
   /** Fixed ports (npm start); by default free ports are picked so runs never collide. */
@@ -319,7 +322,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
           models: spec.models,
           apiKey: spec.apiKey,
           tokenDelayMs: options.tokenDelayMs ?? 0,
-          recordRequests: 1000,
+          recordRequests: RECORDED_REQUESTS,
         });
       }
     }
