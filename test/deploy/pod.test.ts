@@ -10,7 +10,8 @@ import path from "node:path";
 import { test } from "node:test";
 import * as yaml from "js-yaml";
 import { DEMO_KEYS, DEMO_POOL_B_KEY, waitFor } from "../harness/index.js";
-import { describeLocalGateway, launch } from "./local-gateway.js";
+import { childEnv, launch } from "../harness/children.js";
+import { describeLocalGateway } from "./local-gateway.js";
 import { FILES, POD, ROOT } from "./render-envoy.js";
 
 type Node = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
@@ -26,7 +27,6 @@ describeLocalGateway(
     bootstrap: FILES.envoyK8s,
     envoyArgs: envoyContainer.args,
     extprocEnv: (socket, metrics) => ({
-      ...process.env,
       EXTPROC_POLICY: path.join(ROOT, FILES.policyK8s),
       // The committed pod bootstrap, as in the pod: extproc refuses pools it cannot route.
       EXTPROC_ENVOY_CONFIG: path.join(ROOT, FILES.envoyK8s),
@@ -62,19 +62,18 @@ describeLocalGateway(
 
       // Both preStop hooks, as the kubelet runs them (concurrently), against this Envoy's admin.
       const hook = (mode: string) => {
-        const env = {
-          ...process.env,
+        const env = childEnv({
           ENVOY_ADMIN_PORT: String(gateway.ports.admin),
           DRAIN_MIN_WAIT_S: "1",
           DRAIN_MAX_WAIT_S: "60",
-        };
+        });
         const output: string[] = [];
-        const child = launch("bash", [path.join(ROOT, "deploy/kubernetes/base/drain.sh"), mode], env, output);
-        const done = new Promise<{ code: number | null; at: number; output: string }>((resolve) =>
-          // "close", not "exit": only then has all of the hook's output been read.
-          child.once("close", (code) => resolve({ code, at: Date.now(), output: output.join("") })),
-        );
-        return done;
+        const drain = path.join(ROOT, "deploy/kubernetes/base/drain.sh");
+        return launch(`preStop ${mode}`, "bash", [drain, mode], { env, output }).exited.then(({ code }) => ({
+          code,
+          at: Date.now(),
+          output: output.join(""),
+        }));
       };
       const envoyHook = hook("envoy");
       const extprocHook = hook("wait");
