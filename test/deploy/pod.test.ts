@@ -11,6 +11,7 @@ import { test } from "node:test";
 import * as yaml from "js-yaml";
 import { DEMO_KEYS, DEMO_POOL_B_KEY, waitFor } from "../harness/index.js";
 import { childEnv, launch } from "../harness/children.js";
+import { parseChatStream } from "../harness/sse.js";
 import { describeLocalGateway } from "./local-gateway.js";
 import { FILES, POD, ROOT } from "./render-envoy.js";
 
@@ -97,17 +98,16 @@ describeLocalGateway(
       }
       const finished = Date.now();
       assert.ok(finished - started >= 2_000, "the stream ran on while the pod drained");
-      assert.match(body, /data: \[DONE\]/);
-      type Choice = { delta?: { content?: string }; finish_reason?: string | null };
-      const choices = body
-        .split("\n")
-        .filter((line) => line.startsWith("data: {"))
-        .flatMap((line) => (JSON.parse(line.slice(6)) as { choices: Choice[] }).choices);
+      const stream = parseChatStream(body);
+      assert.equal(stream.last, "[DONE]");
       // extproc's PII scan of the output regroups the chunks; the text must be whole.
-      const text = choices.map((c) => c.delta?.content ?? "").join("");
       const echoed = Array.from({ length: tokens - 4 }, (_, i) => `w${i}`).join(" ");
-      assert.equal(text, `This is llama-3.1-8b-instruct answering: ${echoed}`, "every token arrived");
-      assert.equal(choices.at(-1)?.finish_reason, "length");
+      assert.equal(
+        stream.content,
+        `This is llama-3.1-8b-instruct answering: ${echoed}`,
+        "every token arrived",
+      );
+      assert.deepEqual(stream.finishReasons, ["length"]);
 
       for (const result of [await envoyHook, await extprocHook]) {
         assert.equal(result.code, 0, result.output);

@@ -142,12 +142,50 @@ export function sampleValue(metricsText: string, name: string, labels: Record<st
   return total;
 }
 
+/** A gateway answer as {@link rawRequest} reads it. */
+export interface RawResponse {
+  readonly status: number;
+  readonly headers: Headers;
+  /** The body parsed as JSON; undefined when it is not JSON. */
+  readonly json: unknown;
+  readonly text: string;
+}
+
+/** An OpenAI error object: what every refusal carries under `error`. */
+export interface OpenAIErrorObject {
+  readonly message: string;
+  readonly type: string;
+  readonly param: string | null;
+  readonly code: string;
+}
+
+/** Asserts `error` is a complete OpenAI error object (message, type, param and code) and returns it. */
+export function assertErrorObject(error: unknown, label = JSON.stringify(error)): OpenAIErrorObject {
+  assert.ok(error !== null && typeof error === "object", `no OpenAI error object: ${label}`);
+  const e = error as Record<string, unknown>;
+  assert.equal(typeof e.message, "string", label);
+  assert.equal(typeof e.type, "string", label);
+  assert.ok("param" in e, label);
+  assert.equal(typeof e.code, "string", label);
+  return e as unknown as OpenAIErrorObject;
+}
+
+/** Asserts an OpenAI-style error answer: the status, a JSON content type and a complete `error` object. */
+export function assertOpenAIError(res: RawResponse, status: number, code?: string): OpenAIErrorObject {
+  const label = `${res.status} ${res.headers.get("content-type")} ${JSON.stringify(res.text.slice(0, 300))}`;
+  assert.equal(res.status, status, label);
+  assert.match(res.headers.get("content-type") ?? "", /^application\/json/, label);
+  const error = assertErrorObject((res.json as { error?: unknown } | undefined)?.error, label);
+  if (code !== undefined) assert.equal(error.code, code, label);
+  return error;
+}
+
 /** A raw HTTP request to the gateway (for bodies the SDK would never send). */
 export async function rawRequest(
   stack: Stack,
   path: string,
   init: { method?: string; headers?: Record<string, string>; body?: string | Buffer } = {},
-): Promise<{ status: number; headers: Headers; json: unknown; text: string }> {
+): Promise<RawResponse> {
   const res = await fetch(`http://127.0.0.1:${stack.ports.http}${path}`, {
     method: init.method ?? "POST",
     headers: init.headers,
@@ -161,4 +199,35 @@ export async function rawRequest(
     json = undefined;
   }
   return { status: res.status, headers: res.headers, json, text };
+}
+
+/** A streamed chat completion under way, opened by {@link openStream}. */
+export interface OpenStream {
+  readonly requestId: string;
+  /** Disconnects, as a client that goes away mid-stream. */
+  abort(): void;
+}
+
+/**
+ * Opens a streamed chat completion with `key` (`body` and `headers` added to the request), checks its 200
+ * and reads its first bytes, so the stream is under way when this returns.
+ */
+export async function openStream(
+  stack: Stack,
+  key: string,
+  body: Record<string, unknown>,
+  headers: Record<string, string> = {},
+): Promise<OpenStream> {
+  const controller = new AbortController();
+  const res = await fetch(`${stack.baseURL}/chat/completions`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${key}`, "content-type": "application/json", ...headers },
+    body: JSON.stringify({ ...body, stream: true }),
+    signal: controller.signal,
+  });
+  assert.equal(res.status, 200);
+  const requestId = res.headers.get("x-request-id");
+  assert.ok(requestId, "response has no x-request-id");
+  await res.body!.getReader().read();
+  return { requestId, abort: () => controller.abort() };
 }

@@ -16,6 +16,7 @@ import {
   auditRecords,
   client,
   extprocMetrics,
+  openStream,
   sampleValue,
 } from "./helpers.js";
 
@@ -94,26 +95,14 @@ describe("audit and metrics (default policy)", () => {
   });
 
   it("audits a client that disconnects mid-stream", async () => {
-    const controller = new AbortController();
-    const res = await fetch(`${stack.baseURL}/chat/completions`, {
-      method: "POST",
-      headers: {
-        authorization: `Bearer ${DEMO_KEYS.research}`,
-        "content-type": "application/json",
-        "x-demo-token-delay-ms": "50",
-      },
-      body: JSON.stringify({
-        model: "llama-3.1-8b-instruct",
-        messages: [{ role: "user", content: "go" }],
-        stream: true,
-      }),
-      signal: controller.signal,
-    });
-    const requestId = res.headers.get("x-request-id");
-    const reader = res.body!.getReader();
-    await reader.read();
-    controller.abort();
-    const record = await auditRecordOf(stack, requestId);
+    const stream = await openStream(
+      stack,
+      DEMO_KEYS.research,
+      { model: "llama-3.1-8b-instruct", messages: [{ role: "user", content: "go" }] },
+      { "x-demo-token-delay-ms": "50" },
+    );
+    stream.abort();
+    const record = await auditRecordOf(stack, stream.requestId);
     assert.equal(record.reason, "closed_during_response");
     assert.equal(record.status, 200);
     assert.equal(record.usage, null);
