@@ -247,7 +247,7 @@ describe("large prompts", () => {
       : `Ticket ${i}: write to <EMAIL_${i / 5 + 1}> about <EMPLOYEE_ID_${i / 5 + 1}> and <PROJECT_CODENAME_1>, ` +
         `card **** **** **** 1111, host <INTERNAL_HOST>.\n`;
 
-  it("scans a multi-MB prompt off the event loop: small requests keep flowing, redaction is exact", async () => {
+  it("scans a multi-MB prompt off the event loop: small requests keep flowing, redaction is exact", async (t) => {
     const lines = Array.from({ length: 45_000 }, (_, i) => i);
     const prompt = lines.map(block).join("");
     assert.ok(prompt.length > 4_000_000);
@@ -255,15 +255,33 @@ describe("large prompts", () => {
     const body = Buffer.from(
       JSON.stringify({ model: MODEL, messages: [{ role: "user", content: prompt }], max_tokens: 4 }),
     );
-    const mark = markForwarded(stack);
-    const bigForwarded = () => mark.all().find((f) => f.pool === "pool-a" && f.req.body.length > 1_000_000);
     // Reads (and so resets) extproc's event-loop lag maximum.
     const loopLag = async () => sampleValue(await extprocMetrics(stack), "nodejs_eventloop_lag_max_seconds");
+    const send = (payload: Buffer) =>
+      rawRequest(stack, "/v1/chat/completions", {
+        headers: { authorization: `Bearer ${DEMO_KEYS.research}`, "content-type": "application/json" },
+        body: payload,
+      });
+    // The control: the same bytes in a field nothing scans (the gateway passes it through), so extproc's
+    // loop only parses and forwards them. It is measured on this machine, now, under whatever load it has.
+    const control = Buffer.from(
+      JSON.stringify({
+        model: MODEL,
+        messages: [{ role: "user", content: "hi" }],
+        max_tokens: 4,
+        note: prompt,
+      }),
+    );
+    const controlLag = async () => {
+      await loopLag();
+      assert.equal((await send(control)).status, 200);
+      return loopLag();
+    };
+    const controlBefore = await controlLag();
+    const mark = markForwarded(stack);
+    const bigForwarded = () => mark.all().find((f) => f.pool === "pool-a" && f.req.body.length > 1_000_000);
     await loopLag();
-    const big = rawRequest(stack, "/v1/chat/completions", {
-      headers: { authorization: `Bearer ${DEMO_KEYS.research}`, "content-type": "application/json" },
-      body,
-    });
+    const big = send(body);
     // Small requests one after another while the big one is in the gateway. Once it reaches the (in-process)
     // demo server, parsing it stalls this process: the request in flight then is not counted, and we stop.
     const latencies: number[] = [];
@@ -275,13 +293,23 @@ describe("large prompts", () => {
     }
     const lag = await loopLag();
     assert.equal((await big).status, 200);
+    const controlAfter = await controlLag();
     // Scanned inline, the ~4.5 MB prompt (deny patterns, injection rules, PII) holds extproc's event loop
-    // for over half a second, and a small request waits that long. On a worker, parsing the big body and
-    // applying the findings are all that is left on the loop.
+    // several times longer than parsing it does (over half a second on an idle machine). On a worker, parsing
+    // the big body and applying the findings are all that is left on the loop: about what the control costs.
+    // Compared with the control rather than a fixed time, so load on the machine slows both alike.
     const slowest = Math.max(...latencies);
-    assert.ok(latencies.length >= 10, `only ${latencies.length} small requests got through`);
-    assert.ok(slowest < 400, `slowest small request ${slowest.toFixed(0)} ms (${latencies.length} requests)`);
-    assert.ok(lag < 0.3, `extproc's event loop stalled for ${(lag * 1000).toFixed(0)} ms`);
+    const ms = (seconds: number) => `${(seconds * 1000).toFixed(0)} ms`;
+    t.diagnostic(
+      `${latencies.length} small requests meanwhile, slowest ${slowest.toFixed(0)} ms; extproc's event loop held ` +
+        `at most ${ms(lag)} (control: ${ms(controlBefore)} before, ${ms(controlAfter)} after)`,
+    );
+    assert.ok(latencies.length > 0, "no small request got through while the big one was in the gateway");
+    const allowed = 3 * Math.max(controlBefore, controlAfter) + 0.1;
+    assert.ok(
+      lag < allowed,
+      `extproc's event loop stalled for ${ms(lag)}; the control allows ${ms(allowed)}`,
+    );
 
     const sent = (JSON.parse(bigForwarded()!.req.body) as ChatBody).messages[0]!.content;
     const expected = lines.map(redacted).join("");
