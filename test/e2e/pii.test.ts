@@ -11,7 +11,17 @@ import { after, before, describe, it } from "node:test";
 import OpenAI, { BadRequestError } from "openai";
 import { DEMO_KEYS, startStack, type Stack } from "../harness/index.js";
 import { writePolicy } from "../harness/policy.js";
-import { auditRecordOf, client, extprocMetrics, markForwarded, rawRequest, sampleValue } from "./helpers.js";
+import {
+  allowedLag,
+  auditRecordOf,
+  client,
+  eventLoopLagMax,
+  extprocMetrics,
+  markForwarded,
+  passThroughLag,
+  rawRequest,
+  sampleValue,
+} from "./helpers.js";
 
 let stack: Stack;
 const MODEL = "llama-3.1-8b-instruct";
@@ -255,33 +265,16 @@ describe("large prompts", () => {
     const body = Buffer.from(
       JSON.stringify({ model: MODEL, messages: [{ role: "user", content: prompt }], max_tokens: 4 }),
     );
-    // Reads (and so resets) extproc's event-loop lag maximum.
-    const loopLag = async () => sampleValue(await extprocMetrics(stack), "nodejs_eventloop_lag_max_seconds");
-    const send = (payload: Buffer) =>
-      rawRequest(stack, "/v1/chat/completions", {
-        headers: { authorization: `Bearer ${DEMO_KEYS.research}`, "content-type": "application/json" },
-        body: payload,
-      });
-    // The control: the same bytes in a field nothing scans (the gateway passes it through), so extproc's
-    // loop only parses and forwards them. It is measured on this machine, now, under whatever load it has.
-    const control = Buffer.from(
-      JSON.stringify({
-        model: MODEL,
-        messages: [{ role: "user", content: "hi" }],
-        max_tokens: 4,
-        note: prompt,
-      }),
-    );
-    const controlLag = async () => {
-      await loopLag();
-      assert.equal((await send(control)).status, 200);
-      return loopLag();
-    };
+    // The control: the same bytes in a field nothing scans, before and after, under the same load.
+    const controlLag = () => passThroughLag(stack, DEMO_KEYS.research, MODEL, prompt);
     const controlBefore = await controlLag();
     const mark = markForwarded(stack);
     const bigForwarded = () => mark.all().find((f) => f.pool === "pool-a" && f.req.body.length > 1_000_000);
-    await loopLag();
-    const big = send(body);
+    await eventLoopLagMax(stack); // resets the maximum
+    const big = rawRequest(stack, "/v1/chat/completions", {
+      headers: { authorization: `Bearer ${DEMO_KEYS.research}`, "content-type": "application/json" },
+      body,
+    });
     // Small requests one after another while the big one is in the gateway. Once it reaches the (in-process)
     // demo server, parsing it stalls this process: the request in flight then is not counted, and we stop.
     const latencies: number[] = [];
@@ -291,7 +284,7 @@ describe("large prompts", () => {
       if (bigForwarded()) break;
       latencies.push(performance.now() - started);
     }
-    const lag = await loopLag();
+    const lag = await eventLoopLagMax(stack);
     assert.equal((await big).status, 200);
     const controlAfter = await controlLag();
     // Scanned inline, the ~4.5 MB prompt (deny patterns, injection rules, PII) holds extproc's event loop
@@ -305,7 +298,7 @@ describe("large prompts", () => {
         `at most ${ms(lag)} (control: ${ms(controlBefore)} before, ${ms(controlAfter)} after)`,
     );
     assert.ok(latencies.length > 0, "no small request got through while the big one was in the gateway");
-    const allowed = 3 * Math.max(controlBefore, controlAfter) + 0.1;
+    const allowed = allowedLag(controlBefore, controlAfter);
     assert.ok(
       lag < allowed,
       `extproc's event loop stalled for ${ms(lag)}; the control allows ${ms(allowed)}`,

@@ -1,5 +1,5 @@
 import { createConnection } from "node:net";
-import { childEnv, launch, type Launched } from "./children.js";
+import { childEnv, launch, running, type Launched } from "./children.js";
 import { freePort, waitFor } from "./index.js";
 
 /** A redis-server started for a test run, on loopback, with persistence off. */
@@ -36,12 +36,12 @@ export async function startRedis(): Promise<RedisServer> {
       { env: childEnv() },
     );
     const failed = server.exited.then(() => {
-      throw new Error(`redis-server exited during start-up`);
+      throw new Error("redis-server exited during start-up");
     });
     await Promise.race([waitFor(`redis-server on ${port}`, pingable(port), 10_000), failed]);
   };
   const kill = async () => {
-    if (!server || server.child.exitCode !== null || server.child.signalCode !== null) return;
+    if (!running(server)) return;
     server.child.kill("SIGKILL");
     await server.exited;
   };
