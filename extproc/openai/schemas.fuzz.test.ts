@@ -13,6 +13,17 @@ import { seededRandom } from "../../test/harness/random.js";
 
 const SEED = Number(process.env.FUZZ_SEED ?? 0x5eed_2026) >>> 0;
 const ITERATIONS = Number(process.env.FUZZ_ITERATIONS ?? 1000);
+/** Fewer cases than this prove little (FUZZ_ITERATIONS=0 would pass with none): the run fails instead. */
+const MIN_ITERATIONS = 200;
+
+describe("fuzz settings", () => {
+  it(`runs at least ${MIN_ITERATIONS} cases per parser`, () => {
+    assert.ok(
+      Number.isInteger(ITERATIONS) && ITERATIONS >= MIN_ITERATIONS,
+      `FUZZ_ITERATIONS=${process.env.FUZZ_ITERATIONS}: at least ${MIN_ITERATIONS} cases are needed`,
+    );
+  });
+});
 
 /** Seeded random choices for input generation. */
 function prng(seed: number): Random {
@@ -317,6 +328,7 @@ describe(`parseRequestBody fuzz (seed ${SEED})`, () => {
         assert.ok(typeof model === "string" && model.length > 0, `${label()}: model ${String(model)}`);
         outcomes.accepted++;
       }
+      assert.equal(outcomes.accepted + outcomes.invalid_json + outcomes.invalid_request, ITERATIONS);
       // The generator must exercise all three outcomes, or the invariant proves little.
       for (const [outcome, count] of Object.entries(outcomes)) {
         assert.ok(count >= ITERATIONS / 50, `${name}: only ${count} cases ended ${outcome}`);
@@ -396,7 +408,8 @@ function split(chunks: readonly Buffer[]): { events: SseEvent[]; rest: Buffer } 
 describe(`SseSplitter fuzz (seed ${SEED})`, () => {
   it("re-assembles random streams split at random points, byte for byte and event for event", () => {
     const r = prng(SEED ^ 0x55e);
-    for (let i = 0; i < ITERATIONS; i++) {
+    let cases = 0;
+    for (let i = 0; i < ITERATIONS; i++, cases++) {
       const stream = randomStream(r);
       const whole = split([stream.bytes]);
       const chunked = split(randomChunks(r, stream.bytes));
@@ -431,5 +444,6 @@ describe(`SseSplitter fuzz (seed ${SEED})`, () => {
         assert.equal(text(whole.rest), stream.tail, label);
       }
     }
+    assert.equal(cases, ITERATIONS);
   });
 });

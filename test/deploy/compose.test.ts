@@ -47,7 +47,6 @@ describeLocalGateway(
     bootstrap: FILES.envoyCompose,
     envoyArgs: envoy.command,
     extprocEnv: (socket, metrics) => ({
-      ...process.env,
       ...environment,
       EXTPROC_POLICY: inRepository(environment.EXTPROC_POLICY!),
       EXTPROC_ENVOY_CONFIG: inRepository(environment.EXTPROC_ENVOY_CONFIG!),

@@ -6,13 +6,13 @@
  * deployment must pass are registered here once; each test file adds its own.
  */
 import assert from "node:assert/strict";
-import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
 import * as yaml from "js-yaml";
 import { startModelServer, type ModelServer } from "../model-server/index.js";
+import { childEnv, launch, terminate, type Launched } from "../harness/children.js";
 import { DEMO_KEYS, DEMO_POOL_B_KEY, envoyBinary, freePort, POOL_MODELS, waitFor } from "../harness/index.js";
 import { mapFilenames, POD, POD_FILES, ROOT } from "./render-envoy.js";
 
@@ -33,8 +33,11 @@ export interface LocalGatewayOptions {
   readonly bootstrap: string;
   /** Envoy's arguments in the deployment; --config-path, --concurrency and --log-level are replaced. */
   readonly envoyArgs: readonly string[];
-  /** extproc's environment, given where this run's socket is and where its metrics listen (host:port). */
-  readonly extprocEnv: (socket: string, metrics: string) => NodeJS.ProcessEnv;
+  /**
+   * extproc's settings, given where this run's socket is and where its metrics listen (host:port); extproc
+   * sees no other variable of this process's environment.
+   */
+  readonly extprocEnv: (socket: string, metrics: string) => Readonly<Record<string, string | undefined>>;
 }
 
 /** A running local gateway, for the tests of one `describe`. */
@@ -81,23 +84,6 @@ function withFlag(args: readonly string[], flag: string, value: string): string[
   return [...args.slice(0, at + 1), value, ...args.slice(at + 2)];
 }
 
-/** Starts a process with its output collected in `log`. */
-export function launch(command: string, args: string[], env: NodeJS.ProcessEnv, log: string[]): ChildProcess {
-  const child = spawn(command, args, { cwd: ROOT, env, stdio: ["ignore", "pipe", "pipe"] });
-  child.stdout!.on("data", (d: Buffer) => log.push(d.toString()));
-  child.stderr!.on("data", (d: Buffer) => log.push(d.toString()));
-  return child;
-}
-
-async function stop(child: ChildProcess | undefined): Promise<void> {
-  if (!child || child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise((resolve) => child.once("exit", resolve));
-  child.kill("SIGTERM");
-  const timer = setTimeout(() => child.kill("SIGKILL"), 10_000);
-  await exited;
-  clearTimeout(timer);
-}
-
 const chat = (model: string, content: string) =>
   JSON.stringify({ model, messages: [{ role: "user", content }] });
 
@@ -116,8 +102,8 @@ export function describeLocalGateway(
     const logs: string[] = [];
     const servers: ModelServer[] = [];
     let ports: Ports | undefined;
-    let extproc: ChildProcess | undefined;
-    let envoy: ChildProcess | undefined;
+    let extproc: Launched | undefined;
+    let envoy: Launched | undefined;
     const port = (name: keyof Ports): number => {
       assert.ok(ports, "the gateway is not running");
       return ports[name];
@@ -156,8 +142,11 @@ export function describeLocalGateway(
         servers.push(server);
         pools[name] = server.port;
       }
-      const env = options.extprocEnv(socket, `127.0.0.1:${ports.metrics}`);
-      extproc = launch(process.execPath, [path.join(ROOT, "dist/extproc/main.js")], env, logs);
+      const env = childEnv(options.extprocEnv(socket, `127.0.0.1:${ports.metrics}`));
+      extproc = launch("extproc", process.execPath, [path.join(ROOT, "dist/extproc/main.js")], {
+        env,
+        output: logs,
+      });
       await waitFor("extproc", async () => (await fetch(`http://127.0.0.1:${ports!.metrics}/healthz`)).ok);
       const config = path.join(workDir, "envoy.yaml");
       const doc = yaml.load(readFileSync(path.join(ROOT, options.bootstrap), "utf8")) as Node;
@@ -165,7 +154,7 @@ export function describeLocalGateway(
       // The deployment's flags, on one worker and quieter.
       let args = withFlag(options.envoyArgs, "--config-path", config);
       args = withFlag(withFlag(args, "--concurrency", "1"), "--log-level", "warning");
-      envoy = launch(envoyBinary(), args, process.env, logs);
+      envoy = launch("envoy", envoyBinary(), args, { env: childEnv(), output: logs });
       await waitFor(
         "envoy's readiness",
         async () => (await fetch(gateway.ops(POD.ops.ready))).status === 200,
@@ -173,8 +162,8 @@ export function describeLocalGateway(
     });
 
     after(async () => {
-      await stop(envoy);
-      await stop(extproc);
+      await terminate(envoy);
+      await terminate(extproc);
       await Promise.all(servers.map((s) => s.close()));
       rmSync(workDir, { recursive: true, force: true });
     });

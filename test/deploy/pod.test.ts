@@ -10,7 +10,9 @@ import path from "node:path";
 import { test } from "node:test";
 import * as yaml from "js-yaml";
 import { DEMO_KEYS, DEMO_POOL_B_KEY, waitFor } from "../harness/index.js";
-import { describeLocalGateway, launch } from "./local-gateway.js";
+import { childEnv, launch } from "../harness/children.js";
+import { parseChatStream } from "../harness/sse.js";
+import { describeLocalGateway } from "./local-gateway.js";
 import { FILES, POD, ROOT } from "./render-envoy.js";
 
 type Node = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
@@ -26,7 +28,6 @@ describeLocalGateway(
     bootstrap: FILES.envoyK8s,
     envoyArgs: envoyContainer.args,
     extprocEnv: (socket, metrics) => ({
-      ...process.env,
       EXTPROC_POLICY: path.join(ROOT, FILES.policyK8s),
       // The committed pod bootstrap, as in the pod: extproc refuses pools it cannot route.
       EXTPROC_ENVOY_CONFIG: path.join(ROOT, FILES.envoyK8s),
@@ -62,19 +63,18 @@ describeLocalGateway(
 
       // Both preStop hooks, as the kubelet runs them (concurrently), against this Envoy's admin.
       const hook = (mode: string) => {
-        const env = {
-          ...process.env,
+        const env = childEnv({
           ENVOY_ADMIN_PORT: String(gateway.ports.admin),
           DRAIN_MIN_WAIT_S: "1",
           DRAIN_MAX_WAIT_S: "60",
-        };
+        });
         const output: string[] = [];
-        const child = launch("bash", [path.join(ROOT, "deploy/kubernetes/base/drain.sh"), mode], env, output);
-        const done = new Promise<{ code: number | null; at: number; output: string }>((resolve) =>
-          // "close", not "exit": only then has all of the hook's output been read.
-          child.once("close", (code) => resolve({ code, at: Date.now(), output: output.join("") })),
-        );
-        return done;
+        const drain = path.join(ROOT, "deploy/kubernetes/base/drain.sh");
+        return launch(`preStop ${mode}`, "bash", [drain, mode], { env, output }).exited.then(({ code }) => ({
+          code,
+          at: Date.now(),
+          output: output.join(""),
+        }));
       };
       const envoyHook = hook("envoy");
       const extprocHook = hook("wait");
@@ -98,17 +98,16 @@ describeLocalGateway(
       }
       const finished = Date.now();
       assert.ok(finished - started >= 2_000, "the stream ran on while the pod drained");
-      assert.match(body, /data: \[DONE\]/);
-      type Choice = { delta?: { content?: string }; finish_reason?: string | null };
-      const choices = body
-        .split("\n")
-        .filter((line) => line.startsWith("data: {"))
-        .flatMap((line) => (JSON.parse(line.slice(6)) as { choices: Choice[] }).choices);
+      const stream = parseChatStream(body);
+      assert.equal(stream.last, "[DONE]");
       // extproc's PII scan of the output regroups the chunks; the text must be whole.
-      const text = choices.map((c) => c.delta?.content ?? "").join("");
       const echoed = Array.from({ length: tokens - 4 }, (_, i) => `w${i}`).join(" ");
-      assert.equal(text, `This is llama-3.1-8b-instruct answering: ${echoed}`, "every token arrived");
-      assert.equal(choices.at(-1)?.finish_reason, "length");
+      assert.equal(
+        stream.content,
+        `This is llama-3.1-8b-instruct answering: ${echoed}`,
+        "every token arrived",
+      );
+      assert.deepEqual(stream.finishReasons, ["length"]);
 
       for (const result of [await envoyHook, await extprocHook]) {
         assert.equal(result.code, 0, result.output);

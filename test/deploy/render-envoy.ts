@@ -20,8 +20,9 @@ import { fileURLToPath } from "node:url";
 import * as yaml from "js-yaml";
 import * as prettier from "prettier";
 
-/** Repository root (this file is dist/test/deploy/render-envoy.js once built). */
-export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../..");
+import { ROOT } from "../harness/root.js";
+
+export { ROOT };
 
 /** Model-server pools by Envoy cluster name: the DNS name and port each one's endpoints are found at. */
 export type Pools = Readonly<Record<string, { readonly address: string; readonly port: number }>>;

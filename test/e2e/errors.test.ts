@@ -7,7 +7,15 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import OpenAI, { APIError } from "openai";
 import { DEMO_KEYS, startStack, type Stack } from "../harness/index.js";
-import { auditRecordOf, client, rawRequest } from "./helpers.js";
+import {
+  assertErrorObject,
+  assertOpenAIError,
+  auditRecordOf,
+  client,
+  markForwarded,
+  rawRequest,
+  type OpenAIErrorObject,
+} from "./helpers.js";
 
 let stack: Stack;
 
@@ -17,18 +25,13 @@ before(async () => {
 after(() => stack?.stop());
 
 const hello = { model: "llama-3.1-8b-instruct", messages: [{ role: "user" as const, content: "hello" }] };
-const forwardedCount = () => stack.pools["pool-a"]!.received.length + stack.pools["pool-b"]!.received.length;
 
 /** Checks the OpenAI error shape of an SDK error and returns its body. */
-function errorBody(err: unknown, status: number, code: string): { message: string; param: string | null } {
+function errorBody(err: unknown, status: number, code: string): OpenAIErrorObject {
   assert.ok(err instanceof OpenAI.APIError, `expected an APIError, got ${String(err)}`);
   assert.equal(err.status, status);
   assert.equal(err.code, code);
-  assert.equal(typeof err.message, "string");
-  const body = err.error as { message: string; type: string; param: string | null; code: string };
-  assert.equal(typeof body.type, "string");
-  assert.ok("param" in body);
-  return body;
+  return assertErrorObject(err.error);
 }
 
 /** Expects `call` to fail with `ErrorClass`, `status` and `code`, audited as a denial, nothing forwarded. */
@@ -37,8 +40,8 @@ async function expectRefusal(
   ErrorClass: new (...args: never[]) => APIError,
   status: number,
   code: string,
-): Promise<{ message: string; param: string | null }> {
-  const before = forwardedCount();
+): Promise<OpenAIErrorObject> {
+  const mark = markForwarded(stack);
   let caught: unknown;
   try {
     await call();
@@ -51,7 +54,7 @@ async function expectRefusal(
   assert.equal(audit.decision, "deny");
   assert.equal(audit.reason, code);
   assert.equal(audit.status, status);
-  assert.equal(forwardedCount(), before, "a refused request reached a model server");
+  assert.deepEqual(mark.all(), [], "a refused request reached a model server");
   return body;
 }
 
@@ -61,15 +64,9 @@ describe("authentication and authorization", () => {
       headers: { "content-type": "application/json" },
       body: JSON.stringify(hello),
     });
-    assert.equal(res.status, 401);
-    assert.match(res.headers.get("content-type") ?? "", /application\/json/);
-    assert.deepEqual(Object.keys((res.json as { error: object }).error), [
-      "message",
-      "type",
-      "param",
-      "code",
-    ]);
-    assert.equal((res.json as { error: { code: string } }).error.code, "missing_api_key");
+    const error = assertOpenAIError(res, 401, "missing_api_key");
+    // Exactly OpenAI's members, in OpenAI's order.
+    assert.deepEqual(Object.keys(error), ["message", "type", "param", "code"]);
   });
 
   it("401 for unknown, revoked and expired keys, never echoing the key", async () => {
@@ -146,14 +143,12 @@ describe("request validation", () => {
       headers: { ...auth, "content-type": "application/json" },
       body: '{"model": "llama-3.1-8b-instruct", "messages": [',
     });
-    assert.equal(malformed.status, 400);
-    assert.equal((malformed.json as { error: { code: string } }).error.code, "invalid_json");
+    assertOpenAIError(malformed, 400, "invalid_json");
     const text = await rawRequest(stack, "/v1/chat/completions", {
       headers: { ...auth, "content-type": "text/plain" },
       body: "hello",
     });
-    assert.equal(text.status, 415);
-    assert.equal((text.json as { error: { code: string } }).error.code, "unsupported_content_type");
+    assertOpenAIError(text, 415, "unsupported_content_type");
   });
 
   it("413 as OpenAI JSON for a body over the 8 MiB limit, 200 just under it", async () => {
@@ -164,8 +159,7 @@ describe("request validation", () => {
       headers: auth,
       body: big(8 * 1024 * 1024 + 10),
     });
-    assert.equal(over.status, 413);
-    assert.equal((over.json as { error: { code: string } }).error.code, "request_too_large");
+    assertOpenAIError(over, 413, "request_too_large");
     const under = await rawRequest(stack, "/v1/chat/completions", {
       headers: auth,
       body: big(7 * 1024 * 1024),
@@ -176,11 +170,9 @@ describe("request validation", () => {
   it("404 for an unknown URL and 405 for a wrong method", async () => {
     const auth = { authorization: `Bearer ${DEMO_KEYS.research}` };
     const unknown = await rawRequest(stack, "/v1/fine_tuning/jobs", { method: "GET", headers: auth });
-    assert.equal(unknown.status, 404);
-    assert.equal((unknown.json as { error: { code: string } }).error.code, "unknown_url");
+    assertOpenAIError(unknown, 404, "unknown_url");
     const wrongMethod = await rawRequest(stack, "/v1/chat/completions", { method: "GET", headers: auth });
-    assert.equal(wrongMethod.status, 405);
-    assert.equal((wrongMethod.json as { error: { code: string } }).error.code, "method_not_allowed");
+    assertOpenAIError(wrongMethod, 405, "method_not_allowed");
   });
 });
 
@@ -203,14 +195,13 @@ describe("failure modes", () => {
 
   it("fails closed with a clear 500 while extproc is down, and recovers when it is back", async () => {
     await stack.stopExtProc();
-    const before = forwardedCount();
+    const mark = markForwarded(stack);
     const down = await rawRequest(stack, "/v1/chat/completions", {
       headers: { authorization: `Bearer ${DEMO_KEYS.research}`, "content-type": "application/json" },
       body: JSON.stringify(hello),
     });
-    assert.equal(down.status, 500);
-    assert.equal((down.json as { error: { code: string } }).error.code, "gateway_policy_unavailable");
-    assert.equal(forwardedCount(), before, "a request was forwarded unchecked");
+    assertOpenAIError(down, 500, "gateway_policy_unavailable");
+    assert.deepEqual(mark.all(), [], "a request was forwarded unchecked");
     await stack.startExtProc();
     const ok = await client(stack, DEMO_KEYS.research).chat.completions.create(hello);
     assert.equal(ok.model, "llama-3.1-8b-instruct");

@@ -10,7 +10,7 @@ import { after, before, describe, it } from "node:test";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { startModelServer, type ModelServer, type ReceivedRequest } from "../model-server/index.js";
+import { startModelServer, type ModelServer } from "../model-server/index.js";
 import {
   DEMO_KEYS,
   DEMO_POOL_B_KEY,
@@ -24,14 +24,23 @@ import { writeFallbackEnvoyConfig } from "../harness/envoy-config.js";
 import { writePolicy } from "../harness/policy.js";
 import {
   accessLogLine,
+  allowedLag,
+  assertOpenAIError,
   auditRecordOf,
   auditRecords,
   client,
+  eventLoopLagMax,
   extprocMetrics,
+  forwarded,
+  markForwarded,
+  openStream,
+  passThroughLag,
   rawRequest,
   sampleValue,
+  type RawResponse,
 } from "./helpers.js";
 import { seededRandom } from "../harness/random.js";
+import { parseChatStream } from "../harness/sse.js";
 
 let stack: Stack;
 
@@ -45,35 +54,6 @@ const JSON_HEADERS = { authorization: `Bearer ${DEMO_KEYS.research}`, "content-t
 const research = (headers: Record<string, string> = {}) => client(stack, DEMO_KEYS.research, headers);
 const chat = (content: string, extra: Record<string, unknown> = {}) =>
   JSON.stringify({ model: MODEL, messages: [{ role: "user", content }], ...extra });
-
-type RawResponse = Awaited<ReturnType<typeof rawRequest>>;
-
-/** Inference requests the model servers received (their health checks left out), with the pool. */
-function forwarded(): Array<{ readonly pool: string; readonly req: ReceivedRequest }> {
-  return Object.entries(stack.pools).flatMap(([pool, server]) =>
-    server.received.filter((req) => req.path !== "/health").map((req) => ({ pool, req })),
-  );
-}
-
-/** What the model servers have received so far, to tell later arrivals apart (they keep the last 1000). */
-const receivedSoFar = () => new Set(forwarded().map((f) => f.req));
-const forwardedSince = (earlier: ReadonlySet<ReceivedRequest>) =>
-  forwarded().filter((f) => !earlier.has(f.req));
-
-/** Asserts an OpenAI-style error answer: the status, a JSON content type and a complete `error` object. */
-function assertOpenAIError(res: RawResponse, status: number | ((s: number) => boolean), code?: string): void {
-  const label = `${res.status} ${res.headers.get("content-type")} ${JSON.stringify(res.text.slice(0, 300))}`;
-  if (typeof status === "number") assert.equal(res.status, status, label);
-  else assert.ok(status(res.status), label);
-  assert.match(res.headers.get("content-type") ?? "", /^application\/json/, label);
-  const error = (res.json as { error?: Record<string, unknown> } | undefined)?.error;
-  assert.ok(error && typeof error === "object", `no OpenAI error object: ${label}`);
-  assert.equal(typeof error.message, "string", label);
-  assert.equal(typeof error.type, "string", label);
-  assert.ok("param" in error, label);
-  assert.equal(typeof error.code, "string", label);
-  if (code !== undefined) assert.equal(error.code, code, label);
-}
 
 /** extproc is still running and answering: its process has not exited and a normal request gets a 200. */
 async function assertStillServing(): Promise<void> {
@@ -100,27 +80,6 @@ async function envoyActiveRequests(): Promise<number> {
   return total;
 }
 
-/** Content deltas and the last data line of a raw chat completion event stream. */
-function parseStream(text: string): { content: string; finishReasons: string[]; last: string | undefined } {
-  const datas = text
-    .split(/\n\n/)
-    .filter((event) => event.startsWith("data: "))
-    .map((event) => event.slice(6));
-  let content = "";
-  const finishReasons: string[] = [];
-  for (const data of datas) {
-    if (data === "[DONE]") continue;
-    const chunk = JSON.parse(data) as {
-      choices: Array<{ delta?: { content?: string }; finish_reason?: string }>;
-    };
-    for (const choice of chunk.choices) {
-      content += choice.delta?.content ?? "";
-      if (choice.finish_reason) finishReasons.push(choice.finish_reason);
-    }
-  }
-  return { content, finishReasons, last: datas.at(-1) };
-}
-
 describe("extproc killed mid-load", () => {
   it("forwards nothing unchecked, answers a clear 500 while down and 200s again after a restart", async () => {
     const body = JSON.stringify({
@@ -128,7 +87,7 @@ describe("extproc killed mid-load", () => {
       messages: [{ role: "user", content: "under load" }],
       max_tokens: 2,
     });
-    const earlier = receivedSoFar();
+    const mark = markForwarded(stack);
     interface Outcome {
       readonly startedAt: number;
       readonly endedAt: number;
@@ -198,8 +157,7 @@ describe("extproc killed mid-load", () => {
 
       // Everything a model server received went through extproc: its alias resolved and the body rewritten,
       // the client's key removed (pool B gets its own credential), content-length matching the new body.
-      const received = forwardedSince(earlier);
-      assert.ok(received.length < 900, "the model servers keep only their last 1000 requests");
+      const received = mark.all();
       for (const { pool, req } of received) {
         const sent = JSON.parse(req.body) as { model: string };
         assert.equal(
@@ -253,22 +211,18 @@ describe("SIGTERM: graceful shutdown", () => {
     try {
       // New requests while it drains are refused (fail closed), not forwarded.
       await sleep(300);
-      const earlier = receivedSoFar();
+      const mark = markForwarded(stack);
       const refused = await rawRequest(stack, "/v1/chat/completions", {
         headers: JSON_HEADERS,
         body: chat("late"),
       });
       assertOpenAIError(refused, 500, "gateway_policy_unavailable");
-      assert.deepEqual(
-        forwardedSince(earlier),
-        [],
-        "a request was forwarded while extproc was shutting down",
-      );
+      assert.deepEqual(mark.all(), [], "a request was forwarded while extproc was shutting down");
 
       for (let chunk = await reader.read(); !chunk.done; chunk = await reader.read()) {
         text += decoder.decode(chunk.value, { stream: true });
       }
-      const stream = parseStream(text);
+      const stream = parseChatStream(text);
       assert.equal(stream.content, `This is ${MODEL} answering: ${words.join(" ")}`);
       assert.deepEqual(stream.finishReasons, ["stop"]);
       assert.equal(stream.last, "[DONE]");
@@ -290,7 +244,7 @@ describe("SIGTERM: graceful shutdown", () => {
 
 describe("extproc hangs", () => {
   it("fails closed with an OpenAI JSON 5xx when extproc does not answer in time, and recovers", async () => {
-    const earlier = receivedSoFar();
+    const mark = markForwarded(stack);
     stack.signalExtProc("SIGSTOP");
     let res: RawResponse;
     try {
@@ -298,9 +252,9 @@ describe("extproc hangs", () => {
     } finally {
       stack.signalExtProc("SIGCONT");
     }
-    assert.deepEqual(forwardedSince(earlier), [], "a request was forwarded while extproc hung");
-    // Envoy gives up after its 2 s message_timeout; the client must still get the documented error.
-    assertOpenAIError(res, (s) => s === 500 || s === 504, "gateway_policy_unavailable");
+    assert.deepEqual(mark.all(), [], "a request was forwarded while extproc hung");
+    // Envoy gives up after its 2 s message_timeout: README's 504, as OpenAI JSON.
+    assertOpenAIError(res, 504, "gateway_policy_unavailable");
     await assertStillServing();
   });
 });
@@ -437,7 +391,10 @@ describe("a model pool down, with a fallback pool in policy", () => {
       assert.equal(record.pool, "pool-a");
       assert.equal(record.fallback_from, undefined);
     }
-    assert.equal(failover.pools["pool-c"]!.received.filter((r) => r.path !== "/health").length, 0);
+    assert.deepEqual(
+      forwarded(failover).filter((f) => f.pool === "pool-c"),
+      [],
+    );
   });
 
   it("fails over at once when the pool dies: no failed request, audited with the pool that answered", async () => {
@@ -467,17 +424,14 @@ describe("a model pool down, with a fallback pool in policy", () => {
 describe("clients that disconnect", () => {
   /** Opens a stream, reads its first bytes and aborts it; returns its request id. */
   async function abortedStream(content: string): Promise<string> {
-    const controller = new AbortController();
-    const res = await fetch(`${stack.baseURL}/chat/completions`, {
-      method: "POST",
-      headers: { ...JSON_HEADERS, "x-demo-token-delay-ms": "50" },
-      body: chat(content, { stream: true, max_tokens: 24 }),
-      signal: controller.signal,
-    });
-    assert.equal(res.status, 200);
-    await res.body!.getReader().read();
-    controller.abort();
-    return res.headers.get("x-request-id")!;
+    const stream = await openStream(
+      stack,
+      DEMO_KEYS.research,
+      { model: MODEL, messages: [{ role: "user", content }], max_tokens: 24 },
+      { "x-demo-token-delay-ms": "50" },
+    );
+    stream.abort();
+    return stream.requestId;
   }
 
   /** extproc's heap in use: the lowest of a few samples, so garbage not yet collected counts less. */
@@ -534,8 +488,9 @@ describe("clients that disconnect", () => {
 });
 
 describe("hostile request bodies: a clear 4xx as OpenAI JSON, never a crash or a 5xx", () => {
-  const depth = 100_000;
-  const nestedArrays = "[".repeat(depth) + "]".repeat(depth);
+  /** `n` arrays nested in one another: inside the body's object, the body nests n + 1 levels. */
+  const nested = (n: number) => "[".repeat(n) + "]".repeat(n);
+  const nestedArrays = nested(100_000);
   const hello = '"messages":[{"role":"user","content":"hi"}]';
 
   interface Case {
@@ -545,13 +500,10 @@ describe("hostile request bodies: a clear 4xx as OpenAI JSON, never a crash or a
     /** Expected status and code, or a check of its own. */
     readonly expect: readonly [number, string?] | ((res: RawResponse) => void);
   }
-  /** A request the gateway may answer (200) or refuse with 400, but never fail on. */
-  const answeredOr400 = (res: RawResponse) => {
-    if (res.status === 200) return;
-    assertOpenAIError(res, 400);
-    assert.ok(
-      ["invalid_json", "invalid_request"].includes((res.json as { error: { code: string } }).error.code),
-    );
+  /** Refused before parsing: bodies may nest at most 64 levels (README; MAX_DEPTH in extproc/openai/schemas.ts). */
+  const tooDeep = (res: RawResponse) => {
+    assertOpenAIError(res, 400, "invalid_json");
+    assert.match((res.json as { error: { message: string } }).error.message, /levels deep; at most 64/);
   };
   const answered = (res: RawResponse) => {
     assert.equal(res.status, 200, res.text.slice(0, 300));
@@ -561,26 +513,32 @@ describe("hostile request bodies: a clear 4xx as OpenAI JSON, never a crash or a
     {
       name: "100k nested arrays where a field is validated",
       body: `{"model":"${MODEL}","messages":[{"role":"user","content":${nestedArrays}}]}`,
-      // Refused before parsing: bodies may nest at most 64 levels (MAX_DEPTH in extproc/openai/schemas.ts).
-      expect: (res) => {
-        assertOpenAIError(res, 400, "invalid_json");
-        assert.match((res.json as { error: { message: string } }).error.message, /levels deep; at most 64/);
-      },
+      expect: tooDeep,
     },
     {
       name: "100k nested arrays in a field the gateway passes through",
       body: `{"model":"${MODEL}",${hello},"vendor_field":${nestedArrays}}`,
-      expect: answeredOr400,
+      expect: tooDeep,
     },
     {
       name: "100k nested arrays in a request the gateway rewrites (alias resolved)",
       body: `{"model":"chat-default",${hello},"vendor_field":${nestedArrays}}`,
-      expect: answeredOr400,
+      expect: tooDeep,
     },
     {
       name: "100k nested arrays in a stream request (the gateway adds stream_options)",
       body: `{"model":"${MODEL}","stream":true,${hello},"vendor_field":${nestedArrays}}`,
-      expect: answeredOr400,
+      expect: tooDeep,
+    },
+    {
+      name: "exactly 64 levels of nesting (the limit) are answered",
+      body: `{"model":"${MODEL}",${hello},"vendor_field":${nested(63)}}`,
+      expect: answered,
+    },
+    {
+      name: "65 levels of nesting are refused",
+      body: `{"model":"${MODEL}",${hello},"vendor_field":${nested(64)}}`,
+      expect: tooDeep,
     },
     {
       name: "invalid UTF-8 bytes in a string",
@@ -681,12 +639,12 @@ describe("hostile request bodies: a clear 4xx as OpenAI JSON, never a crash or a
     // extproc reads the last "model"; a model server whose parser keeps the first (or rejects duplicates)
     // must not be handed a body that means something else than what was authorized and audited.
     const body = `{"model":"gpt-unknown","model":"${MODEL}",${hello}}`;
-    const earlier = receivedSoFar();
+    const mark = markForwarded(stack);
     const res = await rawRequest(stack, "/v1/chat/completions", { headers: JSON_HEADERS, body });
     if (res.status !== 200) {
       assertOpenAIError(res, 400, "invalid_json");
     } else {
-      const [sent, ...more] = forwardedSince(earlier);
+      const [sent, ...more] = mark.all();
       assert.equal(more.length, 0);
       const models = [...sent!.req.body.matchAll(/"model"\s*:\s*("(?:[^"\\]|\\.)*")/g)].map((m) =>
         JSON.parse(m[1]!),
@@ -696,33 +654,56 @@ describe("hostile request bodies: a clear 4xx as OpenAI JSON, never a crash or a
     await assertStillServing();
   });
 
-  it("a 6 MB single-string prompt is answered, without stalling other clients meanwhile", async () => {
-    const big = chat("a".repeat(6 * 1024 * 1024), { max_tokens: 1 });
+  it("a 6 MB single-string prompt is answered, without stalling other clients meanwhile", async (t) => {
+    const text = "a".repeat(6 * 1024 * 1024);
+    const big = chat(text, { max_tokens: 1 });
+    const controlBefore = await passThroughLag(stack, DEMO_KEYS.research, MODEL, text);
+    await eventLoopLagMax(stack); // resets the maximum
     let done = false;
     const bigAnswer = rawRequest(stack, "/v1/chat/completions", { headers: JSON_HEADERS, body: big });
     const finished = () => (done = true);
     bigAnswer.then(finished, finished);
     // Other clients' small requests, one after another for as long as the big one is being handled.
-    const others: RawResponse[] = [];
+    const others: Array<{ readonly res: RawResponse; readonly ms: number }> = [];
     while (!done) {
       await sleep(100);
-      others.push(
-        await rawRequest(stack, "/v1/chat/completions", {
-          headers: JSON_HEADERS,
-          body: chat("small", { max_tokens: 1 }),
-        }),
-      );
+      const started = performance.now();
+      const res = await rawRequest(stack, "/v1/chat/completions", {
+        headers: JSON_HEADERS,
+        body: chat("small", { max_tokens: 1 }),
+      });
+      others.push({ res, ms: performance.now() - started });
     }
+    const lag = await eventLoopLagMax(stack);
     const res = await bigAnswer;
     assert.equal(res.status, 200, res.text.slice(0, 300));
     assert.equal((res.json as { object: string }).object, "chat.completion");
+    const controlAfter = await passThroughLag(stack, DEMO_KEYS.research, MODEL, text);
+    const slowest = Math.max(...others.map((o) => o.ms));
+    const ms = (seconds: number) => `${(seconds * 1000).toFixed(0)} ms`;
+    t.diagnostic(
+      `${others.length} small requests meanwhile, slowest ${slowest.toFixed(0)} ms; extproc's event loop held ` +
+        `at most ${ms(lag)} (control: ${ms(controlBefore)} before, ${ms(controlAfter)} after)`,
+    );
+    assert.ok(others.length > 0, "no small request was sent while the big one was handled");
     const failed = others
-      .filter((r) => r.status !== 200)
-      .map((r) => `${r.status} ${r.headers.get("content-type")} ${JSON.stringify(r.text.slice(0, 120))}`);
+      .filter((o) => o.res.status !== 200)
+      .map(
+        ({ res: r }) =>
+          `${r.status} ${r.headers.get("content-type")} ${JSON.stringify(r.text.slice(0, 120))}`,
+      );
     assert.deepEqual(
       failed,
       [],
       `${failed.length} of ${others.length} small requests failed while extproc worked on the 6 MB prompt`,
+    );
+    // Counting and scanning 6 MB inline holds extproc's event loop for seconds (small requests then get
+    // Envoy's 504 after its 2 s message_timeout); on workers only the body's parse is left on it, about what
+    // the control costs. Compared with the control rather than a fixed time: load slows both alike.
+    const allowed = allowedLag(controlBefore, controlAfter);
+    assert.ok(
+      lag < allowed,
+      `extproc's event loop stalled for ${ms(lag)}; the control allows ${ms(allowed)}`,
     );
     await assertStillServing();
   });

@@ -12,7 +12,7 @@ import { after, before, describe, it } from "node:test";
 import OpenAI from "openai";
 import { DEMO_KEYS, DEMO_POOL_B_KEY, ROOT, startStack, type Stack } from "../harness/index.js";
 import { writePolicy } from "../harness/policy.js";
-import { client } from "./helpers.js";
+import { client, forwarded, markForwarded } from "./helpers.js";
 
 let stack: Stack;
 let research: OpenAI;
@@ -47,7 +47,7 @@ const normalize = (text: string): string =>
 
 describe("models", () => {
   it("lists exactly the models each key may use, answered by the gateway", async () => {
-    const before = stack.pools["pool-a"]!.received.length + stack.pools["pool-b"]!.received.length;
+    const mark = markForwarded(stack);
     const all = await research.models.list();
     assert.deepEqual(
       all.data.map((m) => m.id),
@@ -62,7 +62,7 @@ describe("models", () => {
     const one = await support.models.retrieve("chat-default");
     assert.equal(one.id, "chat-default");
     await assert.rejects(support.models.retrieve("llama-3.1-8b-instruct"), OpenAI.NotFoundError);
-    assert.equal(stack.pools["pool-a"]!.received.length + stack.pools["pool-b"]!.received.length, before);
+    assert.deepEqual(mark.all(), [], "a model listing reached a model server");
   });
 });
 
@@ -214,6 +214,7 @@ describe("ext_proc streams", () => {
 describe("routing", () => {
   it("rewrites the alias and splits chat-default 90/10 between the pools", async () => {
     const total = 600;
+    const mark = markForwarded(stack);
     const served: Record<string, number> = { "pool-a": 0, "pool-b": 0 };
     let next = 0;
     const worker = async () => {
@@ -234,19 +235,28 @@ describe("routing", () => {
       served["pool-b"]! >= 31 && served["pool-b"]! <= 89,
       `pool-b served ${served["pool-b"]} of ${total}`,
     );
-    // The server keeps its last 1000 requests: look at the ones this test sent.
-    const forwarded = stack.pools["pool-a"]!.received.slice(-Math.min(served["pool-a"]!, 1000));
-    assert.ok(forwarded.length > 0);
-    for (const req of forwarded) assert.equal(JSON.parse(req.body).model, "llama-3.1-8b-instruct");
+    // Each pool received exactly the requests it answered, every one with the alias resolved to its model.
+    const sent = mark.all();
+    for (const [pool, model] of [
+      ["pool-a", "llama-3.1-8b-instruct"],
+      ["pool-b", "llama-3.1-8b-instruct-v2"],
+    ] as const) {
+      const mine = sent.filter((f) => f.pool === pool);
+      assert.equal(mine.length, served[pool]);
+      for (const { req } of mine) assert.equal(JSON.parse(req.body).model, model);
+    }
   });
 
   it("ignores a routing header forged by the client", async () => {
     const forging = client(stack, DEMO_KEYS.research, { "x-gateway-pool": "pool-b" });
+    const mark = markForwarded(stack);
     const { response } = await forging.chat.completions
       .create({ model: "llama-3.1-8b-instruct", messages: [{ role: "user", content: "hi" }] })
       .withResponse();
     assert.equal(response.headers.get("x-demo-server"), "pool-a");
-    assert.equal(stack.pools["pool-a"]!.received.at(-1)!.headers["x-gateway-pool"], undefined);
+    const { pool, req } = mark.one();
+    assert.equal(pool, "pool-a");
+    assert.equal(req.headers["x-gateway-pool"], undefined);
   });
 
   it("never forwards the client's credential; pool B gets its own from policy", async () => {
@@ -254,6 +264,7 @@ describe("routing", () => {
       "x-api-key": DEMO_KEYS.research,
       "api-key": DEMO_KEYS.research,
     });
+    const mark = markForwarded(stack);
     await keyed.chat.completions.create({
       model: "llama-3.1-8b-instruct",
       messages: [{ role: "user", content: "a" }],
@@ -262,11 +273,13 @@ describe("routing", () => {
       model: "llama-3.1-8b-instruct-v2",
       messages: [{ role: "user", content: "b" }],
     });
-    const a = stack.pools["pool-a"]!.received.at(-1)!;
-    const b = stack.pools["pool-b"]!.received.at(-1)!;
-    assert.equal(a.headers.authorization, undefined);
-    assert.equal(b.headers.authorization, `Bearer ${DEMO_POOL_B_KEY}`);
-    for (const req of [...stack.pools["pool-a"]!.received, ...stack.pools["pool-b"]!.received]) {
+    const [a, b, ...more] = mark.all();
+    assert.equal(more.length, 0);
+    assert.equal(a!.pool, "pool-a");
+    assert.equal(a!.req.headers.authorization, undefined);
+    assert.equal(b!.pool, "pool-b");
+    assert.equal(b!.req.headers.authorization, `Bearer ${DEMO_POOL_B_KEY}`);
+    for (const { req } of forwarded(stack)) {
       assert.doesNotMatch(JSON.stringify(req.headers) + req.body, /sk-demo/);
     }
   });

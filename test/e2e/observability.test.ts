@@ -4,18 +4,20 @@
  * carrying extproc's dynamic metadata.
  */
 import assert from "node:assert/strict";
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { verifyAuditChain } from "../../extproc/audit/index.js";
-import { DEMO_KEYS, ROOT, startStack, waitFor, type Stack } from "../harness/index.js";
+import { DEMO_KEYS, startStack, waitFor, type Stack } from "../harness/index.js";
+import { writePolicy } from "../harness/policy.js";
 import {
   accessLogLine,
   auditRecordOf,
   auditRecords,
   client,
   extprocMetrics,
+  openStream,
   sampleValue,
 } from "./helpers.js";
 
@@ -94,26 +96,14 @@ describe("audit and metrics (default policy)", () => {
   });
 
   it("audits a client that disconnects mid-stream", async () => {
-    const controller = new AbortController();
-    const res = await fetch(`${stack.baseURL}/chat/completions`, {
-      method: "POST",
-      headers: {
-        authorization: `Bearer ${DEMO_KEYS.research}`,
-        "content-type": "application/json",
-        "x-demo-token-delay-ms": "50",
-      },
-      body: JSON.stringify({
-        model: "llama-3.1-8b-instruct",
-        messages: [{ role: "user", content: "go" }],
-        stream: true,
-      }),
-      signal: controller.signal,
-    });
-    const requestId = res.headers.get("x-request-id");
-    const reader = res.body!.getReader();
-    await reader.read();
-    controller.abort();
-    const record = await auditRecordOf(stack, requestId);
+    const stream = await openStream(
+      stack,
+      DEMO_KEYS.research,
+      { model: "llama-3.1-8b-instruct", messages: [{ role: "user", content: "go" }] },
+      { "x-demo-token-delay-ms": "50" },
+    );
+    stream.abort();
+    const record = await auditRecordOf(stack, stream.requestId);
     assert.equal(record.reason, "closed_during_response");
     assert.equal(record.status, 200);
     assert.equal(record.usage, null);
@@ -172,18 +162,20 @@ describe("audit and metrics (default policy)", () => {
     const phaseCount = "llm_gateway_processing_duration_seconds_count";
     // Both requests reached the body phase (the 403 is decided there).
     assert.equal(sampleValue(after, phaseCount, phase) - sampleValue(before, phaseCount, phase), 2);
-    assert.ok(
-      sampleValue(after, "llm_gateway_upstream_latency_seconds_count", { model: "llama-3.1-8b-instruct" }) >=
-        1,
-    );
+    const upstreamLatency = "llm_gateway_upstream_latency_seconds_count";
+    const model = { model: "llama-3.1-8b-instruct" };
+    // Only the allowed request reached a model server.
+    assert.equal(sampleValue(after, upstreamLatency, model) - sampleValue(before, upstreamLatency, model), 1);
     assert.ok(sampleValue(after, "process_cpu_user_seconds_total") > 0);
     assert.match(after, /# HELP llm_gateway_requests_total /);
   });
 
   it("keeps Envoy's Prometheus stats and logs extproc's metadata in Envoy's access log", async () => {
-    const stats = await (await fetch(`http://127.0.0.1:${stack.ports.admin}/stats/prometheus`)).text();
-    assert.ok(sampleValue(stats, "envoy_cluster_upstream_rq_total", { envoy_cluster_name: "pool-a" }) > 0);
-    assert.ok(sampleValue(stats, "envoy_cluster_upstream_rq_total", { envoy_cluster_name: "extproc" }) > 0);
+    const envoyStats = async () =>
+      (await fetch(`http://127.0.0.1:${stack.ports.admin}/stats/prometheus`)).text();
+    const upstreamRequests = (stats: string, cluster: string) =>
+      sampleValue(stats, "envoy_cluster_upstream_rq_total", { envoy_cluster_name: cluster });
+    const before = await envoyStats();
     const { response } = await client(stack, DEMO_KEYS.research)
       .chat.completions.create({
         model: "llama-3.1-8b-instruct",
@@ -196,19 +188,22 @@ describe("audit and metrics (default policy)", () => {
     assert.equal(line.pool, "pool-a");
     assert.equal(line.upstream_cluster, "pool-a");
     assert.equal(line.completion_tokens, 6);
+    // This request, in Envoy's own Prometheus stats: one request to the pool, one ext_proc stream.
+    const after = await envoyStats();
+    for (const cluster of ["pool-a", "extproc"]) {
+      assert.equal(upstreamRequests(after, cluster) - upstreamRequests(before, cluster), 1, cluster);
+    }
   });
 });
 
 describe("audit with audit.logPrompts on", () => {
   let stack: Stack;
   before(async () => {
-    const policy = readFileSync(path.join(ROOT, "deploy/policy.yaml"), "utf8").replace(
-      "logPrompts: false",
-      "logPrompts: true",
-    );
     const workDir = mkdtempSync(path.join(tmpdir(), "llm-gateway-prompts-"));
-    const policyFile = path.join(workDir, "policy.yaml");
-    writeFileSync(policyFile, policy);
+    const policyFile = writePolicy(workDir, (doc) => {
+      assert.equal(doc.audit.logPrompts, false, "the sample policy keeps prompts out of the audit log");
+      doc.audit.logPrompts = true;
+    });
     stack = await startStack({ policyFile, workDir });
   });
   after(() => stack?.stop());

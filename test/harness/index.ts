@@ -3,19 +3,19 @@
  * envoy/envoy.yaml), real extproc (`node dist/extproc/main.js`) and two demo model servers standing in for
  * vLLM pools. Every process it starts is stopped by {@link Stack.stop} (and on exit).
  */
-import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { createWriteStream, mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
 import { startModelServer, type ModelServer } from "../model-server/index.js";
+import { childEnv, launch, terminate, type ExitStatus, type Launched } from "./children.js";
 import { renderEnvoyConfig, type StackPorts } from "./envoy-config.js";
+import { ROOT } from "./root.js";
 
 export { DEFAULT_PORTS, type StackPorts } from "./envoy-config.js";
-
-/** Repository root (this file is dist/test/harness/index.js once built). */
-export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../..");
+export { childEnv, type ExitStatus } from "./children.js";
+export { ROOT } from "./root.js";
 
 /** Upstream credential the sample policy sends to pool B (`POOL_B_API_KEY`). */
 export const DEMO_POOL_B_KEY = "demo-pool-b-secret";
@@ -34,6 +34,9 @@ export const POOL_MODELS = {
   "pool-b": ["llama-3.1-8b-instruct-v2", "bge-small-en-v1.5"],
 } as const;
 
+/** How many requests each in-process demo model server keeps for inspection (its newest). */
+export const RECORDED_REQUESTS = 1000;
+
 /** Options for {@link startStack}. */
 export interface StackOptions {
   /** Fixed ports (npm start); by default free ports are picked so runs never collide. */
@@ -46,6 +49,7 @@ export interface StackOptions {
   /** Run the demo model servers in their own processes instead of this one (benchmark). */
   readonly modelServersAsProcesses?: boolean;
   readonly tokenDelayMs?: number;
+  /** extproc settings beyond the harness's own; extproc sees no other variable of this process's environment. */
   readonly extprocEnv?: Readonly<Record<string, string>>;
   /** Pin extproc to these CPUs with taskset (benchmark). */
   readonly extprocCpus?: string;
@@ -153,55 +157,6 @@ const httpOk = (url: string, expect?: string) => async () => {
   return res.ok && (expect === undefined || text.includes(expect));
 };
 
-/** How a child process ended: its exit code, or the signal that killed it. */
-export interface ExitStatus {
-  readonly code: number | null;
-  readonly signal: NodeJS.Signals | null;
-}
-
-interface Managed {
-  readonly name: string;
-  readonly child: ChildProcess;
-  readonly exited: Promise<ExitStatus>;
-}
-
-const live = new Set<ChildProcess>();
-process.on("exit", () => live.forEach((child) => child.kill("SIGKILL")));
-
-function launch(
-  name: string,
-  command: string,
-  args: string[],
-  env: NodeJS.ProcessEnv,
-  logFile: string,
-  inherit: boolean,
-): Managed {
-  const child = spawn(command, args, { cwd: ROOT, env, stdio: ["ignore", "pipe", "pipe"] });
-  const log = createWriteStream(logFile, { flags: "a" });
-  child.stdout!.pipe(log, { end: false });
-  child.stderr!.pipe(log, { end: false });
-  // Two sources share one log: end it once both are closed, not when the first one ends.
-  child.once("close", () => log.end());
-  if (inherit) {
-    child.stdout!.pipe(process.stderr);
-    child.stderr!.pipe(process.stderr);
-  }
-  live.add(child);
-  const exited = new Promise<ExitStatus>((resolve) =>
-    child.once("exit", (code, signal) => resolve({ code, signal })),
-  );
-  void exited.then(() => live.delete(child));
-  return { name, child, exited };
-}
-
-async function terminate(proc: Managed | undefined): Promise<void> {
-  if (!proc || proc.child.exitCode !== null || proc.child.signalCode !== null) return;
-  proc.child.kill("SIGTERM");
-  const timer = setTimeout(() => proc.child.kill("SIGKILL"), 10_000);
-  await proc.exited;
-  clearTimeout(timer);
-}
-
 /** Starts model servers, extproc and Envoy, and waits until the listener is ready. */
 export async function startStack(options: StackOptions = {}): Promise<Stack> {
   const ports = options.ports ?? (await pickPorts());
@@ -210,7 +165,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
   const auditLog = path.join(workDir, "audit.log");
   const envoyAccessLog = path.join(workDir, "envoy.log");
   const inherit = options.inheritOutput ?? false;
-  const processes: Managed[] = [];
+  const processes: Launched[] = [];
   const pools: Record<string, ModelServer> = {};
   const envoySource = options.envoyConfig ?? path.join(ROOT, "envoy/envoy.yaml");
   const extraPools = await Promise.all(
@@ -246,7 +201,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     });
   }
 
-  let extprocs: Managed[] = [];
+  let extprocs: Launched[] = [];
   const stopExtProc = async (): Promise<void> => {
     await Promise.all(extprocs.map((p) => terminate(p)));
   };
@@ -256,9 +211,8 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     await Promise.all(Object.values(pools).map((p) => p.close()));
   };
 
-  const startReplica = async (replica: (typeof replicas)[number]): Promise<Managed> => {
-    const env = {
-      ...process.env,
+  const startReplica = async (replica: (typeof replicas)[number]): Promise<Launched> => {
+    const env = childEnv({
       EXTPROC_POLICY: options.policyFile ?? path.join(ROOT, "deploy/policy.yaml"),
       EXTPROC_ENVOY_CONFIG: envoySource,
       EXTPROC_LISTEN: `unix:${replica.socket}`,
@@ -267,15 +221,17 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
       EXTPROC_SHUTDOWN_GRACE_MS: "5000",
       // Tests read audit records as soon as a request ends: write them out every 50 ms.
       EXTPROC_AUDIT_FSYNC_MS: "50",
+      // Tests read info lines (reloads, checkpoints) from the log.
+      LOG_LEVEL: "info",
       POOL_B_API_KEY: DEMO_POOL_B_KEY,
       ...options.extprocEnv,
-    };
+    });
     const main = path.join(ROOT, "dist/extproc/main.js");
     const [command, args] = options.extprocCpus
       ? ["taskset", ["-c", options.extprocCpus, process.execPath, main]]
       : [process.execPath, [main]];
     const logFile = path.join(workDir, replica.log);
-    const proc = launch("extproc", command, args as string[], env, logFile, inherit);
+    const proc = launch("extproc", command, args as string[], { env, logFile, inherit });
     const exitedEarly = proc.exited.then(() => {
       throw new Error(`extproc exited during start-up; see ${logFile}`);
     });
@@ -302,14 +258,11 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
         args.push("--models", spec.models.join(","), "--token-delay-ms", String(options.tokenDelayMs ?? 0));
         if (spec.apiKey) args.push("--api-key", spec.apiKey);
         processes.push(
-          launch(
-            spec.name,
-            process.execPath,
-            args,
-            process.env,
-            path.join(workDir, `${spec.name}.log`),
+          launch(spec.name, process.execPath, args, {
+            env: childEnv(),
+            logFile: path.join(workDir, `${spec.name}.log`),
             inherit,
-          ),
+          }),
         );
         await waitFor(spec.name, httpOk(`http://127.0.0.1:${spec.port}/health`));
       } else {
@@ -319,7 +272,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
           models: spec.models,
           apiKey: spec.apiKey,
           tokenDelayMs: options.tokenDelayMs ?? 0,
-          recordRequests: 1000,
+          recordRequests: RECORDED_REQUESTS,
         });
       }
     }
@@ -348,7 +301,11 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
       "--file-flush-interval-msec",
       "250",
     ];
-    const envoy = launch("envoy", envoyBinary(), envoyArgs, process.env, envoyAccessLog, inherit);
+    const envoy = launch("envoy", envoyBinary(), envoyArgs, {
+      env: childEnv(),
+      logFile: envoyAccessLog,
+      inherit,
+    });
     processes.push(envoy);
     const envoyExited = envoy.exited.then(() => {
       throw new Error(`envoy exited during start-up; see ${envoyAccessLog}`);

@@ -1,5 +1,5 @@
-import { spawn, type ChildProcess } from "node:child_process";
 import { createConnection } from "node:net";
+import { childEnv, launch, running, type Launched } from "./children.js";
 import { freePort, waitFor } from "./index.js";
 
 /** A redis-server started for a test run, on loopback, with persistence off. */
@@ -26,23 +26,25 @@ const pingable = (port: number) => () =>
 /** Starts `redis-server` (REDIS_SERVER, or the one on PATH that scripts/setup.sh installs). */
 export async function startRedis(): Promise<RedisServer> {
   const port = await freePort();
-  let child: ChildProcess | undefined;
+  let server: Launched | undefined;
   const start = async () => {
-    child = spawn(
+    // No password and no config file: the server tests get is the same on every machine.
+    server = launch(
+      "redis-server",
       process.env.REDIS_SERVER ?? "redis-server",
       ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-      { stdio: "ignore" },
+      { env: childEnv() },
     );
-    const failed = new Promise<never>((_, reject) => child!.once("error", reject));
+    const failed = server.exited.then(() => {
+      throw new Error("redis-server exited during start-up");
+    });
     await Promise.race([waitFor(`redis-server on ${port}`, pingable(port), 10_000), failed]);
   };
   const kill = async () => {
-    if (!child || child.exitCode !== null || child.signalCode !== null) return;
-    const exited = new Promise((resolve) => child!.once("exit", resolve));
-    child.kill("SIGKILL");
-    await exited;
+    if (!running(server)) return;
+    server.child.kill("SIGKILL");
+    await server.exited;
   };
   await start();
-  process.on("exit", () => child?.kill("SIGKILL"));
   return { port, url: `redis://127.0.0.1:${port}`, kill, restart: start, stop: kill };
 }
