@@ -239,8 +239,8 @@ export async function eventLoopLagMax(stack: Stack): Promise<number> {
 
 /**
  * The control for "handled off the event loop": extproc's event-loop lag while it handles a chat request
- * carrying `text` in a field nothing scans or counts (the gateway passes it through), so its loop only
- * parses and forwards the bytes. Measured on this machine, now, it slows down under load as the real
+ * carrying as many bytes as `text` in a field nothing scans or counts (numbers: the gateway passes them
+ * through), so its loop only parses and forwards the bytes. Measured on this machine, now, it slows down under load as the real
  * request does; compare with {@link allowedLag}.
  */
 export async function passThroughLag(
@@ -253,7 +253,8 @@ export async function passThroughLag(
     model,
     messages: [{ role: "user", content: "hi" }],
     max_tokens: 1,
-    note: text,
+    // As many bytes as `text`, as numbers: every string in a body is scanned, numbers carry no text.
+    note: Array.from({ length: Math.ceil(text.length / 8) }, () => 1234567),
   });
   await eventLoopLagMax(stack);
   const res = await rawRequest(stack, "/v1/chat/completions", {
