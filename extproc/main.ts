@@ -136,8 +136,9 @@ async function main(): Promise<void> {
       .then(async () => {
         policies.close();
         stopFollowing();
-        await Promise.all([store.close(), workers.close()]);
+        // Records still waiting for a token count and settlement need the workers and the store.
         await audit.flush();
+        await Promise.all([store.close(), workers.close()]);
         audit.close();
         metricsServer.close();
         logger.info("stopped");
