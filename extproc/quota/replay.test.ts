@@ -23,15 +23,18 @@ version: 1
 pools: { pool-a: {} }
 models:
   m1: { pool: pool-a, price: { input: 2, output: 6 } }
-teams: { t: { models: [m1] }, u: { models: [m1] } }
+  m2: { pool: pool-a, price: { input: 0, output: 0.3 } }
+teams: { t: { models: [m1] }, u: { models: [m1] }, v: { models: [m2] } }
 keys:
   - { id: k1, team: t, sha256: ${sha256Hex("key-1")} }
   - { id: k3, team: u, sha256: ${sha256Hex("key-3")} }
+  - { id: k4, team: v, sha256: ${sha256Hex("key-4")} }
 limits:
   - { id: daily, scope: { team: "*" }, tokensPerDay: 1000 }
   - { id: monthly, scope: { team: t }, tokensPerMonth: 5000, countTokens: output }
   - { id: budget, scope: { key: k1 }, budgetPerMonth: 0.01 }
   - { id: rpm, scope: { key: k1 }, requestsPerMinute: 1 }
+  - { id: micro-budget, scope: { key: k4 }, budgetPerMonth: 0.000003 }
 `,
   "p.yaml",
 );
@@ -105,6 +108,29 @@ describe("replayUsage", () => {
       outcome,
       /^Budget exhausted .*\(limit 'budget', spend per month\): limit 0\.01 \w+, remaining 0\.00/,
     );
+  });
+
+  it("sums spend per record, each rounded up to a micro as it was charged", async () => {
+    // One output token at 0.3 per million: charged 1 micro each, 3 in all (not 1 for the 3 tokens summed).
+    const k4: Identity = { keyId: "k4", team: "v", allowedModels: new Set(["m2"]) };
+    const records = [1, 2, 3].map((h) => ({ ...used(NOW - h * HOUR, 0, 1, k4), served_model: "m2" }));
+    const store = new MemoryQuotaStore();
+    await replayUsage(store, policy, records, NOW);
+    const service = new QuotaService({
+      store,
+      shared: false,
+      metrics: createMetrics(),
+      logger: pino({ level: "silent" }),
+      now: () => NOW,
+    });
+    const next = service.admit({
+      policy,
+      identity: k4,
+      model: policy.models.get("m2")!,
+      requestId: "next",
+      estimate: async () => ({ input: 0, output: 1 }),
+    });
+    await assert.rejects(next, /Budget exhausted .*'micro-budget'/);
   });
 
   it("ignores records without usage, from another month or the future, or for a model policy dropped", async () => {
