@@ -4,13 +4,15 @@
  */
 import { randomInt } from "node:crypto";
 import pino from "pino";
-import { createAuditSink } from "./audit/index.js";
+import { createAuditSink, readAuditRecords } from "./audit/index.js";
 import { RevocationList } from "./auth/revocations.js";
 import { readSettings } from "./config/index.js";
 import { createMetrics, startMetricsServer } from "./metrics/index.js";
 import { PolicyError, type Policy } from "./policy/index.js";
 import { PolicyStore } from "./policy/store.js";
 import { connectRedis, MemoryQuotaStore, QuotaService, RedisQuotaStore } from "./quota/index.js";
+import { replayUsage } from "./quota/replay.js";
+import { monthWindow } from "./quota/windows.js";
 import { startExtProcServer } from "./server/index.js";
 import { preloadEncoding } from "./tokens/index.js";
 import { WorkerPool } from "./workers/index.js";
@@ -23,6 +25,8 @@ const logger = pino({ level: process.env.LOG_LEVEL ?? "info" }, pino.destination
 
 async function main(): Promise<void> {
   const settings = readSettings(process.env);
+  // One wall clock for key expiry, quota windows and audit record times (the replay relies on the last two).
+  const now = Date.now;
   const metrics = createMetrics();
   // Tokenizers load with each policy: the first load takes ~300 ms and must not land on a request.
   const preload = (p: Policy) => p.models.forEach((model) => preloadEncoding(model.tokenizer));
@@ -53,6 +57,7 @@ async function main(): Promise<void> {
     destination: settings.auditLog,
     alsoStdout: settings.auditStdout,
     fsyncIntervalMs: settings.auditFsyncMs,
+    now,
     // Chain heads leave the host: the seq in metrics, seq and hash in a log line at most once a minute
     // (and at shutdown), for `audit verify --anchor` to tell a cut or rewritten tail.
     onDamagedTail: (tail) =>
@@ -90,10 +95,13 @@ async function main(): Promise<void> {
       .ready(5000)
       .catch((err: Error) => logger.error({ err: err.message }, "redis not reachable at start-up"));
   }
+  if (store instanceof MemoryQuotaStore && settings.auditLog !== "stdout") {
+    await replayAuditLog(store, policy, settings.auditLog, now());
+  }
   const revocations = new RevocationList();
   const stopFollowing =
     store instanceof RedisQuotaStore ? revocations.follow(store.client, store.prefix, logger) : () => {};
-  const quota = new QuotaService({ store, shared: quotaSettings.store === "redis", metrics, logger });
+  const quota = new QuotaService({ store, shared: quotaSettings.store === "redis", metrics, logger, now });
   const server = await startExtProcServer(
     {
       policy: () => policies.current,
@@ -101,7 +109,7 @@ async function main(): Promise<void> {
       metrics,
       // Weighted canary choice needs no cryptographic strength, only an unbiased uniform draw.
       random: () => randomInt(0, 2 ** 32) / 2 ** 32,
-      now: Date.now,
+      now,
       quota,
       workers,
       logger,
@@ -128,8 +136,9 @@ async function main(): Promise<void> {
       .then(async () => {
         policies.close();
         stopFollowing();
-        await Promise.all([store.close(), workers.close()]);
+        // Records still waiting for a token count and settlement need the workers and the store.
         await audit.flush();
+        await Promise.all([store.close(), workers.close()]);
         audit.close();
         metricsServer.close();
         logger.info("stopped");
@@ -142,6 +151,22 @@ async function main(): Promise<void> {
   };
   process.on("SIGTERM", () => stop("SIGTERM"));
   process.on("SIGINT", () => stop("SIGINT"));
+}
+
+/**
+ * Before serving: a restarted replica's in-memory day and month windows are rebuilt from the records of the
+ * current month in its audit file (only the current file: records rotated away are not read).
+ */
+async function replayAuditLog(store: MemoryQuotaStore, policy: Policy, file: string, now: number) {
+  const started = performance.now();
+  // Cheap line filters before any parsing: only this month's records with a usage object can count.
+  const month = `"time":"${monthWindow(now).id}`;
+  const records = readAuditRecords(file, (line) => line.includes(month) && line.includes('"usage":{'));
+  const summary = await replayUsage(store, policy, records, now);
+  logger.info(
+    { audit_log: file, ...summary, ms: Math.round(performance.now() - started) },
+    "quota windows rebuilt from the audit log",
+  );
 }
 
 main().catch((err: unknown) => {

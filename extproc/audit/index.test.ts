@@ -8,6 +8,7 @@ import {
   createAuditSink,
   GENESIS,
   lineHash,
+  readAuditRecords,
   verifyAuditChain,
   type AuditRecord,
   type ChainHead,
@@ -273,5 +274,46 @@ describe("audit durability", () => {
     });
     assert.deepEqual(stdout.split("\n").filter(Boolean), lines(f));
     assert.equal(lines(f).length, 3);
+  });
+});
+
+describe("records completed later (usage counted after the exchange ended)", () => {
+  it("writes a pending record once, when it resolves, in the chain; flush waits for it", async () => {
+    const f = file();
+    const sink = createAuditSink({ destination: f, fsyncIntervalMs: 0, now: () => Date.UTC(2026, 10, 22) });
+    let complete!: (r: AuditRecord) => void;
+    sink.write(new Promise<AuditRecord>((resolve) => (complete = resolve)));
+    sink.write(record("b"));
+    const flushed = sink.flush();
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    complete({ ...record("a"), usage: { prompt_tokens: 1, completion_tokens: 2, total_tokens: 3 } });
+    await flushed;
+    sink.close();
+    const written = lines(f);
+    const parsed = written.map((l) => JSON.parse(l) as { request_id: string; time: string; usage: unknown });
+    assert.deepEqual(
+      parsed.map((r) => r.request_id),
+      ["b", "a"],
+    );
+    assert.deepEqual(parsed[1]!.usage, { prompt_tokens: 1, completion_tokens: 2, total_tokens: 3 });
+    assert.ok(parsed.every((r) => r.time === "2026-11-22T00:00:00.000Z"));
+    assert.equal(verifyAuditChain(written).ok, true);
+  });
+});
+
+describe("readAuditRecords", () => {
+  it("streams the records of a file, skipping torn lines and lines the filter drops", async () => {
+    const f = file();
+    await writeRecords(f, ["a", "b", "c"]);
+    writeFileSync(f, `${readFileSync(f, "utf8")}{"seq":4,"prev":"x","ti\n{"not":"a record"}\n`);
+    const all: string[] = [];
+    for await (const r of readAuditRecords(f)) all.push(r.request_id);
+    assert.deepEqual(all, ["a", "b", "c"]);
+    const some: string[] = [];
+    for await (const r of readAuditRecords(f, (line) => !line.includes('"b"'))) some.push(r.request_id);
+    assert.deepEqual(some, ["a", "c"]);
+    const none: unknown[] = [];
+    for await (const r of readAuditRecords(path.join(path.dirname(f), "missing.log"))) none.push(r);
+    assert.deepEqual(none, []);
   });
 });

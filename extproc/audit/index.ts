@@ -1,9 +1,27 @@
 import { createHash } from "node:crypto";
-import { closeSync, fstatSync, fsyncSync, mkdirSync, openSync, readSync, statSync } from "node:fs";
+import {
+  closeSync,
+  createReadStream,
+  fstatSync,
+  fsyncSync,
+  mkdirSync,
+  openSync,
+  readSync,
+  statSync,
+} from "node:fs";
 import { dirname } from "node:path";
+import { createInterface } from "node:readline";
 import pino from "pino";
 import type { Usage } from "../openai/usage.js";
 import type { DetectionSummary } from "../pii/index.js";
+
+/**
+ * Where a record's `usage` comes from: `server`, the model server reported it; `counted`, the gateway
+ * counted it (prompt as estimated at admission, completion from the text streamed until the exchange ended:
+ * a cut stream, a server that sends no usage); `reserved`, counting failed and the reservation was charged.
+ * In every case it is what the quota was charged.
+ */
+export type UsageSource = "server" | "counted" | "reserved";
 
 /** One audit record: who sent what to which model, when, and what the gateway decided. Never the key. */
 export interface AuditRecord {
@@ -26,7 +44,10 @@ export interface AuditRecord {
   /** Error code for denials, `ok`, or what cut the exchange short (`upstream_error`, `client_disconnected`). */
   reason: string;
   stream: boolean;
+  /** What the request was charged; null when nothing was (refused, upstream error, no limit applied). */
   usage: Usage | null;
+  /** Present when `usage` is. */
+  usage_source?: UsageSource;
   latency_ms: {
     /** First header seen → last byte of the response processed. */
     total: number;
@@ -51,8 +72,12 @@ export interface AuditRecord {
 export interface AuditSink {
   /** Resolves once the destination is open (rejects if it cannot be): await it before serving. */
   ready(): Promise<void>;
-  write(record: AuditRecord): void;
-  /** Writes out and fsyncs everything buffered so far; awaited on shutdown. */
+  /**
+   * Queues a record. A promise is a record still being completed (its usage counted on a worker): it is
+   * written when it resolves, and must not reject.
+   */
+  write(record: AuditRecord | Promise<AuditRecord>): void;
+  /** Writes out and fsyncs everything written so far, records still being completed included; awaited on shutdown. */
   flush(): Promise<void>;
   /** Reopens the file (after log rotation moved it away); the hash chain continues in the new file. */
   reopen(): void;
@@ -75,6 +100,8 @@ export interface AuditSinkOptions {
   readonly onDurable?: (head: ChainHead) => void;
   /** Told when the file's last line is not a record (see {@link ChainTail.damaged}): log it. */
   readonly onDamagedTail?: (tail: ChainTail) => void;
+  /** Wall clock in epoch ms for each record's `time` (the service's clock, which quota windows use too). */
+  readonly now?: () => number;
 }
 
 /** The newest record of a chain: its sequence number and the SHA-256 of its line. */
@@ -140,6 +167,42 @@ export function chainTail(file: string): ChainTail {
   }
 }
 
+/** An audit record as stored: with its place in the chain and the time it was written. */
+export type StoredAuditRecord = AuditRecord & {
+  readonly seq: number;
+  readonly prev: string;
+  /** ISO 8601, UTC. */
+  readonly time: string;
+  readonly kind: string;
+};
+
+/**
+ * The records of one audit file, read line by line (the file may be large; it is never held whole).
+ * `keep` sees each raw line first and can skip it without the cost of parsing; lines that are not records
+ * (a torn write) are skipped. A missing file has no records.
+ */
+export async function* readAuditRecords(
+  file: string,
+  keep: (line: string) => boolean = () => true,
+): AsyncGenerator<StoredAuditRecord> {
+  try {
+    if (!statSync(file).isFile()) return;
+  } catch {
+    return;
+  }
+  const lines = createInterface({ input: createReadStream(file), crlfDelay: Infinity });
+  for await (const line of lines) {
+    if (!keep(line)) continue;
+    let record: Partial<StoredAuditRecord> | null;
+    try {
+      record = JSON.parse(line) as Partial<StoredAuditRecord> | null;
+    } catch {
+      continue;
+    }
+    if (typeof record?.seq === "number" && typeof record.time === "string") yield record as StoredAuditRecord;
+  }
+}
+
 /**
  * Audit sink writing one JSON line per record, hash-chained: each record carries `seq` and `prev`, the
  * SHA-256 of the previous line, so an edited, removed or reordered record is detected by
@@ -192,6 +255,22 @@ export function createAuditSink(options: AuditSinkOptions): AuditSink {
     });
   const timer = fsyncIntervalMs > 0 ? setInterval(() => void flush(), fsyncIntervalMs) : undefined;
   timer?.unref();
+  const now = options.now ?? Date.now;
+  const append = (record: AuditRecord): void => {
+    const line = JSON.stringify({
+      seq: ++seq,
+      prev,
+      time: new Date(now()).toISOString(),
+      kind: "llm_request",
+      ...record,
+    });
+    prev = lineHash(line);
+    stream.write(`${separator}${line}\n`);
+    separator = "";
+    copy?.write(`${line}\n`);
+  };
+  // Records still being completed; a shutdown flush waits for them (the periodic one does not).
+  const completing = new Set<Promise<void>>();
   return {
     ready: () =>
       new Promise((resolve, reject) => {
@@ -209,19 +288,14 @@ export function createAuditSink(options: AuditSinkOptions): AuditSink {
         stream.once("error", failed);
       }),
     write: (record) => {
-      const line = JSON.stringify({
-        seq: ++seq,
-        prev,
-        time: new Date().toISOString(),
-        kind: "llm_request",
-        ...record,
-      });
-      prev = lineHash(line);
-      stream.write(`${separator}${line}\n`);
-      separator = "";
-      copy?.write(`${line}\n`);
+      if (!(record instanceof Promise)) return append(record);
+      const written = record.then(append).finally(() => completing.delete(written));
+      completing.add(written);
     },
-    flush,
+    flush: async () => {
+      await Promise.all(completing);
+      await flush();
+    },
     reopen: () => {
       if (!toStdout) stream.reopen(options.destination);
     },

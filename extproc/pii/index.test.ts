@@ -242,6 +242,16 @@ describe("responses and restore", () => {
     assert.deepEqual(s.response, {});
   });
 
+  it("unrestore turns restored request values back into their placeholders (what the audit keeps)", () => {
+    const s = session(REDACT_ALL);
+    const badge = s.redactRequest("a@example.com and ab@example.com, badge EMP-123456").split("badge ")[1]!;
+    const client = s.processResponse(`Sent: <EMAIL_1>, <EMAIL_2> (${badge}); also c.d+x@example.net`);
+    assert.equal(client, "Sent: a@example.com, ab@example.com (EMP-123456); also <EMAIL_3>");
+    assert.equal(s.unrestore(client), `Sent: <EMAIL_1>, <EMAIL_2> (${badge}); also <EMAIL_3>`);
+    // Regex characters in values are literal; a session that restored nothing changes nothing.
+    assert.equal(session(REDACT_ALL).unrestore("a@example.com"), "a@example.com");
+  });
+
   it("without restore, placeholders reach the client as they are", () => {
     const s = session(policy(oneRule("EMAIL: redact", "      responses: true")));
     s.redactRequest("to a@example.com");

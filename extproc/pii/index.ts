@@ -127,6 +127,21 @@ export class PiiSession {
     return text.replace(PLACEHOLDER, (placeholder) => this.originals.get(placeholder) ?? placeholder);
   }
 
+  /**
+   * The inverse of {@link restore}: the original values this request's placeholders stand for become those
+   * placeholders again, so output as the client got it can be kept (audited) as redacted as the request.
+   */
+  unrestore(text: string): string {
+    if (this.originals.size === 0) return text;
+    const placeholderOf = new Map<string, string>();
+    for (const [placeholder, value] of this.originals)
+      if (!placeholderOf.has(value)) placeholderOf.set(value, placeholder);
+    // One pass, longest value first, so a value that contains another is replaced whole.
+    const values = [...placeholderOf.keys()].sort((a, b) => b.length - a.length);
+    const pattern = new RegExp(values.map((v) => v.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")).join("|"), "g");
+    return text.replace(pattern, (value) => placeholderOf.get(value)!);
+  }
+
   /** Applies the actions to already-computed findings (streaming reuses the scan it made for its cut). */
   apply(text: string, findings: readonly Finding[], direction: "request" | "response"): string {
     if (findings.length === 0) return text;

@@ -98,6 +98,7 @@ export class RequestContext {
       reason: this.reason,
       stream: this.stream,
       usage: this.usage ?? null,
+      ...(this.usage && { usage_source: "server" as const }),
       latency_ms: {
         total: round(monotonicMs() - this.startedAt),
         gateway: round(this.gatewayMs),
@@ -116,7 +117,11 @@ export class RequestContext {
     }
     if (this.policy.logPrompts) {
       record.request_body = this.requestBody;
-      record.completion = this.completion;
+      // The client may get restored originals; the audit keeps the redacted text the model saw.
+      record.completion =
+        this.pii?.resolved.restore && this.completion !== undefined
+          ? this.pii.unrestore(this.completion)
+          : this.completion;
     }
     return record;
   }

@@ -1,6 +1,8 @@
 import { authenticate, JWT_METADATA_NAMESPACE } from "../auth/index.js";
 import { readHeaders } from "../envoy/headers.js";
+import type { AuditRecord, UsageSource } from "../audit/index.js";
 import {
+  BodySendMode,
   encodeLocalReply,
   encodePhaseReply,
   type HttpBodyMessage,
@@ -13,6 +15,7 @@ import {
 } from "../envoy/messages.js";
 import { GatewayError } from "../errors/index.js";
 import { generatedText } from "../openai/usage.js";
+import type { Admission } from "../quota/index.js";
 import { monotonicMs, RequestContext, type ProcessorDeps } from "./context.js";
 import type { EndpointProcessor } from "./endpoint.js";
 import { inferenceEndpoints } from "./inference.js";
@@ -47,6 +50,9 @@ function selectEndpoint(method: string, path: string): EndpointProcessor {
   }
   throw new GatewayError("unknown_url", `Unknown request URL: ${method} ${path}.`);
 }
+
+/** Reason codes for answers Envoy gives itself before a request is forwarded, by status. */
+const ENVOY_REPLY_REASONS: Readonly<Record<number, string>> = { 413: "request_too_large" };
 
 const isLocalReply = (reply: PhaseReply | LocalReply): reply is LocalReply => "status" in reply;
 
@@ -151,6 +157,13 @@ export class Exchange {
       case "responseHeaders": {
         const msg = message.responseHeaders as HttpHeadersMessage;
         const headers = readHeaders(msg.headers);
+        if (ctx.forwardedAt === undefined) {
+          // Nothing was forwarded, so Envoy answered itself (its 413 for a body over the buffer limit): a
+          // refusal by the gateway, never an upstream answer.
+          const status = Number(headers.get(":status") ?? 0);
+          ctx.deny(status, ENVOY_REPLY_REASONS[status] ?? "envoy_local_reply");
+          return { responseBodyMode: BodySendMode.NONE };
+        }
         if (!this.endpoint?.responseHeaders) {
           ctx.status = Number(headers.get(":status") ?? 0);
           ctx.complete = true;
@@ -170,9 +183,9 @@ export class Exchange {
   private finish(): void {
     if (this.audited) return;
     this.audited = true;
-    if (this.ctx.admission) void this.settle();
     const record = this.ctx.toAuditRecord();
-    this.deps.audit.write(record);
+    // With a reservation, the record waits for the settlement: it carries the usage that was charged.
+    this.deps.audit.write(this.ctx.admission ? this.settle(this.ctx.admission, record) : record);
     const { metrics } = this.deps;
     const modelLabel =
       record.requested_model !== null && this.isKnownModel(record.requested_model)
@@ -208,22 +221,27 @@ export class Exchange {
   }
 
   /**
-   * Settles the quota reservation with what was actually used: the model server's usage; without it, the
-   * streamed text counted with the model's tokenizer (the prompt as estimated). A request that failed
-   * upstream is charged nothing; one cut off before any response is charged its prompt.
+   * Settles the quota reservation with what was actually used, then returns `record` with that usage. Used
+   * is the model server's usage; without it, the prompt as estimated and the streamed text counted with the
+   * model's tokenizer (`counted`), or the reservation if counting failed (`reserved`). A request that failed
+   * upstream is charged nothing (usage stays null); one cut off before any response is charged its prompt.
+   * Never rejects: the record is written whatever happens.
    */
-  private async settle(): Promise<void> {
+  private async settle(admission: Admission, record: AuditRecord): Promise<AuditRecord> {
     const { ctx } = this;
-    const admission = ctx.admission!;
-    let input = admission.reservedInput;
+    if (ctx.usage) {
+      await this.deps.quota.settle(admission, ctx.usage.prompt_tokens, ctx.usage.completion_tokens);
+      return record;
+    }
+    if (ctx.status !== undefined && (ctx.status < 200 || ctx.status >= 300)) {
+      await this.deps.quota.settle(admission, 0, 0);
+      return record;
+    }
+    const input = admission.reservedInput;
     let output = 0;
+    let source: UsageSource = "counted";
     try {
-      if (ctx.usage) {
-        input = ctx.usage.prompt_tokens;
-        output = ctx.usage.completion_tokens;
-      } else if (ctx.status !== undefined && (ctx.status < 200 || ctx.status >= 300)) {
-        input = 0;
-      } else if (ctx.unmeteredEvents.length > 0) {
+      if (ctx.unmeteredEvents.length > 0) {
         const texts = ctx.unmeteredEvents.map((data) => {
           try {
             return generatedText(JSON.parse(data));
@@ -239,8 +257,11 @@ export class Exchange {
         "could not count streamed tokens; charging the reservation",
       );
       output = admission.reservedOutput;
+      source = "reserved";
     }
     await this.deps.quota.settle(admission, input, output);
+    const usage = { prompt_tokens: input, completion_tokens: output, total_tokens: input + output };
+    return { ...record, usage, usage_source: source };
   }
 
   /** Metric labels only carry names from policy, so clients cannot blow up label cardinality. */

@@ -40,8 +40,8 @@ export interface AdmissionRequest {
   readonly estimate: () => Promise<{ readonly input: number; readonly output: number }>;
 }
 
-/** A request with its token estimate. */
-interface Estimated extends Omit<AdmissionRequest, "estimate"> {
+/** Who used which model, and how many tokens (estimated at admission, or actual when replaying). */
+export interface Estimated extends Pick<AdmissionRequest, "policy" | "identity" | "model"> {
   readonly inputTokens: number;
   readonly outputTokens: number;
 }
@@ -222,7 +222,11 @@ function tokensCounted(rule: LimitRule, input: number, output: number): number {
   return input + output;
 }
 
-function buildCharges(request: Estimated, rules: readonly LimitRule[], now: number) {
+/**
+ * The charges `rules` make for `request` at time `now` (which picks the day and month windows), and what
+ * each one counts. Admission reserves them; replay.ts re-applies the window ones after a restart.
+ */
+export function buildCharges(request: Estimated, rules: readonly LimitRule[], now: number) {
   const charges: Charge[] = [];
   const roles: ChargeRole[] = [];
   const day = dayWindow(now);

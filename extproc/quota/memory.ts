@@ -81,6 +81,14 @@ export class MemoryQuotaStore implements QuotaStore {
 
   async close(): Promise<void> {}
 
+  /**
+   * Adds amounts to calendar window counters without checking their limits: rebuilding what was charged
+   * before a restart (see replay.ts), whether or not it fitted. Other kinds of charges are ignored.
+   */
+  add(charges: readonly Charge[]): void {
+    for (const charge of charges) if (charge.kind === "window") this.apply("", charge, charge.amount, 0);
+  }
+
   /** Current remaining/reset for a charge, and how long to wait before it would fit (0: fits now). */
   private counter(charge: Charge, now: number): { remaining: number; resetMs: number; wait: number } {
     if (charge.kind === "bucket") {

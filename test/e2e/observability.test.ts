@@ -106,7 +106,9 @@ describe("audit and metrics (default policy)", () => {
     const record = await auditRecordOf(stack, stream.requestId);
     assert.equal(record.reason, "closed_during_response");
     assert.equal(record.status, 200);
-    assert.equal(record.usage, null);
+    // Charged (a daily limit applies): the prompt as estimated and what was streamed, counted.
+    assert.equal(record.usage_source, "counted");
+    assert.ok(record.usage!.prompt_tokens > 0);
     await waitFor(
       "active streams back to 0",
       async () => sampleValue(await extprocMetrics(stack), "llm_gateway_active_streams") === 0,
