@@ -12,9 +12,9 @@ import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import OpenAI, { BadRequestError, RateLimitError } from "openai";
 import type { ReceivedRequest } from "../model-server/index.js";
-import { startStack, waitFor, type Stack } from "../harness/index.js";
+import { startStack, type Stack } from "../harness/index.js";
 import { writePolicy, type PolicyDoc } from "../harness/policy.js";
-import { auditRecordOf, client, rawRequest } from "./helpers.js";
+import { applyPolicyChange, auditRecordOf, client, rawRequest } from "./helpers.js";
 
 const KEYS = {
   daily: "sk-test-controls-daily",
@@ -211,17 +211,17 @@ describe("hosts that match no environment", () => {
       controlsPolicy(doc);
       doc.pii.rules[0].scope = { environment: "prod" };
     };
-    writePolicy(dir, prodOnly);
-    await waitForReload();
+    await applyPolicyChange(stack, () => writePolicy(dir, prodOnly));
     const blocked = await withHost("evil.example", ssn);
     assert.equal(blocked.status, 400);
     assert.equal(blocked.json.error.code, "pii_blocked");
 
-    writePolicy(dir, (doc) => {
-      prodOnly(doc);
-      delete doc.defaultEnvironment;
-    });
-    await waitForReload();
+    await applyPolicyChange(stack, () =>
+      writePolicy(dir, (doc) => {
+        prodOnly(doc);
+        delete doc.defaultEnvironment;
+      }),
+    );
     const before = snapshot();
     const refused = await withHost("evil.example", ssn);
     assert.equal(refused.status, 421);
@@ -230,23 +230,9 @@ describe("hosts that match no environment", () => {
     assert.deepEqual(forwardedSince(before), []);
     // A listed host still works, with its own controls.
     assert.equal((await withHost(`127.0.0.1:${stack.ports.http}`, ssn)).status, 400);
-    writePolicy(dir, controlsPolicy);
-    await waitForReload();
+    await applyPolicyChange(stack, () => writePolicy(dir, controlsPolicy));
   });
 });
-
-let reloads = 0;
-/** Waits until extproc has applied the policy file just written (each write is one more reload). */
-async function waitForReload(): Promise<void> {
-  reloads++;
-  await waitFor("policy reload", async () => {
-    const text = await (await fetch(`http://127.0.0.1:${stack.metricsPorts[0]}/metrics`)).text();
-    const line = text
-      .split("\n")
-      .find((l) => l.startsWith('llm_gateway_policy_reloads_total{result="success"'));
-    return line !== undefined && Number(line.split(" ").at(-1)) >= reloads;
-  });
-}
 
 describe("cheap refusals first", () => {
   it("refuses a key out of requests before scanning its multi-MB body", async () => {

@@ -270,3 +270,15 @@ export async function passThroughLag(
  * larger control plus 100 ms. Scanning or counting a multi-MB prompt inline costs many times its parse.
  */
 export const allowedLag = (...controls: number[]): number => 3 * Math.max(...controls) + 0.1;
+
+/** The digest label of llm_gateway_policy_info: the policy in force on `stack`'s replicas. */
+export async function policyDigest(stack: Stack): Promise<string | undefined> {
+  return /^llm_gateway_policy_info\{digest="([0-9a-f]+)"\} 1$/m.exec(await extprocMetrics(stack))?.[1];
+}
+
+/** Runs `write` (which changes the policy file) and waits until extproc has applied the new policy. */
+export async function applyPolicyChange(stack: Stack, write: () => void): Promise<void> {
+  const before = await policyDigest(stack);
+  write();
+  await waitFor("the policy change applied", async () => (await policyDigest(stack)) !== before, 10_000);
+}

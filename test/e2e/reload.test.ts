@@ -13,7 +13,7 @@ import * as yaml from "js-yaml";
 import { sha256Hex } from "../../extproc/policy/index.js";
 import { DEMO_KEYS, startStack, waitFor, type Stack } from "../harness/index.js";
 import { writePolicy, type PolicyDoc } from "../harness/policy.js";
-import { extprocMetrics, rawRequest, sampleValue } from "./helpers.js";
+import { extprocMetrics, policyDigest, rawRequest, sampleValue } from "./helpers.js";
 
 const NEW_KEY = "sk-test-rotated-in";
 let stack: Stack;
@@ -145,8 +145,7 @@ describe("SIGHUP", () => {
   after(() => hup?.stop());
 
   /** The digest label of llm_gateway_policy_info: the policy in force. */
-  const digest = async (): Promise<string | undefined> =>
-    /^llm_gateway_policy_info\{digest="([0-9a-f]+)"\} 1$/m.exec(await extprocMetrics(hup))?.[1];
+  const digest = () => policyDigest(hup);
   /** extproc's "policy reloaded" log lines, with their trigger. */
   const reloadsLogged = (): string[] =>
     readFileSync(path.join(hup.workDir, "extproc.log"), "utf8")
