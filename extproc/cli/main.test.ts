@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
 import path from "node:path";
 import { PassThrough, Readable } from "node:stream";
 import { describe, it } from "node:test";
@@ -56,6 +57,51 @@ describe("cli", () => {
     const { code, err } = await run(["key"]);
     assert.equal(code, 2);
     assert.match(err, /^usage:/);
+  });
+});
+
+describe("cli as a process", () => {
+  const cli = (...args: string[]) =>
+    spawnSync(process.execPath, [path.join(import.meta.dirname, "main.js"), ...args], { encoding: "utf8" });
+  const noStackTrace = (text: string) => assert.doesNotMatch(text, /^\s+at |node:internal|Error:/m);
+
+  for (const args of [["--help"], ["-h"], ["help"], ["audit", "verify", "--help"]]) {
+    it(`prints usage on stdout and exits 0 for ${args.join(" ")}`, () => {
+      const { status, stdout, stderr } = cli(...args);
+      assert.equal(status, 0, stderr);
+      assert.ok(stdout.startsWith("usage:\n  llm-gateway key create"), stdout);
+      assert.equal(stderr, "");
+    });
+  }
+
+  it("prints usage on stderr and exits 2 without arguments or with an unknown option", () => {
+    const bare = cli();
+    assert.equal(bare.status, 2);
+    assert.match(bare.stderr, /^usage:\n/);
+    noStackTrace(bare.stderr);
+    const unknown = cli("audit", "verify", "--bogus", "x");
+    assert.equal(unknown.status, 2);
+    assert.match(unknown.stderr, /^Unknown option '--bogus'\nusage:\n/);
+    noStackTrace(unknown.stderr);
+  });
+
+  it("names an unreadable audit file in one line and exits 1", () => {
+    const missing = path.join(import.meta.dirname, "no-such-audit.log");
+    const { status, stdout, stderr } = cli("audit", "verify", missing);
+    assert.equal(status, 1);
+    assert.equal(stdout, "");
+    assert.equal(stderr, `audit verify: cannot read ${missing}: no such file\n`);
+    const dir = cli("audit", "verify", import.meta.dirname);
+    assert.equal(dir.status, 1);
+    assert.equal(dir.stderr, `audit verify: cannot read ${import.meta.dirname}: is a directory\n`);
+  });
+
+  it("reports an unreachable Redis for key revoke in one line and exits 1", () => {
+    // Port 1 on loopback: nothing listens there, the connection is refused at once.
+    const { status, stderr } = cli("key", "revoke", "--id", "x", "--redis", "redis://127.0.0.1:1");
+    assert.equal(status, 1);
+    assert.equal(stderr, "key revoke: cannot reach redis://127.0.0.1:1: connect ECONNREFUSED 127.0.0.1:1\n");
+    noStackTrace(stderr);
   });
 });
 

@@ -14,9 +14,9 @@
  *                                                revokes an identity on every replica at once (Redis quota store)
  */
 import { randomBytes } from "node:crypto";
-import { readFileSync, realpathSync } from "node:fs";
+import { accessSync, constants, readFileSync, realpathSync, statSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import { parseArgs } from "node:util";
+import { parseArgs, type ParseArgsConfig } from "node:util";
 import { verifyAuditChain, type ChainHead } from "../audit/index.js";
 import { revocationKeys } from "../auth/revocations.js";
 import { diffPolicies } from "../policy/diff.js";
@@ -30,23 +30,49 @@ const USAGE = `usage:
   llm-gateway audit verify FILE [FILE...] [--anchor SEQ:HASH ...]
   llm-gateway key revoke|reinstate --id ID --redis URL [--prefix llm-gateway]`;
 
-/** Runs the CLI with `argv` (without node and script); returns the exit code. */
+const OPTIONS = {
+  id: { type: "string" },
+  team: { type: "string" },
+  "envoy-config": { type: "string" },
+  redis: { type: "string" },
+  prefix: { type: "string", default: "llm-gateway" },
+  anchor: { type: "string", multiple: true, default: [] },
+} satisfies NonNullable<ParseArgsConfig["options"]>;
+
+/** A failure the operator can act on: printed as one line, exit code 1 (no stack trace). */
+class CliFailure extends Error {}
+
+/** Runs the CLI with `argv` (without node and script); returns the exit code: 0 ok, 1 failed, 2 misused. */
 export async function runCli(
   argv: string[],
   io = { out: process.stdout, err: process.stderr, stdin: process.stdin },
 ): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: {
-      id: { type: "string" },
-      team: { type: "string" },
-      "envoy-config": { type: "string" },
-      redis: { type: "string" },
-      prefix: { type: "string", default: "llm-gateway" },
-      anchor: { type: "string", multiple: true, default: [] },
-    },
-  });
+  if (argv[0] === "help" || argv.includes("--help") || argv.includes("-h")) {
+    io.out.write(`${USAGE}\n`);
+    return 0;
+  }
+  let parsed;
+  try {
+    parsed = parseArgs({ args: argv, allowPositionals: true, options: OPTIONS });
+  } catch (err) {
+    // parseArgs explains a bad option in its first sentence; the rest is advice about `--`.
+    io.err.write(`${(err as Error).message.split(". ")[0]}\n`);
+    return usage(io.err);
+  }
+  try {
+    return await runCommand(parsed.values, parsed.positionals, io);
+  } catch (err) {
+    if (!(err instanceof CliFailure)) throw err;
+    io.err.write(`${err.message}\n`);
+    return 1;
+  }
+}
+
+async function runCommand(
+  values: ReturnType<typeof parseArgs<{ options: typeof OPTIONS }>>["values"],
+  positionals: string[],
+  io: { out: NodeJS.WritableStream; err: NodeJS.WritableStream; stdin: NodeJS.ReadableStream },
+): Promise<number> {
   const [group, command, file, ...moreFiles] = positionals;
   if (group === "key" && command === "create") {
     if (!values.id || !values.team) return usage(io.err);
@@ -61,9 +87,20 @@ export async function runCli(
   if (group === "key" && (command === "revoke" || command === "reinstate")) {
     if (!values.id || !values.redis) return usage(io.err);
     const { Redis } = await import("ioredis");
-    const client = new Redis(values.redis, { maxRetriesPerRequest: 1, lazyConnect: true });
+    // One attempt, no reconnect loop: an operator wants an answer, not a retry storm.
+    const client = new Redis(values.redis, {
+      maxRetriesPerRequest: 1,
+      lazyConnect: true,
+      retryStrategy: () => null,
+    });
+    let connectError: Error | undefined;
+    client.on("error", (err: Error) => (connectError ??= err));
     try {
-      await client.connect();
+      await client.connect().catch((err: Error) => {
+        throw new CliFailure(
+          `key ${command}: cannot reach ${values.redis}: ${(connectError ?? err).message}`,
+        );
+      });
       const { set, channel } = revocationKeys(values.prefix!);
       if (command === "revoke") await client.sadd(set, values.id);
       else await client.srem(set, values.id);
@@ -113,6 +150,7 @@ export async function runCli(
     }
   }
   if (group === "audit" && command === "verify" && file) {
+    for (const f of [file, ...moreFiles]) assertReadable("audit verify", f);
     const lines = function* () {
       for (const f of [file, ...moreFiles]) yield* readFileSync(f, "utf8").split("\n");
     };
@@ -146,6 +184,25 @@ export async function runCli(
   return usage(io.err);
 }
 
+/** Throws a one-line {@link CliFailure} unless `file` is a readable regular file. */
+function assertReadable(command: string, file: string): void {
+  try {
+    accessSync(file, constants.R_OK);
+    if (statSync(file).isDirectory()) throw Object.assign(new Error(), { code: "EISDIR" });
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    const why =
+      code === "ENOENT"
+        ? "no such file"
+        : code === "EACCES"
+          ? "permission denied"
+          : code === "EISDIR"
+            ? "is a directory"
+            : (err as Error).message;
+    throw new CliFailure(`${command}: cannot read ${file}: ${why}`);
+  }
+}
+
 function usage(err: NodeJS.WritableStream): number {
   err.write(`${USAGE}\n`);
   return 2;
@@ -153,5 +210,9 @@ function usage(err: NodeJS.WritableStream): number {
 
 // Run when executed directly (also through an npm bin symlink), not when imported by tests.
 if (process.argv[1] && realpathSync(process.argv[1]) === fileURLToPath(import.meta.url)) {
-  process.exitCode = await runCli(process.argv.slice(2));
+  process.exitCode = await runCli(process.argv.slice(2)).catch((err: unknown) => {
+    // Anything unforeseen (e.g. Redis unreachable for key revoke) is still one line, not a stack trace.
+    process.stderr.write(`llm-gateway: ${err instanceof Error ? err.message : String(err)}\n`);
+    return 1;
+  });
 }

@@ -19,6 +19,8 @@ export class PolicyStore {
   private policy: Policy;
   private watcher: FSWatcher | undefined;
   private debounce: NodeJS.Timeout | undefined;
+  /** Reloads rejected since the last good one: an operator must hear when the file is valid again. */
+  private rejectedReloads = 0;
 
   constructor(
     private readonly file: string,
@@ -45,6 +47,7 @@ export class PolicyStore {
       next = loadPolicy(this.file, this.options);
     } catch (err) {
       this.metrics.reloads.inc({ result: "failure" });
+      this.rejectedReloads++;
       const problems =
         err instanceof PolicyError ? err.problems : [{ path: "", message: (err as Error).message }];
       this.logger.error(
@@ -53,7 +56,16 @@ export class PolicyStore {
       );
       return false;
     }
-    if (next.digest === this.policy.digest) return true;
+    const rejected = this.rejectedReloads;
+    this.rejectedReloads = 0;
+    if (next.digest === this.policy.digest) {
+      // The file was put back as it was: nothing to swap, but the rejection logged before is over.
+      if (rejected > 0) {
+        this.recordSuccess();
+        this.logRecovery(trigger, rejected, this.policy, this.policy);
+      }
+      return true;
+    }
     const previous = this.policy;
     if (JSON.stringify(next.quota) !== JSON.stringify(previous.quota)) {
       this.logger.warn(
@@ -64,16 +76,33 @@ export class PolicyStore {
     this.onLoad(next);
     this.policy = next;
     this.recordSuccess(previous);
-    this.logger.info(
+    if (rejected > 0) this.logRecovery(trigger, rejected, next, previous);
+    else {
+      this.logger.info(
+        {
+          trigger,
+          digest: next.digest.slice(0, 16),
+          previous: previous.digest.slice(0, 16),
+          keys: next.keysBySha256.size,
+        },
+        "policy reloaded",
+      );
+    }
+    return true;
+  }
+
+  /** A valid file after rejected ones: at warn, the level the rejections were watched at, with what is in force. */
+  private logRecovery(trigger: string, rejected: number, applied: Policy, previous: Policy): void {
+    this.logger.warn(
       {
         trigger,
-        digest: next.digest.slice(0, 16),
+        digest: applied.digest.slice(0, 16),
         previous: previous.digest.slice(0, 16),
-        keys: next.keysBySha256.size,
+        rejected_reloads: rejected,
+        keys: applied.keysBySha256.size,
       },
-      "policy reloaded",
+      `policy valid again after ${rejected} rejected reload(s); applied ${applied.digest.slice(0, 16)}`,
     );
-    return true;
   }
 
   /**

@@ -29,6 +29,8 @@ import { StreamingPii } from "../pii/stream.js";
 import { SseSplitter } from "../openai/sse.js";
 import { generatedText, mayCarryUsage, usageOf } from "../openai/usage.js";
 import { applyOutputCap, outputCap, type GeneratingApi } from "../openai/output-cap.js";
+import { UsageChunkRemover } from "../openai/usage-chunk.js";
+import { modelRenamer } from "../openai/model-name.js";
 import { resolveModel } from "../routing/index.js";
 import { monotonicMs, type ProcessorDeps, type RequestContext } from "./context.js";
 import type { EndpointProcessor } from "./endpoint.js";
@@ -42,8 +44,8 @@ const PRECHECK_BODY_BYTES = 64 * 1024;
 /** Per-request streaming state, kept on the processor instance (one instance per request). */
 interface StreamState {
   readonly splitter: SseSplitter;
-  /** The client did not ask for the usage chunk; we injected the request for it and strip it again. */
-  readonly stripUsageChunk: boolean;
+  /** The client did not ask for the usage chunk: we asked for it, and this removes it again. */
+  readonly usageChunk: UsageChunkRemover | undefined;
   /** Streaming PII redaction, when policy scans or restores output. */
   readonly pii: StreamingPii | undefined;
   /** Last parsed event: the template for a flush event. */
@@ -59,6 +61,8 @@ export class InferenceProcessor implements EndpointProcessor {
   /** A JSON answer passed through as it arrives (nothing in it to rewrite), collected to read its usage. */
   private passThrough: JsonCollector | undefined;
   private clientWantsUsage = false;
+  /** Set when the pool serves the model under another name: answers carry the policy's name. */
+  private renameModel: ((raw: Buffer) => Buffer) | undefined;
 
   /** The API generates text (chat, completions): it has an output cap and may stream. */
   private readonly generating: GeneratingApi | undefined;
@@ -142,7 +146,12 @@ export class InferenceProcessor implements EndpointProcessor {
       ctx.stream = true;
       this.clientWantsUsage = request.stream_options?.include_usage === true;
       if (!this.clientWantsUsage) {
-        request.stream_options = { ...request.stream_options, include_usage: true };
+        // vLLM honours continuous_usage_stats only with include_usage: this client would get no usage at all.
+        const { continuous_usage_stats: _unused, ...options } = (request.stream_options ?? {}) as Record<
+          string,
+          unknown
+        >;
+        request.stream_options = { ...options, include_usage: true };
       }
     }
     if (ctx.policy.logPrompts) ctx.requestBody = request;
@@ -186,6 +195,8 @@ export class InferenceProcessor implements EndpointProcessor {
     const served = headers.get(SERVED_POOL_HEADER);
     // Only a pool's declared fallbacks count (never the pool itself: the policy refuses that).
     if (served !== undefined && ctx.model?.pool.fallback.includes(served)) ctx.fallbackPool = served;
+    if (ctx.model && ctx.model.upstreamModel !== ctx.model.name)
+      this.renameModel = modelRenamer(ctx.model.upstreamModel, ctx.model.name);
     const headerReply = {
       setHeaders: ctx.admission?.headers ?? [],
       ...(served !== undefined && { removeHeaders: [SERVED_POOL_HEADER] }),
@@ -203,14 +214,16 @@ export class InferenceProcessor implements EndpointProcessor {
         session && (session.resolved.responses || session.resolved.restore)
           ? new StreamingPii(session, ctx.policy.pii!.holdBackChars)
           : undefined;
-      this.streamState = { splitter: new SseSplitter(), stripUsageChunk: !this.clientWantsUsage, pii };
+      const usageChunk = this.clientWantsUsage ? undefined : new UsageChunkRemover();
+      this.streamState = { splitter: new SseSplitter(), usageChunk, pii };
       return { ...headerReply, responseBodyMode: BodySendMode.STREAMED };
     }
     if (ok && contentType.startsWith("application/json")) {
       // A body the gateway may rewrite is buffered by Envoy (up to its limit); any other is passed through
       // as it arrives, so an answer of any size (400 embeddings of 1,024 floats: 8.7 MB) reaches the client.
       // Embeddings carry no text to scan.
-      if (this.generating && rewritesOutput(ctx)) return headerReply;
+      // A model served under another name is renamed in the answer, which needs the whole body too.
+      if ((this.generating && rewritesOutput(ctx)) || this.renameModel) return headerReply;
       this.passThrough = new JsonCollector(MAX_COLLECTED_RESPONSE_BYTES);
       return { ...headerReply, responseBodyMode: BodySendMode.STREAMED };
     }
@@ -273,12 +286,20 @@ export class InferenceProcessor implements EndpointProcessor {
       }
     }
     if (ctx.policy.logPrompts) ctx.completion = generatedText(parsed);
+    if (this.renameModel) {
+      const answer = reply.body ?? body;
+      const renamed = this.renameModel(answer);
+      if (renamed !== answer)
+        reply = { body: renamed, setHeaders: [["content-length", String(renamed.length)]] };
+    }
     return reply;
   }
 
   /**
    * Passes whole SSE events through, holding back an event split across chunks until it is complete.
-   * Reads `usage` from the final usage chunk and drops that chunk when the client did not ask for it.
+   * Reads `usage` from the final usage chunk and drops that chunk when the client did not ask for it
+   * (putting its `system_fingerprint` back where the server would have sent it). Events name the model as
+   * the policy does.
    * With PII handling on, each event's generated text goes through the streaming redactor (which may hold
    * text back into later events) and the event is re-serialized.
    */
@@ -289,10 +310,12 @@ export class InferenceProcessor implements EndpointProcessor {
     endOfStream: boolean,
   ): PhaseReply {
     const kept: Buffer[] = [];
-    const keep = (raw: Buffer) => kept.push(state.stripUsageChunk ? withoutNullUsage(raw) : raw);
+    const send = (raw: Buffer) => kept.push(this.renameModel ? this.renameModel(raw) : raw);
+    const keep = (raw: Buffer) => (state.usageChunk ? state.usageChunk.keep(raw).forEach(send) : send(raw));
     for (const event of state.splitter.push(chunk)) {
       if (event.data === "[DONE]") {
         this.flushPii(state).forEach(keep);
+        state.usageChunk?.release().forEach(send);
         kept.push(event.raw);
         continue;
       }
@@ -316,7 +339,10 @@ export class InferenceProcessor implements EndpointProcessor {
       }
       const choices = (parsed as { choices?: unknown } | null)?.choices;
       const usageOnly = usage !== undefined && Array.isArray(choices) && choices.length === 0;
-      if (usageOnly && state.stripUsageChunk) continue;
+      if (usageOnly && state.usageChunk) {
+        state.usageChunk.usageChunk(parsed).forEach(send);
+        continue;
+      }
       let raw = event.raw;
       if (state.pii && state.pii.apply(parsed))
         raw = Buffer.from(`data: ${JSON.stringify(parsed)}\n\n`, "utf8");
@@ -326,6 +352,7 @@ export class InferenceProcessor implements EndpointProcessor {
     }
     if (endOfStream) {
       this.flushPii(state).forEach(keep);
+      state.usageChunk?.release().forEach(send);
       kept.push(state.splitter.flush());
     }
     const out = kept.length === 1 ? kept[0]! : Buffer.concat(kept);
@@ -391,20 +418,6 @@ async function countPromptTokens(
   return counted + prompt.tokenIds + framing;
 }
 
-/**
- * With `include_usage` on, servers add `"usage":null` to every chunk. When we turned it on and the client
- * did not, remove that field again so the client sees the stream it asked for, byte for byte. The pattern
- * cannot match inside a JSON string, where the quotes would be escaped.
- */
-const NULL_USAGE_FIELD = /,\s*"usage"\s*:\s*null(?=\s*[,}])|"usage"\s*:\s*null\s*,/;
-const NULL_USAGE_PROBE = Buffer.from('"usage"');
-
-function withoutNullUsage(raw: Buffer): Buffer {
-  if (raw.indexOf(NULL_USAGE_PROBE) === -1) return raw;
-  const text = raw.toString("utf8");
-  const stripped = text.replace(NULL_USAGE_FIELD, "");
-  return stripped === text ? raw : Buffer.from(stripped, "utf8");
-}
 
 /** A new processor for each endpoint, per request (processors hold per-request stream state). */
 export const inferenceEndpoints: Record<string, () => InferenceProcessor> = {

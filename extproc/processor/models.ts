@@ -15,9 +15,7 @@ export class ModelsProcessor implements EndpointProcessor {
   requestHeaders(ctx: RequestContext, _headers: HeaderMapValues): LocalReply {
     const allowed = listAllowedModels(ctx.policy, ctx.identity!);
     const id =
-      ctx.path.length > MODELS_PATH.length
-        ? decodeURIComponent(ctx.path.slice(MODELS_PATH.length + 1))
-        : undefined;
+      ctx.path.length > MODELS_PATH.length ? modelId(ctx.path.slice(MODELS_PATH.length + 1)) : undefined;
     let body: unknown;
     if (id === undefined) {
       body = { object: "list", data: allowed.map((name) => modelObject(ctx.policy, name)) };
@@ -36,6 +34,18 @@ export class ModelsProcessor implements EndpointProcessor {
       contentType: "application/json",
       details: "models_listed",
     };
+  }
+}
+
+/**
+ * The model id in a `/v1/models/{id}` path, percent-decoded. A malformed escape (`%E0%A4%A`) cannot name
+ * any model, so it is answered like any other absent model: 404 `model_not_found`, quoting the id as sent.
+ */
+function modelId(encoded: string): string {
+  try {
+    return decodeURIComponent(encoded);
+  } catch {
+    throw new GatewayError("model_not_found", `The model '${encoded}' does not exist.`, "model");
   }
 }
 

@@ -4,6 +4,8 @@
  * pass through, a dead pool is a clear 503, and without extproc Envoy fails closed.
  */
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import OpenAI, { APIError } from "openai";
 import { DEMO_KEYS, startStack, type Stack } from "../harness/index.js";
@@ -173,6 +175,29 @@ describe("request validation", () => {
     assertOpenAIError(unknown, 404, "unknown_url");
     const wrongMethod = await rawRequest(stack, "/v1/chat/completions", { method: "GET", headers: auth });
     assertOpenAIError(wrongMethod, 405, "method_not_allowed");
+  });
+
+  it("404 model_not_found for a model id with malformed percent-encoding, with no error logged", async () => {
+    const auth = { authorization: `Bearer ${DEMO_KEYS.research}` };
+    // A cut escape, a non-hex escape, an overlong UTF-8 form and a lone surrogate: none decodes.
+    for (const id of ["%E0%A4%A", "%zz", "%C0%AF", "%ED%A0%80", "llama%"]) {
+      const res = await rawRequest(stack, `/v1/models/${id}`, { method: "GET", headers: auth });
+      assert.equal(res.status, 404, `${id}: ${res.text}`);
+      assert.deepEqual(res.json, {
+        error: {
+          message: `The model '${id}' does not exist.`,
+          type: "not_found_error",
+          param: "model",
+          code: "model_not_found",
+        },
+      });
+      const audit = await auditRecordOf(stack, res.headers.get("x-request-id"));
+      assert.equal(audit.reason, "model_not_found");
+      assert.equal(audit.status, 404);
+    }
+    // extproc's log holds no error (level 50) or stack trace from these requests.
+    const log = readFileSync(path.join(stack.workDir, "extproc.log"), "utf8");
+    assert.doesNotMatch(log, /URIError|"level":[56]0|"stack"/);
   });
 });
 

@@ -122,7 +122,9 @@ describe("inference", () => {
     const last = chunks.at(-1)!;
     assert.deepEqual(last.choices, []);
     assert.equal(last.usage?.completion_tokens, 12);
-    assert.ok(chunks.slice(0, -1).every((c) => c.usage === null));
+    // vLLM's shape: no "usage":null on the other chunks, the fingerprint on the usage chunk alone.
+    assert.ok(chunks.slice(0, -1).every((c) => c.usage === undefined && c.system_fingerprint === undefined));
+    assert.equal(last.system_fingerprint, "demo-pool-a");
   });
 
   it("serves completions, plain and streamed", async () => {

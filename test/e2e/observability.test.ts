@@ -18,6 +18,7 @@ import {
   client,
   extprocMetrics,
   openStream,
+  rawRequest,
   sampleValue,
 } from "./helpers.js";
 
@@ -194,6 +195,30 @@ describe("audit and metrics (default policy)", () => {
     const after = await envoyStats();
     for (const cluster of ["pool-a", "extproc"]) {
       assert.equal(upstreamRequests(after, cluster) - upstreamRequests(before, cluster), 1, cluster);
+    }
+  });
+
+  it("never records a query string: Envoy's access log, extproc's log and the audit log", async () => {
+    const secret = "sk-query-secret-5f1d9a";
+    const auth = { authorization: `Bearer ${DEMO_KEYS.research}`, "content-type": "application/json" };
+    const chat = await rawRequest(stack, `/v1/chat/completions?api-key=${secret}`, {
+      headers: auth,
+      body: JSON.stringify({ model: "llama-3.1-8b-instruct", messages: [{ role: "user", content: "hi" }] }),
+    });
+    assert.equal(chat.status, 200);
+    // Only a key in the query: refused (keys are read from headers), and still logged without it.
+    const refused = await rawRequest(stack, `/v1/models?api-key=${secret}&x=1`, { method: "GET" });
+    assert.equal(refused.status, 401);
+    for (const [res, path] of [
+      [chat, "/v1/chat/completions"],
+      [refused, "/v1/models"],
+    ] as const) {
+      const requestId = res.headers.get("x-request-id");
+      assert.equal((await accessLogLine(stack, requestId)).path, path);
+      assert.equal((await auditRecordOf(stack, requestId)).path, path);
+    }
+    for (const file of [stack.envoyAccessLog, path.join(stack.workDir, "extproc.log"), stack.auditLog]) {
+      assert.ok(!readFileSync(file, "utf8").includes(secret), `${file} holds the query's secret`);
     }
   });
 });

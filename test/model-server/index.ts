@@ -2,7 +2,10 @@
  * Demo OpenAI-compatible model server: a test fixture and demo aid standing in for a vLLM pool, not part of
  * the product. Answers chat completions, completions and embeddings with deterministic text and real
  * `usage` (one token per whitespace-separated word), streams SSE with a per-token delay, and injects faults
- * on request via headers:
+ * on request via headers. Streams have the shapes of vLLM 0.32's (test/vllm-recordings/): the same fields
+ * in the same order, `finish_reason` on the last token's chunk, `system_fingerprint` there (or, with
+ * `include_usage`, on the usage chunk instead), usage on every chunk with `continuous_usage_stats` and
+ * `include_usage` both, and no `"usage":null`. Headers:
  *
  * - `x-demo-status: 503`          answer with that status and an OpenAI error body
  * - `x-demo-delay-ms: 250`        wait before answering
@@ -204,10 +207,11 @@ export async function startModelServer(options: ModelServerOptions): Promise<Mod
         : answerTokens(model, prompt, maxTokens);
     const finishReason = typeof forced !== "string" && tokens.length >= maxTokens ? "length" : "stop";
     const completionTokens = typeof forced === "string" ? words(tokens.join("")).length : tokens.length;
+    // vLLM's field order.
     const usage = {
       prompt_tokens: promptTokens,
-      completion_tokens: completionTokens,
       total_tokens: promptTokens + completionTokens,
+      completion_tokens: completionTokens,
     };
     const object = chat ? "chat.completion" : "text_completion";
 
@@ -269,13 +273,30 @@ export async function startModelServer(options: ModelServerOptions): Promise<Mod
         pieces.push(chat ? { delta: { content: token }, logprobs: lp } : { text: token, logprobs: lp });
       }
     }
+    // A choice always finishes, even when it generated nothing.
+    if (pieces.length === 0) pieces.push(chat ? { delta: { content: "" } } : { text: "" });
 
+    const streamOptions = body.stream_options as
+      { include_usage?: unknown; continuous_usage_stats?: unknown } | undefined;
     const includeUsage =
-      (body.stream_options as { include_usage?: unknown } | undefined)?.include_usage === true;
+      streamOptions?.include_usage === true && req.headers["x-demo-omit-usage"] === undefined;
+    // As in vLLM: continuous_usage_stats means nothing without include_usage.
+    const continuousUsage = includeUsage && streamOptions?.continuous_usage_stats === true;
     const tokenDelay = Number(req.headers["x-demo-token-delay-ms"] ?? options.tokenDelayMs ?? 0);
     const chunkObject = chat ? "chat.completion.chunk" : "text_completion";
     const chunk = (choices: unknown[], extra: Record<string, unknown> = {}): string =>
-      `data: ${JSON.stringify({ id, object: chunkObject, created, model, choices, ...(includeUsage && { usage: null }), ...extra })}\n\n`;
+      `data: ${JSON.stringify({ id, object: chunkObject, created, model, choices, ...extra })}\n\n`;
+    /** Usage so far, on every chunk with continuous_usage_stats (vLLM's shape). */
+    const usageSoFar = (generated: number) =>
+      continuousUsage && {
+        usage: {
+          prompt_tokens: promptTokens,
+          total_tokens: promptTokens + generated,
+          completion_tokens: generated,
+          completion_tokens_details: null,
+        },
+      };
+    const fingerprint = { system_fingerprint: `demo-${options.name}` };
     const byteSplit = req.headers["x-demo-byte-split"];
     const held: string[] = [];
     const write = (text: string): void => {
@@ -287,7 +308,18 @@ export async function startModelServer(options: ModelServerOptions): Promise<Mod
       "cache-control": "no-cache",
       "x-demo-server": options.name,
     });
-    if (chat) write(chunk([{ index: 0, delta: { role: "assistant", content: "" }, finish_reason: null }]));
+    if (chat) {
+      write(
+        chunk(
+          [{ index: 0, delta: { role: "assistant", content: "" }, logprobs: null, finish_reason: null }],
+          {
+            ...usageSoFar(0),
+            prompt_token_ids: null,
+            prompt_text: null,
+          },
+        ),
+      );
+    }
     for (const [i, piece] of pieces.entries()) {
       if (tokenDelay > 0) await sleep(tokenDelay);
       if (res.destroyed) return;
@@ -295,14 +327,29 @@ export async function startModelServer(options: ModelServerOptions): Promise<Mod
         req.socket.destroy();
         return;
       }
-      write(chunk([{ index: 0, ...piece, finish_reason: null }]));
+      // The last piece's chunk finishes the choice; without include_usage it carries the fingerprint.
+      const last = i === pieces.length - 1;
+      const finishing = last ? { finish_reason: finish, stop_reason: null } : { finish_reason: null };
+      const lp = (piece.logprobs as unknown) ?? null;
+      const choice = chat
+        ? { index: 0, delta: piece.delta, logprobs: lp, ...finishing, token_ids: null }
+        : {
+            index: 0,
+            text: piece.text,
+            logprobs: lp,
+            finish_reason: finishing.finish_reason,
+            stop_reason: null,
+            prompt_token_ids: null,
+            token_ids: null,
+          };
+      write(
+        chunk([choice], {
+          ...usageSoFar(last ? completionTokens : Math.min(i + 1, completionTokens)),
+          ...(last && !includeUsage && fingerprint),
+        }),
+      );
     }
-    write(
-      chunk([
-        chat ? { index: 0, delta: {}, finish_reason: finish } : { index: 0, text: "", finish_reason: finish },
-      ]),
-    );
-    if (includeUsage && req.headers["x-demo-omit-usage"] === undefined) write(chunk([], { usage }));
+    if (includeUsage) write(chunk([], { usage, ...fingerprint }));
     write("data: [DONE]\n\n");
     if (typeof byteSplit === "string") {
       for (const piece of splitBytes(Buffer.from(held.join(""), "utf8"), byteSplit)) {
