@@ -218,17 +218,17 @@ function astralClass(codePoint: number): number {
 
 const INVISIBLE_ALL = new RegExp(INVISIBLE.source, "gu");
 
-/** Builds a view in one pass: UTF-16 units into a growing buffer, a record for each changed stretch. */
+/** Builds a view in one pass: unchanged stretches are copied whole, each changed one is recorded. */
 class ViewBuilder {
   readonly stretches = new Stretches();
   /** Whether any character was changed. */
   changed = false;
-  private units: Uint16Array;
+  private readonly parts: string[] = [];
   private length = 0;
+  /** Start of the original text not yet in the view (unchanged so far). */
+  private pending = 0;
 
-  constructor(private readonly original: string) {
-    this.units = new Uint16Array(original.length + 16);
-  }
+  constructor(private readonly original: string) {}
 
   /**
    * The view. A segment is one character with what follows it up to the next character: combining marks,
@@ -238,38 +238,63 @@ class ViewBuilder {
   build(): string {
     const text = this.original;
     const table = bmpClass();
-    let start = 0;
-    let changed = false;
-    let removed = false;
-    for (let i = 0; i < text.length;) {
-      const code = text.charCodeAt(i);
-      let width = 1;
-      let kind = code < 0x80 ? PLAIN : table[code]!;
-      if (code >= 0xd800 && code <= 0xdbff && i + 1 < text.length) {
-        const low = text.charCodeAt(i + 1);
-        if (low >= 0xdc00 && low <= 0xdfff) {
-          width = 2;
-          kind = astralClass(((code - 0xd800) << 10) + (low - 0xdc00) + 0x10000);
-        }
+    for (let at = 0; at < text.length;) {
+      if (text.charCodeAt(at) < 0x80) {
+        at++;
+        continue;
       }
-      if (kind === REMOVED || (kind === ATTACHED && i > start)) {
-        if (!changed) this.length -= i - start; // the character it follows was copied: it is redone
-        changed = true;
-        removed ||= kind === REMOVED;
-      } else {
-        if (changed) this.segment(start, i, removed);
-        start = i;
-        changed = kind !== PLAIN;
-        removed = false;
-        if (!changed) {
-          this.push(code);
-          if (width === 2) this.push(text.charCodeAt(i + 1));
-        }
+      const kind = this.kindAt(at, table);
+      if (kind === PLAIN) {
+        at += this.widthAt(at);
+        continue;
       }
-      i += width;
+      // A mark or removed character joins the character before it (that one was PLAIN: a changed one's
+      // segment would have taken this one in).
+      let start = at;
+      if (kind !== CHANGED && at > this.pending) start = at - (this.isPairEnd(at) ? 2 : 1);
+      let end = at + this.widthAt(at);
+      let removed = kind === REMOVED;
+      while (end < text.length) {
+        const next = this.kindAt(end, table);
+        if (next !== REMOVED && next !== ATTACHED) break;
+        removed ||= next === REMOVED;
+        end += this.widthAt(end);
+      }
+      this.segment(start, end, removed);
+      at = end;
     }
-    if (changed) this.segment(start, text.length, removed);
-    return Buffer.from(this.units.buffer, 0, this.length * 2).toString("utf16le");
+    if (!this.changed) return text;
+    this.copy(text.length);
+    return this.parts.join("");
+  }
+
+  private widthAt(at: number): number {
+    const code = this.original.charCodeAt(at);
+    if (code < 0xd800 || code > 0xdbff) return 1;
+    const low = this.original.charCodeAt(at + 1);
+    return low >= 0xdc00 && low <= 0xdfff ? 2 : 1;
+  }
+
+  private isPairEnd(at: number): boolean {
+    const low = this.original.charCodeAt(at - 1);
+    const high = at >= 2 ? this.original.charCodeAt(at - 2) : 0;
+    return low >= 0xdc00 && low <= 0xdfff && high >= 0xd800 && high <= 0xdbff;
+  }
+
+  private kindAt(at: number, table: Uint8Array): number {
+    const code = this.original.charCodeAt(at);
+    if (code < 0x80) return PLAIN;
+    if (this.widthAt(at) === 1) return table[code]!;
+    return astralClass(this.original.codePointAt(at)!);
+  }
+
+  /** Adds the unchanged original text up to `end`. */
+  private copy(end: number): void {
+    if (end > this.pending) {
+      this.parts.push(this.original.slice(this.pending, end));
+      this.length += end - this.pending;
+    }
+    this.pending = end;
   }
 
   /** The view of one BMP character on its own (changed or removed). */
@@ -282,31 +307,21 @@ class ViewBuilder {
     return normalized;
   }
 
-  private push(unit: number): void {
-    if (this.length === this.units.length) {
-      const grown = new Uint16Array(this.units.length * 2);
-      grown.set(this.units);
-      this.units = grown;
-    }
-    this.units[this.length++] = unit;
-  }
-
   /** Adds the normalized form of original [start, end), a character with what follows it. */
   private segment(start: number, end: number, removed: boolean): void {
-    if (end - start === 1) {
-      const normalized = this.single(this.original.charCodeAt(start));
-      if (normalized.length !== 1)
-        this.stretches.add(this.length, this.length + normalized.length, start, end);
-      this.changed = true;
-      for (let k = 0; k < normalized.length; k++) this.push(normalized.charCodeAt(k));
-      return;
-    }
     const segment = this.original.slice(start, end);
-    const normalized = normalizeSegment(removed ? segment.replace(INVISIBLE_ALL, "") : segment);
+    const normalized =
+      end - start === 1
+        ? this.single(segment.charCodeAt(0))
+        : normalizeSegment(removed ? segment.replace(INVISIBLE_ALL, "") : segment);
+    if (normalized === segment) return;
+    this.copy(start);
     // One unit for one (`＠` → `@`) needs no record: positions on both sides stay in step.
-    if (!(end - start === normalized.length && (normalized.length === 1 || normalized === segment)))
+    if (!(end - start === 1 && normalized.length === 1))
       this.stretches.add(this.length, this.length + normalized.length, start, end);
-    if (normalized !== segment) this.changed = true;
-    for (let k = 0; k < normalized.length; k++) this.push(normalized.charCodeAt(k));
+    this.changed = true;
+    this.parts.push(normalized);
+    this.length += normalized.length;
+    this.pending = end;
   }
 }
