@@ -67,10 +67,13 @@ const normalizedSegments = new Map<string, string>();
 const MAX_CACHED_SEGMENTS = 65_536;
 
 /** NFKC of one character with its marks, then separators and digits folded. */
+const normalizeOnce = (segment: string): string => segment.normalize("NFKC").replace(FOLDED, foldOne);
+
+/** {@link normalizeOnce}, cached. */
 function normalizeSegment(segment: string): string {
   let normalized = normalizedSegments.get(segment);
   if (normalized === undefined) {
-    normalized = segment.normalize("NFKC").replace(FOLDED, foldOne);
+    normalized = normalizeOnce(segment);
     if (normalizedSegments.size >= MAX_CACHED_SEGMENTS) normalizedSegments.clear();
     normalizedSegments.set(segment, normalized);
   }
@@ -189,7 +192,7 @@ const CHANGED = 3; // normalized or folded on its own
 function classOf(ch: string): number {
   if (INVISIBLE.test(ch)) return REMOVED;
   if (ATTACHES.test(ch)) return ATTACHED;
-  return normalizeSegment(ch) === ch ? PLAIN : CHANGED;
+  return normalizeOnce(ch) === ch ? PLAIN : CHANGED;
 }
 
 let bmpClasses: Uint8Array | undefined;
