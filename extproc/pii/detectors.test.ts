@@ -236,10 +236,15 @@ describe("PRIVATE_KEY", () => {
     found("PRIVATE_KEY", encrypted);
   });
 
-  it("ignores public keys, certificates and a BEGIN without END", () => {
+  it("ignores public keys and certificates", () => {
     nothing(PEM.replaceAll("RSA PRIVATE", "PUBLIC"), "PRIVATE_KEY");
     nothing(PEM.replaceAll("RSA PRIVATE KEY", "CERTIFICATE"), "PRIVATE_KEY");
-    nothing(PEM.split("\n").slice(0, 4).join("\n"), "PRIVATE_KEY");
+  });
+
+  it("finds a block without its END line: the BEGIN line and the run of base64 lines after it", () => {
+    found("PRIVATE_KEY", PEM.split("\n").slice(0, 4).join("\n"), "key:\n{}\n\nthanks");
+    found("PRIVATE_KEY", PEM.split("\n").slice(0, 2).join("\n"));
+    nothing("-----BEGIN RSA PRIVATE KEY-----\nsee the attachment", "PRIVATE_KEY");
   });
 });
 

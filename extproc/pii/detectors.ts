@@ -25,7 +25,13 @@ export interface Finding {
   readonly entity: string;
   readonly start: number;
   readonly end: number;
+  /** `text.slice(start, end)`: the characters the action replaces. */
   readonly value: string;
+  /**
+   * The value as the detectors read it (see normalize.ts): equal to `value` unless the value held
+   * invisible, compatibility or separator characters. Placeholders and pseudonyms are keyed on it.
+   */
+  readonly normalized: string;
 }
 
 /**
@@ -37,8 +43,11 @@ export interface Finding {
 const PATTERNS: Record<BuiltinEntity, string> = {
   // The body stops at the first "--" (a following BEGIN line ends the attempt there): a scan from each
   // BEGIN reaches at most the next marker, not 16 KiB, so a run of BEGIN lines stays linear. Single
-  // hyphens remain allowed (Proc-Type / DEK-Info headers of encrypted keys).
-  PRIVATE_KEY: String.raw`-----BEGIN [A-Z ]{0,30}PRIVATE KEY-----(?:[^-]|-(?!-)){0,16384}-----END [A-Z ]{0,30}PRIVATE KEY-----`,
+  // hyphens remain allowed (Proc-Type / DEK-Info headers of encrypted keys). Without an END line (a key
+  // cut short, or its END left out on purpose) the key is its header lines and its run of base64 lines
+  // (newlines real or written "\n"; the first one may follow the BEGIN line after spaces instead).
+  // Every line starts with a separator that base64 never contains, so the run splits into lines one way.
+  PRIVATE_KEY: String.raw`-----BEGIN [A-Z ]{0,30}PRIVATE KEY-----(?:(?:[^-]|-(?!-)){0,16384}-----END [A-Z ]{0,30}PRIVATE KEY-----|(?:\r?\n[A-Za-z-]{1,32}: ?[^\r\n]{1,128}){0,4}(?:\r?\n)?(?:\r?\n|(?:\\r)?\\n|[ \t]{1,4})[A-Za-z0-9+/=]{16,16384}(?:(?:\r?\n|(?:\\r)?\\n)[A-Za-z0-9+/=]{1,16384}){0,255})`,
   // Starts at a token boundary only: otherwise each "eyJ" inside a long run is a new start that scans 4 KiB.
   JWT: String.raw`(?<![A-Za-z0-9_-])eyJ[A-Za-z0-9_-]{8,4096}\.eyJ[A-Za-z0-9_-]{8,4096}\.[A-Za-z0-9_-]{16,1024}`,
   AWS_ACCESS_KEY: String.raw`(?<![A-Z0-9])(?:AKIA|ASIA|ABIA|ACCA)[A-Z0-9]{16}(?![A-Z0-9])`,
@@ -47,8 +56,11 @@ const PATTERNS: Record<BuiltinEntity, string> = {
   // no start right after a letter and an apostrophe, or each letter of a run like a'a'a'… would be one.
   EMAIL: String.raw`(?<![A-Za-z0-9._%+-])(?<![A-Za-z0-9]')[A-Za-z0-9._%+-][A-Za-z0-9._%+'-]{0,63}@(?:[A-Za-z0-9-]{1,63}\.){1,8}[A-Za-z]{2,24}(?![A-Za-z0-9-])`,
   IBAN: String.raw`(?<![A-Za-z0-9])[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?(?![A-Za-z0-9])`,
-  CREDIT_CARD: String.raw`(?<![\d-])\d(?:[ -]?\d){12,18}(?![\d])`,
-  US_SSN: String.raw`(?<![\d-])\d{3}-\d{2}-\d{4}(?![\d-])`,
+  // Digits grouped by spaces or dashes anywhere, or by dots as printed on a card (4-4-4-4, 4-4-4-4-3,
+  // 4-6-4, 4-6-5): a dotted number of other groups is a version or a decimal, not a card.
+  CREDIT_CARD: String.raw`(?<![\d-])(?:\d(?:[ -]?\d){12,18}(?!\d)|(?<!\d\.)\d{4}\.(?:\d{4}\.\d{4}\.\d{4}(?:\.\d{3})?|\d{6}\.\d{4,5})(?!\d|\.\d))`,
+  // 123-45-6789, or 123 45 6789 when no digit group adjoins it (a longer spaced number is something else).
+  US_SSN: String.raw`(?<![\d-])\d{3}(?:-\d{2}-\d{4}|(?<!\d \d{3}) \d{2} \d{4}(?! \d))(?![\d-])`,
   // Not followed by ".digit": 10.100.200.1 is an IPv4 address, not the phone number 10.100.200.
   PHONE: String.raw`(?<![\w+])(?:\+[1-9][\d ().-]{6,18}\d|\(?\d{2,4}\)?[ .-]\d{3,4}[ .-]\d{3,5})(?!\d|\.\d)`,
   // Not inside a word (std::cout, Foo::Bar), and an embedded IPv4 tail (::ffff:192.0.2.1) belongs to it.
@@ -80,7 +92,7 @@ function validate(
 ): boolean {
   switch (entity) {
     case "CREDIT_CARD": {
-      const digits = value.replace(/[ -]/g, "");
+      const digits = value.replace(/[ .-]/g, "");
       return digits.length >= 13 && digits.length <= 19 && luhnValid(digits) && !/[ -]{2}/.test(value);
     }
     case "IBAN":
@@ -115,7 +127,13 @@ export function findBuiltin(text: string, enabled: ReadonlySet<string>, options:
     const entity = BUILTIN_ENTITIES.find((e) => groups[e] !== undefined)!;
     const value = match[0];
     if (enabled.has(entity) && validate(entity, value, text, match.index, options)) {
-      findings.push({ entity, start: match.index, end: match.index + value.length, value });
+      findings.push({
+        entity,
+        start: match.index,
+        end: match.index + value.length,
+        value,
+        normalized: value,
+      });
     } else if (entity === "HIGH_ENTROPY") {
       // A run not reported (card_number_4111…, /orders/4111…) may hold a value that starts inside it:
       // look again from the next character. The run's own pattern cannot restart inside it (its

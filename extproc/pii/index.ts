@@ -163,7 +163,9 @@ export class PiiSession {
 
   /**
    * Only placeholders made for the request are restorable: a value the model produced on its own and that
-   * was redacted on the way out must stay redacted.
+   * was redacted on the way out must stay redacted. Placeholders, pseudonyms and masks use the normalized
+   * value: `a\u200B@b.com` and `a@b.com` are one address with one placeholder (restored to the original
+   * characters first seen), and a mask keeps no invisible character of the original.
    */
   private replacement(
     f: Finding,
@@ -172,7 +174,7 @@ export class PiiSession {
   ): string {
     switch (action) {
       case "redact": {
-        const key = `${f.entity}\u0000${f.value}`;
+        const key = `${f.entity}\u0000${f.normalized}`;
         let placeholder = this.placeholders.get(key);
         if (!placeholder) {
           const n = (this.counters.get(f.entity) ?? 0) + 1;
@@ -185,14 +187,14 @@ export class PiiSession {
       }
       case "hash": {
         const digest = createHmac("sha256", this.config.hmacKey!)
-          .update(`${f.entity}:${f.value}`)
+          .update(`${f.entity}:${f.normalized}`)
           .digest("hex");
         const placeholder = `<${f.entity}_${digest.slice(0, 16)}>`;
         if (direction === "request") this.originals.set(placeholder, f.value);
         return placeholder;
       }
       case "mask":
-        return mask(f.value);
+        return mask(f.normalized);
       default:
         return f.value; // log and block leave the text as is (a blocked request never leaves)
     }

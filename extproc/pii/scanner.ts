@@ -1,5 +1,6 @@
 import { createHash } from "node:crypto";
 import { BUILTIN_ENTITIES, findBuiltin, type Finding } from "./detectors.js";
+import { DetectionView } from "./normalize.js";
 import { requiredLiteral } from "./safe-regex.js";
 
 export type { Finding } from "./detectors.js";
@@ -63,8 +64,36 @@ export class Scanner {
     return [...BUILTIN_ENTITIES, ...this.custom.map((c) => c.entity)];
   }
 
-  /** Findings of the `enabled` entity types in `text`. */
+  /**
+   * Findings of the `enabled` entity types in `text`. Detection runs on the text's normalized view
+   * (normalize.ts); each finding's span and value are those of the original characters it came from.
+   */
   scan(text: string, enabled: ReadonlySet<string>): Finding[] {
+    const view = DetectionView.of(text);
+    const found = this.detect(view.text, enabled);
+    if (view.unchanged) return found;
+    const out: Finding[] = [];
+    let covered = 0;
+    for (const f of found) {
+      const [start, end] = view.originalSpan(f.start, f.end);
+      // Two values that meet inside one changed character (the two letters of `ﬁ`) both map to all of it:
+      // the later one keeps what the earlier does not already cover.
+      const from = Math.max(start, covered);
+      if (from >= end) continue;
+      out.push({
+        entity: f.entity,
+        start: from,
+        end,
+        value: text.slice(from, end),
+        normalized: f.normalized,
+      });
+      covered = end;
+    }
+    return out;
+  }
+
+  /** Findings in `text` as it is: sorted, non-overlapping. */
+  private detect(text: string, enabled: ReadonlySet<string>): Finding[] {
     let findings = findBuiltin(text, enabled, { entropyThreshold: this.spec.entropyThreshold });
     let merged = false;
     for (const detector of this.custom) {
@@ -76,7 +105,14 @@ export class Scanner {
           regex.lastIndex++;
           continue;
         }
-        findings.push({ entity: detector.entity, start: m.index, end: m.index + m[0].length, value: m[0] });
+        const value = m[0];
+        findings.push({
+          entity: detector.entity,
+          start: m.index,
+          end: m.index + value.length,
+          value,
+          normalized: value,
+        });
         merged = true;
       }
     }

@@ -145,6 +145,15 @@ describe("StreamRedactor", () => {
     }
   });
 
+  it("obfuscated values (invisible, fullwidth, no-break spaces, a key without END) at every split", () => {
+    const text =
+      "Mail jo\u200Bhn@exa\u200Dmple.com, SSN １２３-４５-６７８９, card 4111\u00A01111\u202F1111\u00A01111.\n" +
+      PEM.split("\n").slice(0, 3).join("\n");
+    const expected = session().processResponse(text);
+    assert.equal(expected, "Mail <EMAIL_2>, SSN <US_SSN_1>, card **** **** **** 1111.\n" + "<PRIVATE_KEY_1>");
+    assert.deepEqual(failingSplits(text), []);
+  });
+
   it("one character at a time gives the non-streamed output", () => {
     assert.equal(stream([...OUTPUT]), session().processResponse(OUTPUT));
   });

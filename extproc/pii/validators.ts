@@ -113,9 +113,9 @@ export function ibanValid(candidate: string): boolean {
   return remainder === 1;
 }
 
-/** US SSN rules: no area 000, 666 or 9xx, no group 00, no serial 0000. */
+/** US SSN rules (groups separated by dashes or spaces): no area 000, 666 or 9xx, no group 00, no serial 0000. */
 export function ssnValid(ssn: string): boolean {
-  const [area, group, serial] = ssn.split("-") as [string, string, string];
+  const [area, group, serial] = ssn.split(/[- ]/) as [string, string, string];
   return area !== "000" && area !== "666" && area[0] !== "9" && group !== "00" && serial !== "0000";
 }
 
