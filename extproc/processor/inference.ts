@@ -418,7 +418,6 @@ async function countPromptTokens(
   return counted + prompt.tokenIds + framing;
 }
 
-
 /** A new processor for each endpoint, per request (processors hold per-request stream state). */
 export const inferenceEndpoints: Record<string, () => InferenceProcessor> = {
   "/v1/chat/completions": () => new InferenceProcessor("chat.completions", chatCompletionRequest),
