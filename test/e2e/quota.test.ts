@@ -164,7 +164,9 @@ describe("quotas with the in-memory store", () => {
     // extproc settles as it writes the stream's audit record, in the same turn of its event loop (the
     // memory store and a count this short run inline), and the record reaches the file only after that.
     const record = await auditRecordOf(stack, response.headers.get("x-request-id"));
-    assert.equal(record.usage, null);
+    // The audit records what was charged, counted by the gateway.
+    assert.equal(record.usage_source, "counted");
+    assert.equal(record.usage?.completion_tokens, charged);
     const c = client(stack, KEYS.stream);
     const short = [{ role: "user" as const, content: "x" }];
     // One token more than is left is refused (and takes nothing)...
