@@ -3,6 +3,19 @@ import { describe, it } from "node:test";
 import { generatedText, mayCarryUsage, usageOf } from "./usage.js";
 
 describe("usageOf", () => {
+  it("treats counts a quota could not be charged as no usage at all", () => {
+    for (const bad of [-5, 1.5, NaN, Infinity, "7", 2 ** 60]) {
+      assert.equal(usageOf({ usage: { prompt_tokens: bad, completion_tokens: 1 } }), undefined, String(bad));
+      assert.equal(usageOf({ usage: { prompt_tokens: 1, completion_tokens: bad } }), undefined, String(bad));
+    }
+    // A missing or null completion count is 0; an odd total is recomputed.
+    assert.deepEqual(usageOf({ usage: { prompt_tokens: 3, completion_tokens: null, total_tokens: -1 } }), {
+      prompt_tokens: 3,
+      completion_tokens: 0,
+      total_tokens: 3,
+    });
+  });
+
   it("reads a complete usage object", () => {
     const body = {
       id: "x",

@@ -7,18 +7,27 @@ export interface Usage {
 
 const USAGE_OBJECT = /"usage"\s*:\s*\{/;
 
-/** Reads `usage` from a parsed response object, if it has a well-formed one. */
+/** A token count as a quota may be charged it: a whole, finite, non-negative number. */
+const isCount = (n: unknown): n is number => Number.isSafeInteger(n) && (n as number) >= 0;
+
+/**
+ * Reads `usage` from a parsed response object, if it has a well-formed one. Counts that are not whole
+ * non-negative numbers (a model server answering oddly) make it absent: the text is counted instead, so a
+ * negative or fractional count never reaches a quota.
+ */
 export function usageOf(body: unknown): Usage | undefined {
   if (typeof body !== "object" || body === null) return undefined;
   const usage = (body as { usage?: unknown }).usage;
   if (typeof usage !== "object" || usage === null) return undefined;
   const { prompt_tokens, completion_tokens, total_tokens } = usage as Record<string, unknown>;
-  if (typeof prompt_tokens !== "number") return undefined;
-  const completion = typeof completion_tokens === "number" ? completion_tokens : 0;
+  if (!isCount(prompt_tokens)) return undefined;
+  if (completion_tokens !== undefined && completion_tokens !== null && !isCount(completion_tokens))
+    return undefined;
+  const completion = isCount(completion_tokens) ? completion_tokens : 0;
   return {
     prompt_tokens,
     completion_tokens: completion,
-    total_tokens: typeof total_tokens === "number" ? total_tokens : prompt_tokens + completion,
+    total_tokens: isCount(total_tokens) ? total_tokens : prompt_tokens + completion,
   };
 }
 
