@@ -275,7 +275,6 @@ export class InferenceProcessor implements EndpointProcessor {
       ctx.reason = "upstream_invalid_json";
       return {};
     }
-    ctx.usage = usageOf(parsed);
     let reply: PhaseReply = {};
     const session = ctx.pii;
     if (session && rewritesOutput(ctx)) {
@@ -285,7 +284,7 @@ export class InferenceProcessor implements EndpointProcessor {
         reply = { body: newBody, setHeaders: [["content-length", String(newBody.length)]] };
       }
     }
-    if (ctx.policy.logPrompts) ctx.completion = generatedText(parsed);
+    this.readAnswer(ctx, parsed);
     if (this.renameModel) {
       const answer = reply.body ?? body;
       const renamed = this.renameModel(answer);
