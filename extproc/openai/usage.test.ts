@@ -4,7 +4,8 @@ import { generatedText, mayCarryUsage, usageOf } from "./usage.js";
 
 describe("usageOf", () => {
   it("treats counts a quota could not be charged as no usage at all", () => {
-    for (const bad of [-5, 1.5, NaN, Infinity, "7", 2 ** 60]) {
+    assert.equal(usageOf({ usage: { prompt_tokens: "7", completion_tokens: 1 } }), undefined);
+    for (const bad of [-5, 1.5, NaN, Infinity, 2 ** 60]) {
       assert.equal(usageOf({ usage: { prompt_tokens: bad, completion_tokens: 1 } }), undefined, String(bad));
       assert.equal(usageOf({ usage: { prompt_tokens: 1, completion_tokens: bad } }), undefined, String(bad));
     }

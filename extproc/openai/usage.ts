@@ -21,8 +21,8 @@ export function usageOf(body: unknown): Usage | undefined {
   if (typeof usage !== "object" || usage === null) return undefined;
   const { prompt_tokens, completion_tokens, total_tokens } = usage as Record<string, unknown>;
   if (!isCount(prompt_tokens)) return undefined;
-  if (completion_tokens !== undefined && completion_tokens !== null && !isCount(completion_tokens))
-    return undefined;
+  // A completion count that is not a number at all reads as 0; a number that is no count voids the usage.
+  if (typeof completion_tokens === "number" && !isCount(completion_tokens)) return undefined;
   const completion = isCount(completion_tokens) ? completion_tokens : 0;
   return {
     prompt_tokens,
