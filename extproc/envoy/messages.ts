@@ -153,6 +153,18 @@ export function encodePhaseReply(phase: Phase, reply: PhaseReply): object {
   return out;
 }
 
+/**
+ * Builds the ProcessingResponse that hands a body back to Envoy in FULL_DUPLEX_STREAMED mode, where Envoy
+ * forwards only what extproc sends back (nothing sent back is an empty body).
+ */
+export function encodeStreamedBody(
+  phase: "requestBody" | "responseBody",
+  body: Buffer,
+  endOfStream: boolean,
+): object {
+  return { [phase]: { response: { bodyMutation: { streamedResponse: { body, endOfStream } } } } };
+}
+
 /** Builds the ProcessingResponse that makes Envoy answer the client with `reply`. */
 export function encodeLocalReply(reply: LocalReply): object {
   const out: Record<string, unknown> = {

@@ -19,6 +19,7 @@ export const ERRORS = {
   invalid_json: { status: 400, type: "invalid_request_error" },
   invalid_request: { status: 400, type: "invalid_request_error" },
   missing_body: { status: 400, type: "invalid_request_error" },
+  request_too_large: { status: 413, type: "invalid_request_error" },
   pii_blocked: { status: 400, type: "invalid_request_error" },
   content_blocked: { status: 400, type: "invalid_request_error" },
   prompt_injection_detected: { status: 400, type: "invalid_request_error" },

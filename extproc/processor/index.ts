@@ -5,6 +5,7 @@ import {
   BodySendMode,
   encodeLocalReply,
   encodePhaseReply,
+  encodeStreamedBody,
   type HttpBodyMessage,
   type HttpHeadersMessage,
   type LocalReply,
@@ -51,8 +52,17 @@ function selectEndpoint(method: string, path: string): EndpointProcessor {
   throw new GatewayError("unknown_url", `Unknown request URL: ${method} ${path}.`);
 }
 
-/** Reason codes for answers Envoy gives itself before a request is forwarded, by status. */
-const ENVOY_REPLY_REASONS: Readonly<Record<number, string>> = { 413: "request_too_large" };
+/**
+ * The largest request body accepted. Envoy streams the body here as it arrives (FULL_DUPLEX_STREAMED) and
+ * buffers none of it, so this is where the limit is kept.
+ */
+export const MAX_REQUEST_BODY_BYTES = 8 * 1024 * 1024;
+
+/**
+ * Request bodies from this size on may take longer than Envoy's 2 s message_timeout to parse, scan and
+ * count (1-4 MB/s): for them extproc first asks Envoy for more time (up to max_message_timeout).
+ */
+export const LARGE_BODY_BYTES = 256 * 1024;
 
 const isLocalReply = (reply: PhaseReply | LocalReply): reply is LocalReply => "status" in reply;
 
@@ -65,30 +75,38 @@ export class Exchange {
   private readonly ctx: RequestContext;
   private endpoint: EndpointProcessor | undefined;
   private audited = false;
+  /**
+   * The request-headers answer, held until the whole body is in: routing and the forwarded headers depend
+   * on the body, and in FULL_DUPLEX_STREAMED mode Envoy sends the body without waiting for that answer.
+   */
+  private heldHeaders: PhaseReply | undefined;
+  private readonly requestChunks: Buffer[] = [];
+  private requestBytes = 0;
 
   constructor(private readonly deps: ProcessorDeps) {
     this.ctx = new RequestContext(deps.policy());
   }
 
   /**
-   * Handles one ProcessingRequest and returns the ProcessingResponse to send (as a protobufjs object).
-   * Calls for one exchange must not overlap: the server awaits each before handing over the next.
+   * Handles one ProcessingRequest and returns the ProcessingResponses to send, in order (protobufjs
+   * objects): none while request body chunks are still arriving, the held headers answer and the body
+   * once the last one is in. Calls for one exchange must not overlap: the server awaits each before handing
+   * over the next.
    */
-  async handle(message: ProcessingRequestMessage): Promise<object> {
+  async handle(message: ProcessingRequestMessage): Promise<object[]> {
     const phase = phaseOf(message);
     const started = monotonicMs();
     try {
       if (phase === undefined) throw new Error("ProcessingRequest without a phase");
-      const reply = await this.dispatch(phase, message);
-      if (isLocalReply(reply)) return encodeLocalReply(reply);
-      return encodePhaseReply(phase, reply);
+      return await this.dispatch(phase, message);
     } catch (err) {
       if (!(err instanceof GatewayError)) {
         this.ctx.reason = "internal_error";
         throw err;
       }
       this.ctx.deny(err.status, err.code);
-      return encodeLocalReply({
+      return [
+        encodeLocalReply({
         status: err.status,
         body: err.toBody(),
         contentType: "application/json",
@@ -98,14 +116,24 @@ export class Exchange {
           key_id: this.ctx.identity?.keyId,
           team: this.ctx.identity?.team,
           requested_model: this.ctx.requestedModel,
-        },
-      });
+          },
+        }),
+      ];
     } finally {
       const elapsed = monotonicMs() - started;
       this.ctx.gatewayMs += elapsed;
       if (phase) this.deps.metrics.phaseDuration.observe({ phase: snake(phase) }, elapsed / 1000);
       if (this.ctx.complete) this.finish();
     }
+  }
+
+  /**
+   * Whether handling `message` may outlast Envoy's message_timeout: it completes a large request body,
+   * which is parsed, scanned and counted next.
+   */
+  needsMoreTime(message: ProcessingRequestMessage): boolean {
+    const completes = message.requestBody?.endOfStream === true || message.requestTrailers != null;
+    return completes && this.requestBytes + (message.requestBody?.body?.length ?? 0) >= LARGE_BODY_BYTES;
   }
 
   /** True once the exchange is complete and audited: Envoy will send nothing more on this stream. */
@@ -123,61 +151,100 @@ export class Exchange {
     this.finish();
   }
 
-  private async dispatch(phase: Phase, message: ProcessingRequestMessage): Promise<PhaseReply | LocalReply> {
+  private async dispatch(phase: Phase, message: ProcessingRequestMessage): Promise<object[]> {
     const ctx = this.ctx;
     switch (phase) {
       case "requestHeaders": {
         const msg = message.requestHeaders as HttpHeadersMessage;
-        const headers = readHeaders(msg.headers);
-        ctx.requestId = headers.get("x-request-id") ?? "";
-        ctx.method = headers.get(":method") ?? "";
-        ctx.path = (headers.get(":path") ?? "").split("?", 1)[0]!;
-        const jwt = message.metadataContext?.filterMetadata?.[JWT_METADATA_NAMESPACE];
-        const claims = jwt
-          ? (structToJson(jwt).jwt_payload as Record<string, unknown> | undefined)
-          : undefined;
-        const identity = authenticate(ctx.policy, headers, this.deps.now(), claims, this.deps.revocations);
-        const host = headers.get(":authority") ?? "";
-        const environment = ctx.policy.environmentOf(host);
-        ctx.identity = { ...identity, environment: environment ?? undefined };
-        if (environment === null) {
-          throw new GatewayError(
-            "unknown_host",
-            `The host '${host.slice(0, 200)}' belongs to no environment of this gateway; use the host your environment was given.`,
-          );
-        }
-        this.endpoint = selectEndpoint(ctx.method, ctx.path);
-        ctx.api = this.endpoint.api;
-        return this.endpoint.requestHeaders(ctx, headers, msg.endOfStream === true);
+        const reply = this.requestHeaders(msg, message);
+        if (isLocalReply(reply)) return [encodeLocalReply(reply)];
+        if (msg.endOfStream === true) return [encodePhaseReply(phase, reply)];
+        this.heldHeaders = reply;
+        return [];
       }
       case "requestBody": {
         const msg = message.requestBody as HttpBodyMessage;
-        return (await this.endpoint?.requestBody?.(ctx, bodyOf(msg), this.deps)) ?? {};
+        const chunk = bodyOf(msg);
+        this.requestBytes += chunk.length;
+        if (this.requestBytes > MAX_REQUEST_BODY_BYTES) {
+          throw new GatewayError("request_too_large", "Request body exceeds the gateway limit of 8 MiB.");
+        }
+        this.requestChunks.push(chunk);
+        return msg.endOfStream === true ? this.requestComplete(true) : [];
       }
+      case "requestTrailers":
+        // Trailers end a request body that had no end-of-stream chunk.
+        return [...(await this.requestComplete(false)), encodePhaseReply(phase, {})];
       case "responseHeaders": {
         const msg = message.responseHeaders as HttpHeadersMessage;
         const headers = readHeaders(msg.headers);
         if (ctx.forwardedAt === undefined) {
-          // Nothing was forwarded, so Envoy answered itself (its 413 for a body over the buffer limit): a
-          // refusal by the gateway, never an upstream answer.
-          const status = Number(headers.get(":status") ?? 0);
-          ctx.deny(status, ENVOY_REPLY_REASONS[status] ?? "envoy_local_reply");
-          return { responseBodyMode: BodySendMode.NONE };
+          // Nothing was forwarded, so Envoy answered itself: a refusal by the gateway, never an upstream answer.
+          ctx.deny(Number(headers.get(":status") ?? 0), "envoy_local_reply");
+          return [encodePhaseReply(phase, { responseBodyMode: BodySendMode.NONE })];
         }
         if (!this.endpoint?.responseHeaders) {
           ctx.status = Number(headers.get(":status") ?? 0);
           ctx.complete = true;
-          return {};
+          return [encodePhaseReply(phase, {})];
         }
-        return await this.endpoint.responseHeaders(ctx, headers, msg.endOfStream === true, this.deps);
+        const reply = await this.endpoint.responseHeaders(ctx, headers, msg.endOfStream === true, this.deps);
+        return [encodePhaseReply(phase, reply)];
       }
       case "responseBody": {
         const msg = message.responseBody as HttpBodyMessage;
-        return (await this.endpoint?.responseBody?.(ctx, bodyOf(msg), msg.endOfStream === true)) ?? {};
+        const reply = (await this.endpoint?.responseBody?.(ctx, bodyOf(msg), msg.endOfStream === true)) ?? {};
+        return [encodePhaseReply(phase, reply)];
       }
       default:
-        return {};
+        return [encodePhaseReply(phase, {})];
     }
+  }
+
+  /** Authenticates the request and picks its endpoint, which answers the headers. */
+  private requestHeaders(msg: HttpHeadersMessage, message: ProcessingRequestMessage): PhaseReply | LocalReply {
+    const ctx = this.ctx;
+    const headers = readHeaders(msg.headers);
+    ctx.requestId = headers.get("x-request-id") ?? "";
+    ctx.method = headers.get(":method") ?? "";
+    ctx.path = (headers.get(":path") ?? "").split("?", 1)[0]!;
+    const jwt = message.metadataContext?.filterMetadata?.[JWT_METADATA_NAMESPACE];
+    const claims = jwt ? (structToJson(jwt).jwt_payload as Record<string, unknown> | undefined) : undefined;
+    const identity = authenticate(ctx.policy, headers, this.deps.now(), claims, this.deps.revocations);
+    const host = headers.get(":authority") ?? "";
+    const environment = ctx.policy.environmentOf(host);
+    ctx.identity = { ...identity, environment: environment ?? undefined };
+    if (environment === null) {
+      throw new GatewayError(
+        "unknown_host",
+        `The host '${host.slice(0, 200)}' belongs to no environment of this gateway; use the host your environment was given.`,
+      );
+    }
+    this.endpoint = selectEndpoint(ctx.method, ctx.path);
+    ctx.api = this.endpoint.api;
+    return this.endpoint.requestHeaders(ctx, headers, msg.endOfStream === true);
+  }
+
+  /**
+   * The whole request body is in: the endpoint reads it, and Envoy gets the held headers answer (with the
+   * endpoint's header changes) followed by the body to forward.
+   */
+  private async requestComplete(endOfStream: boolean): Promise<object[]> {
+    const chunks = this.requestChunks;
+    const body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, this.requestBytes);
+    chunks.length = 0;
+    const reply = (await this.endpoint?.requestBody?.(this.ctx, body, this.deps)) ?? {};
+    const held = this.heldHeaders ?? {};
+    const headers: PhaseReply = {
+      setHeaders: [...(held.setHeaders ?? []), ...(reply.setHeaders ?? [])],
+      removeHeaders: [...(held.removeHeaders ?? []), ...(reply.removeHeaders ?? [])],
+      clearRouteCache: held.clearRouteCache === true || reply.clearRouteCache === true,
+      ...((reply.metadata ?? held.metadata) && { metadata: { ...held.metadata, ...reply.metadata } }),
+    };
+    return [
+      encodePhaseReply("requestHeaders", headers),
+      encodeStreamedBody("requestBody", reply.body ?? body, endOfStream),
+    ];
   }
 
   private finish(): void {

@@ -22,11 +22,7 @@ export interface ExtProcServer {
   shutdown(graceMs: number): Promise<void>;
 }
 
-/**
- * Request bodies from this size on may take longer than Envoy's 2 s message_timeout (PII scan, token counting
- * at 1-4 MB/s): for them extproc first asks Envoy for more time (up to max_message_timeout).
- */
-const LARGE_BODY_BYTES = 256 * 1024;
+/** How much time extproc asks for to handle a large request body (Envoy's max_message_timeout). */
 const LARGE_BODY_TIMEOUT = { seconds: 30 };
 
 /** The file of a gRPC `unix:` address (`unix:///abs/path` or `unix:relative/path`). */
@@ -49,7 +45,7 @@ const serviceDefinition: grpc.ServiceDefinition = {
 
 /**
  * Starts the `envoy.service.ext_proc.v3.ExternalProcessor` service. Each Envoy stream (one per HTTP request)
- * gets its own {@link Exchange}; every message gets exactly one reply, in order. An unexpected error ends
+ * gets its own {@link Exchange}; replies go out in the order the exchange gives them. An unexpected error ends
  * the stream with INTERNAL, which Envoy (failure_mode_allow: false) turns into a 500: fail closed.
  */
 export async function startExtProcServer(
@@ -78,14 +74,14 @@ export async function startExtProcServer(
     call.on("data", (message: ProcessingRequestMessage) => {
       chain = chain.then(async () => {
         if (ended) return;
-        let reply: object;
+        let replies: object[];
         try {
-          if ((message.requestBody?.body?.length ?? 0) >= LARGE_BODY_BYTES) {
+          if (exchange.needsMoreTime(message)) {
             call.write({ overrideMessageTimeout: LARGE_BODY_TIMEOUT });
             // Let it reach the socket before the (synchronous) parsing and scanning of the body starts.
             await new Promise((resolve) => setImmediate(resolve));
           }
-          reply = await exchange.handle(message);
+          replies = await exchange.handle(message);
         } catch (err) {
           logger.error(
             { err },
@@ -96,7 +92,7 @@ export async function startExtProcServer(
           return;
         }
         // Observability-mode messages expect no reply.
-        if (!message.observabilityMode) call.write(reply);
+        if (!message.observabilityMode) for (const reply of replies) call.write(reply);
         if (exchange.finished) {
           // Close our side as soon as the request is done. Otherwise Envoy resets every stream when the
           // HTTP request ends, and Node's HTTP/2 stack treats a sustained stream of resets as an attack
