@@ -84,7 +84,10 @@ export type Phase =
   | "requestTrailers"
   | "responseTrailers";
 
-/** ProcessingMode.BodySendMode values extproc switches between per response. */
+/**
+ * How an endpoint wants an answer's body (Envoy streams every body to extproc; the exchange holds one read
+ * whole): NONE, not at all; STREAMED, chunk by chunk; BUFFERED, whole.
+ */
 export const BodySendMode = { NONE: 0, STREAMED: 1, BUFFERED: 2 } as const;
 
 /** Scalar dynamic-metadata values (strings, numbers, booleans; null leaves a field out). */
@@ -99,7 +102,7 @@ export interface PhaseReply {
   readonly body?: Buffer;
   /** Recompute the route after our header changes (request path only). */
   readonly clearRouteCache?: boolean;
-  /** Switch how the response body is sent to us (headers phase only; needs allow_mode_override). */
+  /** How the endpoint wants the answer's body (response headers phase only). */
   readonly responseBodyMode?: (typeof BodySendMode)[keyof typeof BodySendMode];
   /** Dynamic metadata for Envoy's access log, under {@link METADATA_NAMESPACE}. */
   readonly metadata?: MetadataValues;
@@ -148,21 +151,8 @@ export function encodePhaseReply(phase: Phase, reply: PhaseReply): object {
   if (reply.body) common.bodyMutation = reply.body.length > 0 ? { body: reply.body } : { clearBody: true };
   if (reply.clearRouteCache) common.clearRouteCache = true;
   const out: Record<string, unknown> = { [phase]: { response: common } };
-  if (reply.responseBodyMode !== undefined) out.modeOverride = { responseBodyMode: reply.responseBodyMode };
   if (reply.metadata) out.dynamicMetadata = toStruct(reply.metadata);
   return out;
-}
-
-/**
- * Builds the ProcessingResponse that hands a body back to Envoy in FULL_DUPLEX_STREAMED mode, where Envoy
- * forwards only what extproc sends back (nothing sent back is an empty body).
- */
-export function encodeStreamedBody(
-  phase: "requestBody" | "responseBody",
-  body: Buffer,
-  endOfStream: boolean,
-): object {
-  return { [phase]: { response: { bodyMutation: { streamedResponse: { body, endOfStream } } } } };
 }
 
 /** Builds the ProcessingResponse that makes Envoy answer the client with `reply`. */

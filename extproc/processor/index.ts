@@ -5,7 +5,6 @@ import {
   BodySendMode,
   encodeLocalReply,
   encodePhaseReply,
-  encodeStreamedBody,
   type HttpBodyMessage,
   type HttpHeadersMessage,
   type LocalReply,
@@ -53,16 +52,45 @@ function selectEndpoint(method: string, path: string): EndpointProcessor {
 }
 
 /**
- * The largest request body accepted. Envoy streams the body here as it arrives (FULL_DUPLEX_STREAMED) and
- * buffers none of it, so this is where the limit is kept.
+ * The largest request body accepted, and the largest answer read whole. Envoy streams bodies here as they
+ * arrive and buffers neither for extproc, so this is where the limits are kept.
  */
-export const MAX_REQUEST_BODY_BYTES = 8 * 1024 * 1024;
+export const MAX_BODY_BYTES = 8 * 1024 * 1024;
 
 /**
- * Request bodies from this size on may take longer than Envoy's 2 s message_timeout to parse, scan and
- * count (1-4 MB/s): for them extproc first asks Envoy for more time (up to max_message_timeout).
+ * A request body from this size on may take longer than Envoy's 2 s message_timeout to parse, scan and
+ * count (1-4 MB/s), and one that arrives in several chunks may take that long to upload: for them extproc
+ * first asks Envoy for more time (up to max_message_timeout).
  */
 export const LARGE_BODY_BYTES = 256 * 1024;
+
+/** The answer to a body chunk that is forwarded as it is. */
+const UNCHANGED_REQUEST_CHUNK = encodePhaseReply("requestBody", {});
+const UNCHANGED_RESPONSE_CHUNK = encodePhaseReply("responseBody", {});
+/** The answer to a chunk of a body held back whole: the last chunk's answer carries the whole body. */
+const CLEARED_REQUEST_CHUNK = encodePhaseReply("requestBody", { body: Buffer.alloc(0) });
+const CLEARED_RESPONSE_CHUNK = encodePhaseReply("responseBody", { body: Buffer.alloc(0) });
+
+/** Chunks of a body read whole, within {@link MAX_BODY_BYTES}. */
+class HeldBody {
+  private readonly chunks: Buffer[] = [];
+  bytes = 0;
+
+  /** Adds a chunk; false once the body is over the limit. */
+  push(chunk: Buffer): boolean {
+    this.bytes += chunk.length;
+    this.chunks.push(chunk);
+    return this.bytes <= MAX_BODY_BYTES;
+  }
+
+  get chunkCount(): number {
+    return this.chunks.length;
+  }
+
+  whole(): Buffer {
+    return this.chunks.length === 1 ? this.chunks[0]! : Buffer.concat(this.chunks, this.bytes);
+  }
+}
 
 const isLocalReply = (reply: PhaseReply | LocalReply): reply is LocalReply => "status" in reply;
 
@@ -77,11 +105,13 @@ export class Exchange {
   private audited = false;
   /**
    * The request-headers answer, held until the whole body is in: routing and the forwarded headers depend
-   * on the body, and in FULL_DUPLEX_STREAMED mode Envoy sends the body without waiting for that answer.
+   * on the body, which Envoy streams here without waiting for that answer (one round trip fewer).
    */
   private heldHeaders: PhaseReply | undefined;
-  private readonly requestChunks: Buffer[] = [];
-  private requestBytes = 0;
+  private readonly requestBody = new HeldBody();
+  /** The answer, when the endpoint reads it whole (to rewrite it); otherwise it streams through. */
+  private answer: HeldBody | undefined;
+  private askedForTime = false;
 
   constructor(private readonly deps: ProcessorDeps) {
     this.ctx = new RequestContext(deps.policy());
@@ -89,8 +119,8 @@ export class Exchange {
 
   /**
    * Handles one ProcessingRequest and returns the ProcessingResponses to send, in order (protobufjs
-   * objects): none while request body chunks are still arriving, the held headers answer and the body
-   * once the last one is in. Calls for one exchange must not overlap: the server awaits each before handing
+   * objects): none while request body chunks are still arriving, then the held headers answer and one
+   * answer per body chunk once the last one is in. Calls for one exchange must not overlap: the server awaits each before handing
    * over the next.
    */
   async handle(message: ProcessingRequestMessage): Promise<object[]> {
@@ -128,12 +158,16 @@ export class Exchange {
   }
 
   /**
-   * Whether handling `message` may outlast Envoy's message_timeout: it completes a large request body,
-   * which is parsed, scanned and counted next.
+   * Whether the request-headers answer may outlast Envoy's message_timeout because of `message`: a body
+   * still uploading, or a large one parsed, scanned and counted next. True at most once per exchange (Envoy
+   * takes one extension per message).
    */
   needsMoreTime(message: ProcessingRequestMessage): boolean {
-    const completes = message.requestBody?.endOfStream === true || message.requestTrailers != null;
-    return completes && this.requestBytes + (message.requestBody?.body?.length ?? 0) >= LARGE_BODY_BYTES;
+    const chunk = message.requestBody;
+    if (this.askedForTime || chunk == null || this.heldHeaders === undefined) return false;
+    const large = this.requestBody.bytes + (chunk.body?.length ?? 0) >= LARGE_BODY_BYTES;
+    this.askedForTime = chunk.endOfStream !== true || large;
+    return this.askedForTime;
   }
 
   /** True once the exchange is complete and audited: Envoy will send nothing more on this stream. */
@@ -164,37 +198,47 @@ export class Exchange {
       }
       case "requestBody": {
         const msg = message.requestBody as HttpBodyMessage;
-        const chunk = bodyOf(msg);
-        this.requestBytes += chunk.length;
-        if (this.requestBytes > MAX_REQUEST_BODY_BYTES) {
+        if (this.heldHeaders === undefined) return [UNCHANGED_REQUEST_CHUNK];
+        if (!this.requestBody.push(bodyOf(msg))) {
           throw new GatewayError("request_too_large", "Request body exceeds the gateway limit of 8 MiB.");
         }
-        this.requestChunks.push(chunk);
-        return msg.endOfStream === true ? this.requestComplete(true) : [];
+        return msg.endOfStream === true ? this.requestComplete() : [];
       }
-      case "requestTrailers":
-        // Trailers end a request body that had no end-of-stream chunk.
-        return [...(await this.requestComplete(false)), encodePhaseReply(phase, {})];
       case "responseHeaders": {
         const msg = message.responseHeaders as HttpHeadersMessage;
         const headers = readHeaders(msg.headers);
         if (ctx.forwardedAt === undefined) {
           // Nothing was forwarded, so Envoy answered itself: a refusal by the gateway, never an upstream answer.
           ctx.deny(Number(headers.get(":status") ?? 0), "envoy_local_reply");
-          return [encodePhaseReply(phase, { responseBodyMode: BodySendMode.NONE })];
+          return [encodePhaseReply(phase, {})];
         }
         if (!this.endpoint?.responseHeaders) {
           ctx.status = Number(headers.get(":status") ?? 0);
           ctx.complete = true;
           return [encodePhaseReply(phase, {})];
         }
-        const reply = await this.endpoint.responseHeaders(ctx, headers, msg.endOfStream === true, this.deps);
+        let reply = await this.endpoint.responseHeaders(ctx, headers, msg.endOfStream === true, this.deps);
+        if (!ctx.complete && reply.responseBodyMode === BodySendMode.BUFFERED) {
+          // Read whole and sent on as one piece, whose length is not known yet.
+          this.answer = new HeldBody();
+          reply = { ...reply, removeHeaders: [...(reply.removeHeaders ?? []), "content-length"] };
+        }
         return [encodePhaseReply(phase, reply)];
       }
       case "responseBody": {
         const msg = message.responseBody as HttpBodyMessage;
-        const reply = (await this.endpoint?.responseBody?.(ctx, bodyOf(msg), msg.endOfStream === true)) ?? {};
-        return [encodePhaseReply(phase, reply)];
+        const chunk = bodyOf(msg);
+        const endOfStream = msg.endOfStream === true;
+        if (!this.answer) {
+          const reply = (await this.endpoint?.responseBody?.(ctx, chunk, endOfStream)) ?? {};
+          return [encodePhaseReply(phase, reply)];
+        }
+        if (!this.answer.push(chunk)) {
+          // Its beginning was held back and the client has its headers: the answer can only be cut.
+          ctx.reason = "answer_too_large";
+          throw new Error(`an answer to rewrite exceeds ${MAX_BODY_BYTES} bytes`);
+        }
+        return endOfStream ? this.answerComplete() : [CLEARED_RESPONSE_CHUNK];
       }
       default:
         return [encodePhaseReply(phase, {})];
@@ -227,14 +271,13 @@ export class Exchange {
 
   /**
    * The whole request body is in: the endpoint reads it, and Envoy gets the held headers answer (with the
-   * endpoint's header changes) followed by the body to forward.
+   * endpoint's header changes), then one answer per chunk, the last one carrying the body to forward.
    */
-  private async requestComplete(endOfStream: boolean): Promise<object[]> {
-    const chunks = this.requestChunks;
-    const body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, this.requestBytes);
-    chunks.length = 0;
+  private async requestComplete(): Promise<object[]> {
+    const body = this.requestBody.whole();
     const reply = (await this.endpoint?.requestBody?.(this.ctx, body, this.deps)) ?? {};
     const held = this.heldHeaders ?? {};
+    this.heldHeaders = undefined;
     const headers: PhaseReply = {
       setHeaders: [...(held.setHeaders ?? []), ...(reply.setHeaders ?? [])],
       removeHeaders: [...(held.removeHeaders ?? []), ...(reply.removeHeaders ?? [])],
@@ -243,8 +286,20 @@ export class Exchange {
     };
     return [
       encodePhaseReply("requestHeaders", headers),
-      encodeStreamedBody("requestBody", reply.body ?? body, endOfStream),
+      ...wholeBodyReplies("requestBody", this.requestBody.chunkCount, reply.body),
     ];
+  }
+
+  /** The whole answer is in: the endpoint reads (and may rewrite) it. */
+  private async answerComplete(): Promise<object[]> {
+    const answer = this.answer!;
+    this.answer = undefined;
+    const whole = answer.whole();
+    const reply = (await this.endpoint?.responseBody?.(this.ctx, whole, true)) ?? {};
+    // Its headers went out already and its earlier chunks were cleared: the last chunk's answer carries the
+    // whole body (unless that chunk is the whole, unchanged body), and the access-log metadata.
+    const body = reply.body ?? (answer.chunkCount > 1 ? whole : undefined);
+    return [encodePhaseReply("responseBody", { body, metadata: reply.metadata })];
   }
 
   private finish(): void {
@@ -335,6 +390,19 @@ export class Exchange {
   private isKnownModel(name: string): boolean {
     return this.ctx.policy.models.has(name) || this.ctx.policy.aliases.has(name);
   }
+}
+
+/**
+ * Answers for the `count` chunks of a body read whole: when it is replaced, every chunk but the last is
+ * cleared and the last carries the replacement; otherwise each goes on unchanged.
+ */
+function wholeBodyReplies(phase: "requestBody" | "responseBody", count: number, replacement: Buffer | undefined): object[] {
+  const cleared = phase === "requestBody" ? CLEARED_REQUEST_CHUNK : CLEARED_RESPONSE_CHUNK;
+  const unchanged = phase === "requestBody" ? UNCHANGED_REQUEST_CHUNK : UNCHANGED_RESPONSE_CHUNK;
+  const replies: object[] = [];
+  for (let i = 1; i < count; i++) replies.push(replacement ? cleared : unchanged);
+  if (count > 0) replies.push(replacement ? encodePhaseReply(phase, { body: replacement }) : unchanged);
+  return replies;
 }
 
 function bodyOf(message: HttpBodyMessage): Buffer {

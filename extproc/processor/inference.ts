@@ -162,11 +162,12 @@ export class InferenceProcessor implements EndpointProcessor {
     // The model server gets exactly the object the gateway checked, serialized once more: no duplicate key,
     // no byte sequence another JSON parser could read differently from the one that was authorized.
     const newBody = Buffer.from(JSON.stringify(request), "utf8");
-    // BUFFERED body + SEND headers: Envoy rejects a body mutation whose content-length does not match.
-    setHeaders.push(["content-length", String(newBody.length)]);
+    // A body Envoy streams goes to the model server chunked: the client's length is dropped.
+    const removeHeaders = ["content-length"];
     ctx.forwardedAt = monotonicMs();
     return {
       setHeaders,
+      removeHeaders,
       body: newBody,
       clearRouteCache: true,
       metadata: {
@@ -219,11 +220,12 @@ export class InferenceProcessor implements EndpointProcessor {
       return { ...headerReply, responseBodyMode: BodySendMode.STREAMED };
     }
     if (ok && contentType.startsWith("application/json")) {
-      // A body the gateway may rewrite is buffered by Envoy (up to its limit); any other is passed through
-      // as it arrives, so an answer of any size (400 embeddings of 1,024 floats: 8.7 MB) reaches the client.
+      // A body the gateway may rewrite is read whole (up to 8 MiB); any other is passed through as it
+      // arrives, so an answer of any size (400 embeddings of 1,024 floats: 8.7 MB) reaches the client.
       // Embeddings carry no text to scan.
       // A model served under another name is renamed in the answer, which needs the whole body too.
-      if ((this.generating && rewritesOutput(ctx)) || this.renameModel) return headerReply;
+      if ((this.generating && rewritesOutput(ctx)) || this.renameModel)
+        return { ...headerReply, responseBodyMode: BodySendMode.BUFFERED };
       this.passThrough = new JsonCollector(MAX_COLLECTED_RESPONSE_BYTES);
       return { ...headerReply, responseBodyMode: BodySendMode.STREAMED };
     }
@@ -278,18 +280,13 @@ export class InferenceProcessor implements EndpointProcessor {
     let reply: PhaseReply = {};
     const session = ctx.pii;
     if (session && rewritesOutput(ctx)) {
-      if (processResponseBody(session, parsed)) {
-        const newBody = Buffer.from(JSON.stringify(parsed), "utf8");
-        // BUFFERED body + SEND headers: the content-length we set must match the new body.
-        reply = { body: newBody, setHeaders: [["content-length", String(newBody.length)]] };
-      }
+      if (processResponseBody(session, parsed)) reply = { body: Buffer.from(JSON.stringify(parsed), "utf8") };
     }
     this.readAnswer(ctx, parsed);
     if (this.renameModel) {
       const answer = reply.body ?? body;
       const renamed = this.renameModel(answer);
-      if (renamed !== answer)
-        reply = { body: renamed, setHeaders: [["content-length", String(renamed.length)]] };
+      if (renamed !== answer) reply = { body: renamed };
     }
     return reply;
   }
