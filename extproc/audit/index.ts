@@ -3,7 +3,7 @@ import {
   closeSync,
   createReadStream,
   fstatSync,
-  fsyncSync,
+  fsync,
   mkdirSync,
   openSync,
   readSync,
@@ -243,14 +243,15 @@ export function createAuditSink(options: AuditSinkOptions): AuditSink {
       // Everything written before this call is in this flush.
       const head = { seq, hash: prev };
       stream.flush((err) => {
-        if (!err && fd() >= 0) {
-          fsyncSync(fd());
-          if (head.seq > durableSeq) {
+        if (err || fd() < 0) return resolve();
+        // On the thread pool: a slow disk must not stall requests on the event loop.
+        fsync(fd(), (syncErr) => {
+          if (!syncErr && head.seq > durableSeq) {
             durableSeq = head.seq;
             options.onDurable?.(head);
           }
-        }
-        resolve();
+          resolve();
+        });
       });
     });
   const timer = fsyncIntervalMs > 0 ? setInterval(() => void flush(), fsyncIntervalMs) : undefined;

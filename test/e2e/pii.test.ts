@@ -153,7 +153,9 @@ describe("responses", () => {
       data.choices[0]!.message.content,
       "Sure. Write to <EMAIL_1> or use key <AWS_ACCESS_KEY_1>, phone <PHONE_1>.",
     );
-    assert.equal(Number(response.headers.get("content-length")), Buffer.byteLength(JSON.stringify(data)));
+    // No stale length: answers reach the client chunked (Envoy drops content-length on a streamed body).
+    assert.equal(response.headers.get("content-length"), null);
+    assert.equal(response.headers.get("transfer-encoding"), "chunked");
     const record = await auditRecordOf(stack, response.headers.get("x-request-id"));
     assert.deepEqual(record.pii!.response, {
       EMAIL: { count: 1, action: "redact" },
