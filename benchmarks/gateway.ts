@@ -54,7 +54,7 @@ const PROMPT =
 const BENCH_KEY_ID = "research-notebooks";
 
 /**
- * The one limit rule of the quota feature rows (README.md, "Quotas"). It applies to every benchmark
+ * The one limit rule of the quota feature rows (docs/quotas.md). It applies to every benchmark
  * request and sets a requests and a tokens bucket, a calendar-day token window, a concurrency lease and a
  * monthly budget, all far beyond what a run can use: every request is token-counted, reserved against five
  * counters and settled with its usage, and none is ever rejected.
@@ -963,7 +963,7 @@ function notes(latency: Record<Mode, Runs>, saturation: Runs): string[] {
     if (link && (link.streamsFailed > 0 || link.goaways > 0))
       found.push(
         `${name}: Envoy saw ${link.streamsFailed} failed ext_proc streams and ${link.goaways} GOAWAYs from extproc,` +
-          ` after resetting ${link.streamResets} ext_proc streams itself (README: "Known limits", the ext_proc link)`,
+          ` after resetting ${link.streamResets} ext_proc streams itself (benchmarks/README.md: "Known limits", the ext_proc link)`,
       );
     const handler = m.extprocHandler;
     if (handler && handler.quotaRejections > 0)

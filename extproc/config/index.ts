@@ -1,6 +1,6 @@
 import { z } from "zod";
 
-/** extproc's runtime settings, from environment variables (documented in README.md, "Configuration"). */
+/** extproc's runtime settings, from environment variables (documented in docs/configuration.md). */
 const settingsSchema = z.object({
   EXTPROC_POLICY: z.string().min(1).default("deploy/policy.yaml"),
   EXTPROC_ENVOY_CONFIG: z.string().min(1).optional(),

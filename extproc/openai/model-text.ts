@@ -209,7 +209,7 @@ export function modelReadFields(schema: z.ZodType): ModelReadField[] {
   return out;
 }
 
-/** {@link modelReadFields} of each endpoint, as the Markdown list README's PII section carries. */
+/** {@link modelReadFields} of each endpoint, as the Markdown list docs/pii.md carries. */
 export function modelReadFieldsMarkdown(endpoints: Readonly<Record<string, z.ZodType>>): string {
   return Object.entries(endpoints)
     .map(([endpoint, schema]) => {

@@ -57,7 +57,7 @@ export interface Guardrail {
   readonly promptInjection: { readonly threshold: number; readonly action: "block" | "log" } | undefined;
 }
 
-/** A limit rule: which requests it counts, and its caps. See README "Quotas". */
+/** A limit rule: which requests it counts, and its caps. See docs/quotas.md. */
 export type LimitRule = LimitDocument;
 
 /** A public name that resolves to one of several models by weight (canary, A/B). */

@@ -231,7 +231,7 @@ const guardrail = z
   .strict();
 
 /**
- * Identities from JWTs that Envoy's jwt_authn filter verified (README "JWT identities"): a claim is mapped
+ * Identities from JWTs that Envoy's jwt_authn filter verified (docs/authentication.md, "JWT identities"): a claim is mapped
  * to teams; the subject claim names the caller in audit records and metrics.
  */
 const jwt = z
