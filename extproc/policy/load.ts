@@ -1,6 +1,7 @@
 import { readFileSync } from "node:fs";
 import * as yaml from "js-yaml";
 import type { z } from "zod";
+import { secretEnvironment } from "../config/index.js";
 import { formatPath } from "../errors/document.js";
 import { compile } from "./compile.js";
 import { checkAgainstEnvoy } from "./envoy-check.js";
@@ -12,7 +13,7 @@ import type { Policy } from "./types.js";
 export interface LoadPolicyOptions {
   /** Envoy bootstrap to check pools against: every pool needs a cluster and a route on the routing header. */
   readonly envoyConfigFile?: string | undefined;
-  /** Environment used to resolve `upstreamApiKey: { env }` (defaults to process.env). */
+  /** Environment used to resolve `upstreamApiKey: { env }` (defaults to the process's, see config/). */
   readonly env?: NodeJS.ProcessEnv;
 }
 
@@ -39,7 +40,7 @@ export function parsePolicy(text: string, file: string, options: LoadPolicyOptio
   if (!parsed.success) throw new PolicyError(file, parsed.error.issues.map(zodProblem));
 
   const problems: PolicyProblem[] = [];
-  const policy = compile(parsed.data, file, text, options.env ?? process.env, problems);
+  const policy = compile(parsed.data, file, text, options.env ?? secretEnvironment(), problems);
   if (options.envoyConfigFile !== undefined)
     checkAgainstEnvoy(parsed.data, options.envoyConfigFile, problems);
   if (problems.length > 0) throw new PolicyError(file, problems);
