@@ -66,7 +66,6 @@ export interface Policy {
   readonly keysBySha256: ReadonlyMap<string, ApiKey>;
   readonly limits: readonly LimitRule[];
   readonly quota: QuotaSettings;
-  /** The environment a request arrived in, from its host (`:authority` without the port); undefined if none matches. */
   /**
    * The environment a request arriving on `host` belongs to: undefined when the policy defines none; null
    * when the host matches none and there is no `defaultEnvironment` (such a request is refused).
