@@ -692,11 +692,7 @@ async function piiPolicyProblems(file: string): Promise<string[]> {
   const policy = loadPolicy(file, { env: { POOL_B_API_KEY: DEMO_POOL_B_KEY } });
   const key = policy.keysBySha256.get(sha256Hex(DEMO_KEYS.research));
   if (!key) return [`${file}: no key for ${DEMO_KEYS.research}`];
-  const resolved = resolvePii(
-    policy.pii,
-    { keyId: key.id, team: key.team, allowedModels: key.allowedModels },
-    MODEL,
-  );
+  const resolved = resolvePii(policy.pii, { keyId: key.id, team: key.team }, MODEL);
   const problems = BUILTIN_ENTITIES.flatMap((entity) => {
     const action = resolved?.actions.get(entity) ?? "off";
     return PII_ROW_ACTIONS.has(action) ? [] : [`${entity} resolves to ${action}`];

@@ -3,7 +3,7 @@ import { readFileSync } from "node:fs";
 import { describe, it } from "node:test";
 import type { z } from "zod";
 import { GatewayError } from "../errors/index.js";
-import { formatPath } from "../policy/index.js";
+import { formatPath } from "../errors/document.js";
 import { mapModelText, modelReadFields, modelReadFieldsMarkdown, modelTexts } from "./model-text.js";
 import { mapRequestTexts, requestTexts } from "./prompt.js";
 import {

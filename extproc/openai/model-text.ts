@@ -8,7 +8,7 @@
  */
 import type { z } from "zod";
 import { GatewayError } from "../errors/index.js";
-import { formatPath } from "../policy/index.js";
+import { formatPath } from "../errors/document.js";
 import { controlFields } from "./schemas.js";
 
 /** A step into a body: an object key or an array index. */
