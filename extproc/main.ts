@@ -6,7 +6,7 @@ import { randomInt } from "node:crypto";
 import pino from "pino";
 import { createAuditSink, readAuditRecords } from "./audit/index.js";
 import { RevocationList } from "./auth/revocations.js";
-import { readSettings } from "./config/index.js";
+import { readLogLevel, readSettings } from "./config/index.js";
 import { createMetrics, startMetricsServer } from "./metrics/index.js";
 import { PolicyError, type Policy } from "./policy/index.js";
 import { PolicyStore } from "./policy/store.js";
@@ -21,10 +21,10 @@ import { WorkerPool } from "./workers/index.js";
 const CHECKPOINT_INTERVAL_MS = 60_000;
 
 // Operational logs go to stderr; stdout is left to the audit sink when EXTPROC_AUDIT_LOG=stdout.
-const logger = pino({ level: process.env.LOG_LEVEL ?? "info" }, pino.destination(2));
+const logger = pino({ level: readLogLevel() }, pino.destination(2));
 
 async function main(): Promise<void> {
-  const settings = readSettings(process.env);
+  const settings = readSettings();
   // One wall clock for key expiry, quota windows and audit record times (the replay relies on the last two).
   const now = Date.now;
   const metrics = createMetrics();
@@ -83,8 +83,10 @@ async function main(): Promise<void> {
   const store =
     quotaSettings.store === "redis"
       ? new RedisQuotaStore(
-          connectRedis(quotaSettings.redis!, (err) =>
-            logger.debug({ err: err.message }, "redis connection error"),
+          connectRedis(
+            quotaSettings.redis!,
+            (err) => logger.debug({ err: err.message }, "redis connection error"),
+            settings.redisPassword,
           ),
           quotaSettings.redis!.keyPrefix,
         )

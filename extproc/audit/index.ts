@@ -41,7 +41,10 @@ export interface AuditRecord {
   fallback_from?: string;
   status: number | null;
   decision: "allow" | "deny";
-  /** Error code for denials, `ok`, or what cut the exchange short (`upstream_error`, `client_disconnected`). */
+  /**
+   * Error code for denials, `ok`, or what cut the exchange short (`upstream_error`,
+   * `closed_during_response`; docs/audit.md lists them all).
+   */
   reason: string;
   stream: boolean;
   /** What the request was charged; null when nothing was (refused, upstream error, no limit applied). */

@@ -2,7 +2,7 @@ import { createServer, type Server } from "node:http";
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 import type { PolicyMetrics } from "../policy/store.js";
 
-/** extproc's Prometheus metrics (documented in README.md, "Metrics"). */
+/** extproc's Prometheus metrics (documented in docs/metrics.md). */
 export interface GatewayMetrics {
   readonly registry: Registry;
   readonly requests: Counter<"api" | "model" | "team" | "status" | "decision">;

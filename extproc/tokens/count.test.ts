@@ -172,14 +172,14 @@ describe("countTokensSync", () => {
     }
   });
 
-  it("stays within 1% of tiktoken (README) on base64 data", () => {
+  it("stays within 1% of tiktoken (docs/quotas.md) on base64 data", () => {
     const data = base64(150_000);
     const counted = countTokensSync([data], "cl100k_base");
     const expected = exact(data);
     assert.ok(Math.abs(counted - expected) / expected < 0.01, `${counted} vs ${expected}`);
   });
 
-  it("stays within 1% of tiktoken (README) on CJK text without spaces", () => {
+  it("stays within 1% of tiktoken (docs/quotas.md) on CJK text without spaces", () => {
     const text = cjk(6000);
     const counted = countTokensSync([text], "cl100k_base");
     const expected = exact(text);

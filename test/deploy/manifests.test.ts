@@ -936,7 +936,7 @@ describe("generated files are up to date (npm run render:deploy)", () => {
   });
 });
 
-describe("a bootstrap with a fallback pool (README, Fallback pools) renders for the pod", () => {
+describe("a bootstrap with a fallback pool (docs/fallback-pools.md) renders for the pod", () => {
   test("the aggregate cluster and the endpoints' pool tags survive, and extproc accepts the result", () => {
     const dir = mkdtempSync(path.join(tmpdir(), "render-fallback-"));
     const source = path.join(dir, "envoy.yaml");

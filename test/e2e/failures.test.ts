@@ -264,7 +264,7 @@ describe("extproc hangs", () => {
       stack.signalExtProc("SIGCONT");
     }
     assert.deepEqual(mark.all(), [], "a request was forwarded while extproc hung");
-    // Envoy gives up after its 2 s message_timeout: README's 504, as OpenAI JSON.
+    // Envoy gives up after its 2 s message_timeout: docs/errors.md's 504, as OpenAI JSON.
     assertOpenAIError(res, 504, "gateway_policy_unavailable");
     await assertStillServing();
   });
