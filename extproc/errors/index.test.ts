@@ -58,7 +58,10 @@ describe("the errors page (docs/errors.md)", () => {
   const envoy = envoyReplyCodes();
 
   it("finds Envoy's own replies in its configs", () => {
-    assert.ok(envoy.has("request_too_large") && envoy.has("upstream_unavailable"), [...envoy.keys()].join());
+    assert.ok(
+      envoy.has("answer_undeliverable") && envoy.has("upstream_unavailable"),
+      [...envoy.keys()].join(),
+    );
   });
 
   it("lists each code once: exactly extproc's errors and the replies Envoy gives itself", () => {

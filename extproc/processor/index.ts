@@ -139,15 +139,15 @@ export class Exchange {
       this.ctx.deny(err.status, err.code);
       return [
         encodeLocalReply({
-        status: err.status,
-        body: err.toBody(),
-        contentType: "application/json",
-        details: `llm_gateway_${err.code}`,
-        headers: err.headers,
-        metadata: {
-          key_id: this.ctx.identity?.keyId,
-          team: this.ctx.identity?.team,
-          requested_model: this.ctx.requestedModel,
+          status: err.status,
+          body: err.toBody(),
+          contentType: "application/json",
+          details: `llm_gateway_${err.code}`,
+          headers: err.headers,
+          metadata: {
+            key_id: this.ctx.identity?.keyId,
+            team: this.ctx.identity?.team,
+            requested_model: this.ctx.requestedModel,
           },
         }),
       ];
@@ -248,7 +248,10 @@ export class Exchange {
   }
 
   /** Authenticates the request and picks its endpoint, which answers the headers. */
-  private requestHeaders(msg: HttpHeadersMessage, message: ProcessingRequestMessage): PhaseReply | LocalReply {
+  private requestHeaders(
+    msg: HttpHeadersMessage,
+    message: ProcessingRequestMessage,
+  ): PhaseReply | LocalReply {
     const ctx = this.ctx;
     const headers = readHeaders(msg.headers);
     ctx.requestId = headers.get("x-request-id") ?? "";
@@ -399,7 +402,11 @@ export class Exchange {
  * Answers for the `count` chunks of a body read whole: when it is replaced, every chunk but the last is
  * cleared and the last carries the replacement; otherwise each goes on unchanged.
  */
-function wholeBodyReplies(phase: "requestBody" | "responseBody", count: number, replacement: Buffer | undefined): object[] {
+function wholeBodyReplies(
+  phase: "requestBody" | "responseBody",
+  count: number,
+  replacement: Buffer | undefined,
+): object[] {
   const cleared = phase === "requestBody" ? CLEARED_REQUEST_CHUNK : CLEARED_RESPONSE_CHUNK;
   const unchanged = phase === "requestBody" ? UNCHANGED_REQUEST_CHUNK : UNCHANGED_RESPONSE_CHUNK;
   const replies: object[] = [];

@@ -1,8 +1,8 @@
 /**
  * The audit record is the truth, through real Envoy: a cut stream and a stream without usage are audited
  * with the usage that was charged (marked as counted by the gateway); with `logPrompts` and PII restore
- * the audit keeps the redacted text the model saw, not the restored values the client got; Envoy's own 413
- * is a refusal, not an upstream answer; and a spent daily limit is still spent after extproc is killed
+ * the audit keeps the redacted text the model saw, not the restored values the client got; the 413 for a body
+ * over the limit is a refusal, not an upstream answer; and a spent daily limit is still spent after extproc is killed
  * and restarted on the same audit log.
  */
 import assert from "node:assert/strict";
@@ -168,8 +168,8 @@ describe("prompts in the audit (logPrompts) with PII restore", () => {
   });
 });
 
-describe("Envoy's own answers", () => {
-  it("audits a body over Envoy's buffer limit as a refusal (413 request_too_large), not an upstream error", async () => {
+describe("the body limit", () => {
+  it("audits a body over the 8 MiB limit as a refusal (413 request_too_large), not an upstream error", async () => {
     const before = sampleValue(await extprocMetrics(stack), "llm_gateway_requests_total", {
       status: "413",
       decision: "deny",
