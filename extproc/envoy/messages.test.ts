@@ -10,7 +10,7 @@ import {
   type Phase,
   type ProcessingRequestMessage,
 } from "./messages.js";
-import { ProcessingRequest, ProcessingResponse } from "./protocol.js";
+import { encodeResponse, ProcessingRequest, ProcessingResponse } from "./protocol.js";
 
 /** Encodes a reply to wire bytes with the real protobuf type, as the gRPC server does, and decodes it. */
 function wire(message: object, options: { bytes?: StringConstructor; enums?: StringConstructor } = {}) {
@@ -117,28 +117,19 @@ describe("encodePhaseReply", () => {
     }
   });
 
-  it("overrides the response body mode", () => {
-    for (const [mode, name] of [
-      [BodySendMode.STREAMED, "STREAMED"],
-      [BodySendMode.BUFFERED, "BUFFERED"],
-    ] as const) {
+  it("never asks Envoy to switch body modes (it streams every body; the exchange holds one read whole)", () => {
+    for (const mode of Object.values(BodySendMode)) {
       const reply = encodePhaseReply("responseHeaders", { responseBodyMode: mode });
-      assert.deepEqual(wire(reply).modeOverride, { responseBodyMode: mode });
-      assert.deepEqual(wire(reply, { enums: String }).modeOverride, { responseBodyMode: name });
-      assert.deepEqual(wire(reply).responseHeaders, { response: {} });
+      assert.deepEqual(wire(reply), { responseHeaders: { response: {} } });
     }
   });
 
-  it("sends a mode override for NONE too, though NONE is the proto default", () => {
-    const bytes = ProcessingResponse.encode(
-      encodePhaseReply("responseHeaders", { responseBodyMode: BodySendMode.NONE }),
-    ).finish();
-    const decoded = ProcessingResponse.toObject(ProcessingResponse.decode(bytes), {
-      enums: String,
-      defaults: true,
-    });
-    assert.ok(decoded.modeOverride, "mode_override is missing");
-    assert.equal(decoded.modeOverride.responseBodyMode, "NONE");
+  it("passes an answer encoded once through unchanged, and encodes any other", () => {
+    const reply = encodePhaseReply("responseBody", { body: Buffer.from("x") });
+    const once = encodeResponse(reply);
+    assert.equal(encodeResponse(once), once);
+    assert.deepEqual(encodeResponse(reply), once);
+    assert.deepEqual(wire(reply), ProcessingResponse.toObject(ProcessingResponse.decode(once)));
   });
 
   it("omits mode_override and dynamic_metadata unless asked for", () => {

@@ -22,3 +22,16 @@ export const ProcessingResponse = root.lookupType("envoy.service.ext_proc.v3.Pro
 
 /** The gRPC method Envoy calls: one bidirectional stream per HTTP request. */
 export const PROCESS_METHOD_PATH = "/envoy.service.ext_proc.v3.ExternalProcessor/Process";
+
+const toBuffer = (bytes: Uint8Array): Buffer => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+
+/** A ProcessingRequest on the wire. */
+export const encodeRequest = (message: object): Buffer =>
+  toBuffer(ProcessingRequest.encode(message).finish());
+
+/**
+ * A ProcessingResponse on the wire. A Buffer is one already encoded (a constant answer, encoded once at
+ * start-up instead of once per message).
+ */
+export const encodeResponse = (message: object): Buffer =>
+  Buffer.isBuffer(message) ? message : toBuffer(ProcessingResponse.encode(message).finish());

@@ -13,6 +13,7 @@ import {
   type ProcessingRequestMessage,
   structToJson,
 } from "../envoy/messages.js";
+import { encodeResponse } from "../envoy/protocol.js";
 import { GatewayError } from "../errors/index.js";
 import { generatedText } from "../openai/usage.js";
 import type { Admission } from "../quota/index.js";
@@ -64,12 +65,19 @@ export const MAX_BODY_BYTES = 8 * 1024 * 1024;
  */
 export const LARGE_BODY_BYTES = 256 * 1024;
 
-/** The answer to a body chunk that is forwarded as it is. */
-const UNCHANGED_REQUEST_CHUNK = encodePhaseReply("requestBody", {});
-const UNCHANGED_RESPONSE_CHUNK = encodePhaseReply("responseBody", {});
+/** "Go on unchanged" for each phase, encoded once: most answers are this one (every plain stream chunk). */
+const CONTINUE = Object.fromEntries(
+  PHASES.map((phase) => [phase, encodeResponse(encodePhaseReply(phase, {}))]),
+) as Record<Phase, Buffer>;
 /** The answer to a chunk of a body held back whole: the last chunk's answer carries the whole body. */
-const CLEARED_REQUEST_CHUNK = encodePhaseReply("requestBody", { body: Buffer.alloc(0) });
-const CLEARED_RESPONSE_CHUNK = encodePhaseReply("responseBody", { body: Buffer.alloc(0) });
+const CLEARED_REQUEST_CHUNK = encodeResponse(encodePhaseReply("requestBody", { body: Buffer.alloc(0) }));
+const CLEARED_RESPONSE_CHUNK = encodeResponse(encodePhaseReply("responseBody", { body: Buffer.alloc(0) }));
+
+/** The encoded answer for `reply` in `phase`, the shared constant when it changes nothing. */
+function encodeAnswer(phase: Phase, reply: PhaseReply): object {
+  for (const _ in reply) return encodePhaseReply(phase, reply);
+  return CONTINUE[phase];
+}
 
 /** Chunks of a body read whole, within {@link MAX_BODY_BYTES}. */
 class HeldBody {
@@ -194,13 +202,13 @@ export class Exchange {
         const msg = message.requestHeaders as HttpHeadersMessage;
         const reply = this.requestHeaders(msg, message);
         if (isLocalReply(reply)) return [encodeLocalReply(reply)];
-        if (msg.endOfStream === true) return [encodePhaseReply(phase, reply)];
+        if (msg.endOfStream === true) return [encodeAnswer(phase, reply)];
         this.heldHeaders = reply;
         return [];
       }
       case "requestBody": {
         const msg = message.requestBody as HttpBodyMessage;
-        if (this.heldHeaders === undefined) return [UNCHANGED_REQUEST_CHUNK];
+        if (this.heldHeaders === undefined) return [CONTINUE.requestBody];
         if (!this.requestBody.push(bodyOf(msg))) {
           throw new GatewayError("request_too_large", "Request body exceeds the gateway limit of 8 MiB.");
         }
@@ -212,12 +220,12 @@ export class Exchange {
         if (ctx.forwardedAt === undefined) {
           // Nothing was forwarded, so Envoy answered itself: a refusal by the gateway, never an upstream answer.
           ctx.deny(Number(headers.get(":status") ?? 0), "envoy_local_reply");
-          return [encodePhaseReply(phase, {})];
+          return [CONTINUE[phase]];
         }
         if (!this.endpoint?.responseHeaders) {
           ctx.status = Number(headers.get(":status") ?? 0);
           ctx.complete = true;
-          return [encodePhaseReply(phase, {})];
+          return [CONTINUE[phase]];
         }
         let reply = await this.endpoint.responseHeaders(ctx, headers, msg.endOfStream === true, this.deps);
         if (!ctx.complete && reply.responseBodyMode === BodySendMode.BUFFERED) {
@@ -225,7 +233,7 @@ export class Exchange {
           this.answer = new HeldBody();
           reply = { ...reply, removeHeaders: [...(reply.removeHeaders ?? []), "content-length"] };
         }
-        return [encodePhaseReply(phase, reply)];
+        return [encodeAnswer(phase, reply)];
       }
       case "responseBody": {
         const msg = message.responseBody as HttpBodyMessage;
@@ -233,7 +241,7 @@ export class Exchange {
         const endOfStream = msg.endOfStream === true;
         if (!this.answer) {
           const reply = (await this.endpoint?.responseBody?.(ctx, chunk, endOfStream)) ?? {};
-          return [encodePhaseReply(phase, reply)];
+          return [encodeAnswer(phase, reply)];
         }
         if (!this.answer.push(chunk)) {
           // Its beginning was held back and the client has its headers: the answer can only be cut.
@@ -243,7 +251,7 @@ export class Exchange {
         return endOfStream ? this.answerComplete() : [CLEARED_RESPONSE_CHUNK];
       }
       default:
-        return [encodePhaseReply(phase, {})];
+        return [CONTINUE[phase]];
     }
   }
 
@@ -304,7 +312,12 @@ export class Exchange {
     // Its headers went out already and its earlier chunks were cleared: the last chunk's answer carries the
     // whole body (unless that chunk is the whole, unchanged body), and the access-log metadata.
     const body = reply.body ?? (answer.chunkCount > 1 ? whole : undefined);
-    return [encodePhaseReply("responseBody", { body, metadata: reply.metadata })];
+    return [
+      encodeAnswer("responseBody", {
+        ...(body && { body }),
+        ...(reply.metadata && { metadata: reply.metadata }),
+      }),
+    ];
   }
 
   private finish(): void {
@@ -408,7 +421,7 @@ function wholeBodyReplies(
   replacement: Buffer | undefined,
 ): object[] {
   const cleared = phase === "requestBody" ? CLEARED_REQUEST_CHUNK : CLEARED_RESPONSE_CHUNK;
-  const unchanged = phase === "requestBody" ? UNCHANGED_REQUEST_CHUNK : UNCHANGED_RESPONSE_CHUNK;
+  const unchanged = CONTINUE[phase];
   const replies: object[] = [];
   for (let i = 1; i < count; i++) replies.push(replacement ? cleared : unchanged);
   if (count > 0) replies.push(replacement ? encodePhaseReply(phase, { body: replacement }) : unchanged);

@@ -1,7 +1,13 @@
 import * as grpc from "@grpc/grpc-js";
 import type { Logger } from "pino";
 import type { ProcessingRequestMessage } from "../envoy/messages.js";
-import { PROCESS_METHOD_PATH, ProcessingRequest, ProcessingResponse } from "../envoy/protocol.js";
+import {
+  encodeRequest,
+  encodeResponse,
+  PROCESS_METHOD_PATH,
+  ProcessingRequest,
+  ProcessingResponse,
+} from "../envoy/protocol.js";
 import { Exchange, type ProcessorDeps } from "../processor/index.js";
 import { freeUnixSocketPath } from "./socket.js";
 
@@ -28,17 +34,15 @@ const LARGE_BODY_TIMEOUT = { seconds: 30 };
 /** The file of a gRPC `unix:` address (`unix:///abs/path` or `unix:relative/path`). */
 const unixSocketPath = (listen: string): string => listen.replace(/^unix:(\/\/)?/, "");
 
-const toBuffer = (bytes: Uint8Array): Buffer => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-
 /** Hand-written service definition: protobufjs encodes/decodes, no plain-object conversion in between. */
 const serviceDefinition: grpc.ServiceDefinition = {
   process: {
     path: PROCESS_METHOD_PATH,
     requestStream: true,
     responseStream: true,
-    requestSerialize: (message: object) => toBuffer(ProcessingRequest.encode(message).finish()),
+    requestSerialize: encodeRequest,
     requestDeserialize: (bytes: Buffer) => ProcessingRequest.decode(bytes),
-    responseSerialize: (message: object) => toBuffer(ProcessingResponse.encode(message).finish()),
+    responseSerialize: encodeResponse,
     responseDeserialize: (bytes: Buffer) => ProcessingResponse.decode(bytes),
   },
 };
@@ -56,6 +60,8 @@ export async function startExtProcServer(
   const server = new grpc.Server({
     "grpc.max_receive_message_length": options.maxMessageBytes,
     "grpc.max_send_message_length": options.maxMessageBytes,
+    // Channelz keeps per-call statistics and traces for a debugging service extproc does not serve.
+    "grpc.enable_channelz": 0,
   });
 
   const process = (call: grpc.ServerDuplexStream<ProcessingRequestMessage, object>): void => {
