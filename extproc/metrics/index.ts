@@ -39,7 +39,7 @@ export function createMetrics(): GatewayMetrics {
     }),
     phaseDuration: new Histogram({
       name: "llm_gateway_processing_duration_seconds",
-      help: "Time extproc spends on one request in one phase (all of its ext_proc messages), by phase.",
+      help: "Time extproc spends on one ext_proc message, by phase.",
       labelNames: ["phase"],
       buckets: [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1],
       registers: [registry],

@@ -120,8 +120,6 @@ export class Exchange {
   /** The answer, when the endpoint reads it whole (to rewrite it); otherwise it streams through. */
   private answer: HeldBody | undefined;
   private askedForTime = false;
-  /** extproc's time in each phase of this request, all of its messages (ms); observed when it ends. */
-  private readonly phaseMs = new Map<Phase, number>();
 
   constructor(private readonly deps: ProcessorDeps) {
     this.ctx = new RequestContext(deps.policy());
@@ -162,7 +160,7 @@ export class Exchange {
     } finally {
       const elapsed = monotonicMs() - started;
       this.ctx.gatewayMs += elapsed;
-      if (phase) this.phaseMs.set(phase, (this.phaseMs.get(phase) ?? 0) + elapsed);
+      if (phase) this.deps.metrics.phaseDuration.observe({ phase: snake(phase) }, elapsed / 1000);
       if (this.ctx.complete) this.finish();
     }
   }
@@ -327,7 +325,6 @@ export class Exchange {
     // With a reservation, the record waits for the settlement: it carries the usage that was charged.
     this.deps.audit.write(this.ctx.admission ? this.settle(this.ctx.admission, record) : record);
     const { metrics } = this.deps;
-    for (const [phase, ms] of this.phaseMs) metrics.phaseDuration.observe({ phase: snake(phase) }, ms / 1000);
     const modelLabel =
       record.requested_model !== null && this.isKnownModel(record.requested_model)
         ? record.requested_model
