@@ -11,7 +11,7 @@ import { after, before, describe, it } from "node:test";
 import OpenAI, { APIError, RateLimitError } from "openai";
 import { sha256Hex } from "../../extproc/policy/index.js";
 import { countTokensSync } from "../../extproc/tokens/index.js";
-import { startStack, waitFor, type Stack } from "../harness/index.js";
+import { CLEAR_OF_WINDOW_EDGES, startStack, waitFor, type Stack } from "../harness/index.js";
 import { writePolicy, type PolicyDoc } from "../harness/policy.js";
 import { startRedis, type RedisServer } from "../harness/redis.js";
 import { auditRecordOf, client, extprocMetrics, openStream, sampleValue } from "./helpers.js";
@@ -112,7 +112,11 @@ describe("quotas with the in-memory store", () => {
   let stack: Stack;
   before(async () => {
     const dir = tempDir();
-    stack = await startStack({ policyFile: writePolicy(dir, (doc) => quotaPolicy(doc)), workDir: dir });
+    stack = await startStack({
+      policyFile: writePolicy(dir, (doc) => quotaPolicy(doc)),
+      workDir: dir,
+      clockAt: CLEAR_OF_WINDOW_EDGES,
+    });
   });
   after(() => stack?.stop());
 
@@ -210,7 +214,14 @@ async function startRedisStack(quota: PolicyDoc): Promise<{ redis: RedisServer; 
     // command waiting longer, and these tests are about exact counts, not about Redis being slow.
     quotaPolicy(doc, { store: "redis", redis: { url: redis.url, commandTimeoutMs: 2000 }, ...quota }),
   );
-  return { redis, stack: await startStack({ policyFile, workDir: dir, extprocReplicas: 2 }) };
+  // An advancing owned clock: Redis expires window keys relative to it (window end + grace − now).
+  const stack = await startStack({
+    policyFile,
+    workDir: dir,
+    extprocReplicas: 2,
+    clockAt: CLEAR_OF_WINDOW_EDGES,
+  });
+  return { redis, stack };
 }
 
 async function stopRedisStack(redis: RedisServer | undefined, stack: Stack | undefined): Promise<void> {

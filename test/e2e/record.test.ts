@@ -14,7 +14,7 @@ import { APIError, RateLimitError } from "openai";
 import { TOKENS_PER_MESSAGE, TOKENS_PER_REPLY } from "../../extproc/openai/prompt.js";
 import { sha256Hex } from "../../extproc/policy/index.js";
 import { countTokensSync } from "../../extproc/tokens/index.js";
-import { startStack, waitFor, type Stack } from "../harness/index.js";
+import { CLEAR_OF_WINDOW_EDGES, startStack, waitFor, type Stack } from "../harness/index.js";
 import { writePolicy } from "../harness/policy.js";
 import { auditRecordOf, auditRecords, client, extprocMetrics, rawRequest, sampleValue } from "./helpers.js";
 
@@ -32,15 +32,6 @@ const REPLAY_DAILY = 30;
 const promptEstimate = (content: string): number =>
   countTokensSync(["user", content], "cl100k_base") + TOKENS_PER_MESSAGE + TOKENS_PER_REPLY;
 
-/**
- * Daily windows are UTC days on the real clock of the stack: a test that spends a daily limit and checks
- * it later waits out the last minute before midnight instead of straddling two windows.
- */
-async function clearOfMidnight(): Promise<void> {
-  const msToMidnight = 86_400_000 - (Date.now() % 86_400_000);
-  if (msToMidnight < 60_000) await new Promise((resolve) => setTimeout(resolve, msToMidnight + 1000));
-}
-
 let stack: Stack;
 before(async () => {
   const dir = mkdtempSync(path.join(tmpdir(), "llm-gateway-record-"));
@@ -57,13 +48,14 @@ before(async () => {
       { id: "replay-daily", scope: { team: "replay" }, tokensPerDay: REPLAY_DAILY, countTokens: "output" },
     );
   });
-  stack = await startStack({ policyFile, workDir: dir });
+  // Daily windows on a clock the test owns (restarts continue it): no real midnight falls between spending
+  // a limit and checking it.
+  stack = await startStack({ policyFile, workDir: dir, clockAt: CLEAR_OF_WINDOW_EDGES });
 });
 after(() => stack?.stop());
 
 describe("usage of streams the server did not report", () => {
   it("audits a stream the client cut with exactly the usage it was charged, marked as counted", async () => {
-    await clearOfMidnight();
     const content = LONG_PROMPT;
     const controller = new AbortController();
     const res = await fetch(`${stack.baseURL}/chat/completions`, {
@@ -207,7 +199,6 @@ describe("Envoy's own answers", () => {
 
 describe("quota windows after a crash (memory store)", () => {
   it("still refuses a team whose daily limit was spent before extproc was SIGKILLed", async () => {
-    await clearOfMidnight();
     const c = client(stack, KEYS.replay);
     const call = () =>
       c.chat.completions
