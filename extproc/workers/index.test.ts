@@ -1,7 +1,8 @@
 /**
  * The shared worker pool: inline and worker runs give identical results (PII findings over the labeled
  * corpus and custom detectors, guardrail scans), policy reloads never meet stale detectors, a failed worker
- * fails only its pending tasks and is replaced, and the inline limit routes each task kind.
+ * fails only its pending tasks and is replaced, the deadline asks for progress (a long queue is not a stuck
+ * worker), and the inline limit routes each task kind.
  */
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
@@ -181,6 +182,40 @@ describe("WorkerPool", () => {
         assert.equal(err.code, "worker_failed");
         return true;
       });
+    } finally {
+      await pool.close();
+    }
+  });
+
+  it("measures the deadline from the last finished task: a queue that outlasts it completes (progress, not queueing)", async () => {
+    const scanner = new Scanner(CUSTOM);
+    const task = [EXTRA[0]!.repeat(4_000)]; // ~350 KB: tens of ms to scan
+    // How long one task takes on a warm worker here, now (the slowest of three).
+    const probe = offloading();
+    let slowest = 0;
+    try {
+      await probe.findPii(scanner, task, ALL);
+      for (let i = 0; i < 3; i++) {
+        const started = performance.now();
+        await probe.findPii(scanner, task, ALL);
+        slowest = Math.max(slowest, performance.now() - started);
+      }
+    } finally {
+      await probe.close();
+    }
+    // Each task finishes well within the deadline; the whole queue takes far longer than it.
+    const taskDeadlineMs = Math.ceil(5 * slowest);
+    const pool = new WorkerPool({ ...offloadingOptions, taskDeadlineMs });
+    try {
+      const started = performance.now();
+      const results = await Promise.all(Array.from({ length: 15 }, () => pool.findPii(scanner, task, ALL)));
+      const elapsed = performance.now() - started;
+      assert.ok(
+        elapsed > taskDeadlineMs,
+        `the queue took ${elapsed} ms, not more than the ${taskDeadlineMs} ms deadline`,
+      );
+      const expected = scanner.scanAll(task, ALL);
+      for (const result of results) assert.deepEqual(result, expected);
     } finally {
       await pool.close();
     }
