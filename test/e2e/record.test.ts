@@ -1,6 +1,7 @@
 /**
  * The audit record is the truth, through real Envoy: a cut stream and a stream without usage are audited
- * with the usage that was charged (marked as counted by the gateway); with `logPrompts` and PII restore
+ * with the usage that was charged (marked as counted by the gateway); an upstream error is charged nothing
+ * and a request cut before any answer its prompt; with `logPrompts` and PII restore
  * the audit keeps the redacted text the model saw, not the restored values the client got; Envoy's own 413
  * is a refusal, not an upstream answer; and a spent daily limit is still spent after extproc is killed
  * and restarted on the same audit log.
@@ -16,14 +17,28 @@ import { sha256Hex } from "../../extproc/policy/index.js";
 import { countTokensSync } from "../../extproc/tokens/index.js";
 import { CLEAR_OF_WINDOW_EDGES, startStack, waitFor, type Stack } from "../harness/index.js";
 import { writePolicy } from "../harness/policy.js";
-import { auditRecordOf, auditRecords, client, extprocMetrics, rawRequest, sampleValue } from "./helpers.js";
+import {
+  auditRecordOf,
+  auditRecords,
+  client,
+  extprocMetrics,
+  markForwarded,
+  rawRequest,
+  sampleValue,
+} from "./helpers.js";
 
 const MODEL = "llama-3.1-8b-instruct";
 /** 24 words: the demo server then generates exactly max_tokens tokens (when max_tokens ≤ 28). */
 const LONG_PROMPT = Array.from({ length: 24 }, (_, i) => `word${i}`).join(" ");
 const EMAIL = "jane.roe@example.org";
 
-const KEYS = { cut: "sk-test-cut", plain: "sk-test-plain", replay: "sk-test-replay" } as const;
+const KEYS = {
+  cut: "sk-test-cut",
+  plain: "sk-test-plain",
+  replay: "sk-test-replay",
+  failed: "sk-test-failed",
+  early: "sk-test-early",
+} as const;
 /** Tokens a day for the cut-stream key (prompt + completion) and the replay team (output only). */
 const CUT_DAILY = 2000;
 const REPLAY_DAILY = 30;
@@ -31,6 +46,23 @@ const REPLAY_DAILY = 30;
 /** Prompt tokens the gateway estimates for one user message (tokenizer + chat framing). */
 const promptEstimate = (content: string): number =>
   countTokensSync(["user", content], "cl100k_base") + TOKENS_PER_MESSAGE + TOKENS_PER_REPLY;
+
+/**
+ * Asserts exactly `left` tokens of `key`'s daily limit (CUT_DAILY) are unspent: a request reserving one
+ * token more is refused (429; 400 when nothing is spent: it could never fit), one reserving exactly that
+ * much is admitted.
+ */
+async function assertDailyLeft(key: string, left: number): Promise<void> {
+  const c = client(stack, key);
+  const call = (max_tokens: number) =>
+    c.chat.completions.create({ model: MODEL, messages: [{ role: "user", content: "x" }], max_tokens }).then(
+      () => 200,
+      (err: APIError) => err.status,
+    );
+  const rest = left - promptEstimate("x");
+  assert.equal(await call(rest + 1), left < CUT_DAILY ? 429 : 400, `more than ${left} tokens left`);
+  assert.equal(await call(rest), 200, `fewer than ${left} tokens left`);
+}
 
 let stack: Stack;
 before(async () => {
@@ -42,10 +74,14 @@ before(async () => {
       { id: "t-cut", team: "research", sha256: sha256Hex(KEYS.cut) },
       { id: "t-plain", team: "research", sha256: sha256Hex(KEYS.plain) },
       { id: "t-replay", team: "replay", sha256: sha256Hex(KEYS.replay) },
+      { id: "t-failed", team: "research", sha256: sha256Hex(KEYS.failed) },
+      { id: "t-early", team: "research", sha256: sha256Hex(KEYS.early) },
     );
     doc.limits.push(
       { id: "cut-daily", scope: { key: "t-cut" }, tokensPerDay: CUT_DAILY },
       { id: "replay-daily", scope: { team: "replay" }, tokensPerDay: REPLAY_DAILY, countTokens: "output" },
+      { id: "failed-daily", scope: { key: "t-failed" }, tokensPerDay: CUT_DAILY },
+      { id: "early-daily", scope: { key: "t-early" }, tokensPerDay: CUT_DAILY },
     );
   });
   // Daily windows on a clock the test owns (restarts continue it): no real midnight falls between spending
@@ -95,16 +131,7 @@ describe("usage of streams the server did not report", () => {
     assert.ok(usage.completion_tokens > 0 && usage.completion_tokens < wholeTokens, JSON.stringify(usage));
     assert.equal(usage.total_tokens, usage.prompt_tokens + usage.completion_tokens);
     // What the audit says was used is what the quota charged: exactly the rest of the daily limit fits.
-    const short = [{ role: "user" as const, content: "x" }];
-    const rest = CUT_DAILY - usage.total_tokens - promptEstimate("x");
-    const c = client(stack, KEYS.cut);
-    const call = (max_tokens: number) =>
-      c.chat.completions.create({ model: MODEL, messages: short, max_tokens }).then(
-        () => 200,
-        (err: APIError) => err.status,
-      );
-    assert.equal(await call(rest + 1), 429);
-    assert.equal(await call(rest), 200);
+    await assertDailyLeft(KEYS.cut, CUT_DAILY - usage.total_tokens);
   });
 
   it("audits a stream whose server sends no usage with the counted usage, and server usage as such", async () => {
@@ -131,6 +158,56 @@ describe("usage of streams the server did not report", () => {
     const served = await auditRecordOf(stack, reported.headers.get("x-request-id"));
     assert.equal(served.usage_source, "server");
     assert.deepEqual(served.usage, data.usage);
+  });
+});
+
+describe("what a request that did not end well is charged", () => {
+  it("charges an upstream error nothing: audited without usage, the whole daily limit still there", async () => {
+    const failing = client(stack, KEYS.failed, { "x-demo-status": "503" });
+    // Each reserves its prompt + 200 output tokens: ten of them are more than the 2000-token limit.
+    for (let i = 0; i < 10; i++) {
+      const err = await failing.chat.completions
+        .create({ model: MODEL, messages: [{ role: "user", content: LONG_PROMPT }], max_tokens: 200 })
+        .then(
+          () => assert.fail("the injected 503 was answered 200"),
+          (e: unknown) => e,
+        );
+      assert.ok(err instanceof APIError && err.status === 503, String(err));
+      const record = await auditRecordOf(stack, err.headers?.get("x-request-id") ?? null);
+      assert.equal(record.reason, "upstream_error");
+      assert.equal(record.usage, null);
+    }
+    await assertDailyLeft(KEYS.failed, CUT_DAILY);
+  });
+
+  it("charges a request the client cut before any response its prompt, audited as closed_before_response", async () => {
+    const mark = markForwarded(stack);
+    const controller = new AbortController();
+    const pending = fetch(`${stack.baseURL}/chat/completions`, {
+      method: "POST",
+      headers: {
+        authorization: `Bearer ${KEYS.early}`,
+        "content-type": "application/json",
+        "x-demo-delay-ms": "3000",
+      },
+      body: JSON.stringify({
+        model: MODEL,
+        messages: [{ role: "user", content: LONG_PROMPT }],
+        max_tokens: 20,
+      }),
+      signal: controller.signal,
+    }).catch((err: unknown) => err);
+    // Forwarded (the model server has it, and answers in 3 s): the client leaves before any answer.
+    await waitFor("the request forwarded", async () => mark.all().length === 1);
+    const requestId = String(mark.one().req.headers["x-request-id"]);
+    controller.abort();
+    assert.ok((await pending) instanceof Error, "the client was answered before it left");
+    const record = await auditRecordOf(stack, requestId);
+    assert.equal(record.reason, "closed_before_response");
+    assert.equal(record.status, null);
+    const prompt = promptEstimate(LONG_PROMPT);
+    assert.deepEqual(record.usage, { prompt_tokens: prompt, completion_tokens: 0, total_tokens: prompt });
+    await assertDailyLeft(KEYS.early, CUT_DAILY - prompt);
   });
 });
 
