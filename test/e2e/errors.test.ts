@@ -17,6 +17,7 @@ import {
   markForwarded,
   rawRequest,
   type OpenAIErrorObject,
+  userChat,
 } from "./helpers.js";
 
 let stack: Stack;
@@ -26,7 +27,7 @@ before(async () => {
 });
 after(() => stack?.stop());
 
-const hello = { model: "llama-3.1-8b-instruct", messages: [{ role: "user" as const, content: "hello" }] };
+const hello = userChat("llama-3.1-8b-instruct", "hello");
 
 /** Checks the OpenAI error shape of an SDK error and returns its body. */
 function errorBody(err: unknown, status: number, code: string): OpenAIErrorObject {

@@ -23,6 +23,7 @@ import {
   client,
   extprocMetrics,
   markForwarded,
+  openStream,
   rawRequest,
   sampleValue,
 } from "./helpers.js";
@@ -93,33 +94,16 @@ after(() => stack?.stop());
 describe("usage of streams the server did not report", () => {
   it("audits a stream the client cut with exactly the usage it was charged, marked as counted", async () => {
     const content = LONG_PROMPT;
-    const controller = new AbortController();
-    const res = await fetch(`${stack.baseURL}/chat/completions`, {
-      method: "POST",
-      headers: {
-        authorization: `Bearer ${KEYS.cut}`,
-        "content-type": "application/json",
-        "x-demo-token-delay-ms": "100",
-      },
-      body: JSON.stringify({
-        model: MODEL,
-        messages: [{ role: "user", content }],
-        stream: true,
-        max_tokens: 20,
-      }),
-      signal: controller.signal,
-    });
-    assert.equal(res.status, 200);
-    const reader = res.body!.getReader();
     // The first generated words (PII scanning holds the last 64 characters back), then the client leaves.
-    let received = "";
-    while (!received.includes('"content":"This')) {
-      const { done, value } = await reader.read();
-      assert.ok(!done, "the stream ended before the client could cut it");
-      received += new TextDecoder().decode(value);
-    }
-    controller.abort();
-    const record = await auditRecordOf(stack, res.headers.get("x-request-id"));
+    const stream = await openStream(
+      stack,
+      KEYS.cut,
+      { model: MODEL, messages: [{ role: "user", content }], max_tokens: 20 },
+      { "x-demo-token-delay-ms": "100" },
+      '"content":"This',
+    );
+    stream.abort();
+    const record = await auditRecordOf(stack, stream.requestId);
     assert.equal(record.reason, "closed_during_response");
     assert.equal(record.usage_source, "counted");
     const usage = record.usage!;
