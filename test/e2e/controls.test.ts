@@ -15,6 +15,7 @@ import OpenAI, { BadRequestError, RateLimitError } from "openai";
 import type { ReceivedRequest } from "../model-server/index.js";
 import { CLEAR_OF_WINDOW_EDGES, startStack, type Stack } from "../harness/index.js";
 import { writePolicy, type PolicyDoc } from "../harness/policy.js";
+import { startRedis, type RedisServer } from "../harness/redis.js";
 import { applyPolicyChange, auditRecordOf, client, rawRequest } from "./helpers.js";
 
 const KEYS = {
@@ -284,7 +285,25 @@ describe("large answers", () => {
   });
 });
 
-describe("day and month windows at their edges (owned clock)", () => {
+describe("day and month windows at their edges (owned clock), in memory and in Redis", () => {
+  // The same limits on a second stack whose extproc keeps them in Redis. Redis expires a window's key
+  // relative to extproc's clock (window end + 1 h grace − now), so the key outlives a frozen last second.
+  let redis: RedisServer;
+  let redisStack: Stack;
+  before(async () => {
+    redis = await startRedis();
+    const redisDir = mkdtempSync(path.join(tmpdir(), "llm-gateway-controls-redis-"));
+    const policyFile = writePolicy(redisDir, (doc) => {
+      controlsPolicy(doc);
+      doc.quota = { store: "redis", redis: { url: redis.url } };
+    });
+    redisStack = await startStack({ policyFile, workDir: redisDir, clockAt: CLEAR_OF_WINDOW_EDGES });
+  });
+  after(async () => {
+    await redisStack?.stop();
+    await redis?.stop();
+  });
+
   /** 24 words: the demo server then generates exactly max_tokens (25), so each request spends ~50 tokens. */
   const spend = {
     model: "llama-3.1-8b-instruct",
@@ -308,7 +327,7 @@ describe("day and month windows at their edges (owned clock)", () => {
   }
 
   /** What a request costs the key now: admitted (its audit time) or refused. */
-  async function attempt(sdk: OpenAI): Promise<{ status: number; time: string }> {
+  async function attempt(on: Stack, sdk: OpenAI): Promise<{ status: number; time: string }> {
     const outcome = await sdk.completions
       .create(spend)
       .withResponse()
@@ -319,7 +338,7 @@ describe("day and month windows at their edges (owned clock)", () => {
           return { status: 429, requestId: err.headers?.get("x-request-id") ?? null };
         },
       );
-    return { status: outcome.status, time: (await auditRecordOf(stack, outcome.requestId)).time };
+    return { status: outcome.status, time: (await auditRecordOf(on, outcome.requestId)).time };
   }
 
   const windows = [
@@ -332,8 +351,15 @@ describe("day and month windows at their edges (owned clock)", () => {
       end: Date.UTC(2026, 6, 1),
     },
   ];
-  for (const { name, key, limit, measure, end } of windows) {
-    it(`a ${name} window spent 1 s before its end stays spent until then, and resets once the clock crosses it`, async () => {
+  const stores = [
+    { store: "memory", on: () => stack },
+    { store: "redis", on: () => redisStack },
+  ];
+  for (const [{ name, key, limit, measure, end }, { store, on }] of windows.flatMap((w) =>
+    stores.map((s) => [w, s] as const),
+  )) {
+    it(`${store}: a ${name} window spent 1 s before its end stays spent until then, and resets once the clock crosses it`, async () => {
+      const stack = on();
       const clock = stack.clock!;
       const sdk = client(stack, key);
       const lastSecond = new Date(end - 1000).toISOString();
@@ -345,7 +371,7 @@ describe("day and month windows at their edges (owned clock)", () => {
       for (const id of admitted) assert.equal((await auditRecordOf(stack, id)).time, lastSecond);
       // Real time passes; the owned clock does not: still the same window, still spent.
       await new Promise((resolve) => setTimeout(resolve, 1500));
-      assert.deepEqual(await attempt(sdk), { status: 429, time: lastSecond });
+      assert.deepEqual(await attempt(stack, sdk), { status: 429, time: lastSecond });
 
       // Across the edge: a new window, the whole limit again.
       await clock.set(end + 1000);
