@@ -111,6 +111,21 @@ export function createMetrics(): GatewayMetrics {
   };
 }
 
+/**
+ * Publishes how far the audit log's durable point trails (the sink's `durabilityLagSeconds`, read at each
+ * scrape) as `llm_gateway_audit_durability_lag_seconds`. Registered once the sink exists.
+ */
+export function registerAuditDurabilityLag(registry: Registry, lagSeconds: () => number): Gauge {
+  return new Gauge({
+    name: "llm_gateway_audit_durability_lag_seconds",
+    help: "0 when every audit record is fsynced; else seconds since the last fsync that succeeded began (records written since would be lost by a crash).",
+    registers: [registry],
+    collect() {
+      this.set(lagSeconds());
+    },
+  });
+}
+
 /** Serves `GET /metrics` (Prometheus text) and `GET /healthz` on `host:port`. Resolves once listening. */
 export async function startMetricsServer(registry: Registry, host: string, port: number): Promise<Server> {
   const server = createServer((req, res) => {
