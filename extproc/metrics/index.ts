@@ -97,6 +97,12 @@ export function createMetrics(): GatewayMetrics {
         labelNames: ["digest"],
         registers: [registry],
       }),
+      price: new Gauge({
+        name: "llm_gateway_model_price",
+        help: "Price per million tokens in the policy in force, by model, token type (as llm_gateway_tokens_total's) and currency.",
+        labelNames: ["model", "type", "currency"],
+        registers: [registry],
+      }),
     },
     auditDurableSeq: new Gauge({
       name: "llm_gateway_audit_durable_seq",
