@@ -23,7 +23,7 @@ export interface GatewayMetrics {
 export function createMetrics(): GatewayMetrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
-  return {
+  const metrics = {
     registry,
     requests: new Counter({
       name: "llm_gateway_requests_total",
@@ -115,6 +115,10 @@ export function createMetrics(): GatewayMetrics {
       registers: [registry],
     }),
   };
+  // Both results exist from the start: Prometheus' increase() cannot see a series' first value, so a
+  // failure series born at 1 would never alert.
+  for (const result of ["success", "failure"]) metrics.policy.reloads.inc({ result }, 0);
+  return metrics;
 }
 
 /**
