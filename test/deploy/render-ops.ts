@@ -109,7 +109,7 @@ const DASHBOARDS: readonly Dashboard[] = [
         type: "stat",
         title: "Refused",
         description:
-          "Share of requests the policy refused (401, 403, 404, 413, 429, PII blocks, guardrails).",
+          "Share of requests the policy refused: keys, model access, unknown models, quotas, PII blocks, guardrails.",
         unit: "percentunit",
         width: 6,
         queries: [
@@ -542,7 +542,7 @@ const DASHBOARDS: readonly Dashboard[] = [
         width: 8,
         queries: [
           {
-            expr: `sum(increase(llm_gateway_policy_reloads_total{result="failure"}[$__range])) or vector(0)`,
+            expr: `sum(increase(llm_gateway_policy_reloads_total{result="failure"}[$__range]))`,
           },
         ],
       },
