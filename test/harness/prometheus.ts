@@ -62,7 +62,7 @@ export const promtoolBinary = (): string => process.env.PROMTOOL_BIN ?? "promtoo
 export const prometheusAvailable = (): boolean =>
   spawnSync(prometheusBinary(), ["--version"], { encoding: "utf8" }).status === 0;
 
-/** Runs promtool with `args`; resolves with its exit status and output. */
+/** Runs promtool with `args` and returns its exit status and output. */
 export function promtool(args: readonly string[]): { status: number | null; output: string } {
   const run = spawnSync(promtoolBinary(), args, { encoding: "utf8", env: childEnv() });
   return { status: run.status, output: `${run.stdout}${run.stderr}${run.error ?? ""}` };
@@ -106,7 +106,16 @@ export async function startPrometheus(options: PrometheusOptions): Promise<Prome
   const exited = launched.exited.then(() => {
     throw new Error(`prometheus exited during start-up: ${output.join("")}`);
   });
-  await Promise.race([waitFor("prometheus", async () => (await fetch(`${url}/-/ready`)).ok, 20_000), exited]);
+  try {
+    await Promise.race([
+      waitFor("prometheus", async () => (await fetch(`${url}/-/ready`)).ok, 20_000),
+      exited,
+    ]);
+  } catch (err) {
+    await terminate(launched);
+    rmSync(dir, { recursive: true, force: true });
+    throw err;
+  }
   const api = async <T>(pathAndQuery: string): Promise<T> => {
     const answer = (await (await fetch(`${url}${pathAndQuery}`)).json()) as ApiAnswer<T>;
     if (answer.status !== "success") throw new Error(`${pathAndQuery}: ${answer.error}`);
@@ -119,7 +128,7 @@ export async function startPrometheus(options: PrometheusOptions): Promise<Prome
       const data = await api<{ resultType: string; result: Sample[] | [number, string] }>(
         `/api/v1/query?query=${encodeURIComponent(expr)}`,
       );
-      // A scalar (e.g. `vector(0)`-free arithmetic) is one sample without labels.
+      // A scalar result (an expression over numbers only) reads as one sample without labels.
       return data.resultType === "scalar"
         ? [{ metric: {}, value: data.result as [number, string] }]
         : (data.result as Sample[]);

@@ -192,23 +192,25 @@ describe(
         queries.length >= 50 && shipped.length >= 12,
         `${queries.length} queries, ${shipped.length} rules`,
       );
-      // Series created by the traffic need two scrapes before a rate over them has a value.
+      // Every metric a dashboard or rule names must exist (a rule's own result may rightly be empty), the
+      // recording rules' included. Series created by the traffic need two scrapes before a rate over them has
+      // a value, and a recording rule's output one evaluation after that: poll until both settle.
+      const named = [...new Set([...queries, ...shipped].flatMap((q) => metricNames(q.expr)))];
       let empty: string[] = [];
+      let missing: string[] = [];
       await waitFor(
-        "every dashboard query to return data",
+        "every dashboard query to return data and every named metric to exist",
         async () => {
           empty = [];
+          missing = [];
           for (const q of queries) if ((await prometheus.query(q.expr)).length === 0) empty.push(q.where);
-          return empty.length === 0;
+          for (const metric of named)
+            if ((await prometheus.series(metric)).length === 0) missing.push(metric);
+          return empty.length === 0 && missing.length === 0;
         },
         30_000,
       ).catch(() => undefined);
       assert.deepEqual(empty, [], "dashboard queries without data");
-
-      // Every metric a dashboard or rule names exists (a rule's own result may rightly be empty).
-      const named = new Set([...queries, ...shipped].flatMap((q) => metricNames(q.expr)));
-      const missing: string[] = [];
-      for (const metric of named) if ((await prometheus.series(metric)).length === 0) missing.push(metric);
       assert.deepEqual(missing, [], "metrics named by a dashboard or rule that no target exports");
 
       for (const v of variables) {
