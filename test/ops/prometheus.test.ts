@@ -6,107 +6,42 @@
  * and names only metrics that exist; and the alerts fire when what they watch fails: a rejected policy
  * reload, extproc killed, the quota store (Redis) killed, a pool's only model server gone (in that order:
  * the error ratio must not be firing from an earlier failure when extproc is killed).
- * The rules are loaded as shipped, except that every `for:` is 1 s, so the test need not wait minutes.
+ * The rules are loaded as shipped, except that every `for:` is 1 s (monitored.ts).
  */
 import assert from "node:assert/strict";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
-import * as yaml from "js-yaml";
-import { APIError } from "openai";
-import { DEMO_KEYS, ROOT, startStack, waitFor, type Stack } from "../harness/index.js";
+import { DEMO_KEYS, waitFor, type Stack } from "../harness/index.js";
 import { writePolicy } from "../harness/policy.js";
-import {
-  prometheusAvailable,
-  promtool,
-  startPrometheus,
-  type ActiveAlert,
-  type Prometheus,
-} from "../harness/prometheus.js";
+import { prometheusAvailable, promtool, type Prometheus } from "../harness/prometheus.js";
 import { startRedis, type RedisServer } from "../harness/redis.js";
 import { skipUnless } from "../harness/skip.js";
-import { JOBS, OPS_FILES } from "../deploy/render-ops.js";
+import { JOBS } from "../deploy/render-ops.js";
 import { client } from "../e2e/helpers.js";
+import { ALERTS_FILE, startMonitored, statusOf, type Monitored } from "./monitored.js";
 import { dashboardQueries, metricNames, rules, substitute, variableQueries } from "./queries.js";
 
-const ALERTS_FILE = path.join(ROOT, OPS_FILES.alerts);
 /** The support bot's requests per minute in this test's policy: the third one in a minute gets 429. */
 const SUPPORT_RPM = 2;
 
 let redis: RedisServer;
+let monitored: Monitored;
 let stack: Stack;
 let prometheus: Prometheus;
-let dir: string;
 let policyFile: string;
-
-/** deploy/prometheus/alerts.yaml with every alert's `for:` set to 1 s, written for the test's Prometheus. */
-function testRules(): string {
-  const doc = yaml.load(readFileSync(ALERTS_FILE, "utf8")) as {
-    groups: Array<{ rules: Array<{ for?: string }> }>;
-  };
-  for (const group of doc.groups) for (const rule of group.rules) if (rule.for !== undefined) rule.for = "1s";
-  const file = path.join(dir, "alerts.test.yaml");
-  writeFileSync(file, yaml.dump(doc));
-  return file;
-}
-
-/** Sends `request` and returns the HTTP status it ended with (the SDK throws on every refusal). */
-async function statusOf(request: () => Promise<unknown>): Promise<number> {
-  try {
-    await request();
-    return 200;
-  } catch (err) {
-    if (err instanceof APIError && err.status !== undefined) return err.status;
-    throw err;
-  }
-}
-
-const chat = (key: string, model: string, content = "hello") =>
-  statusOf(() =>
-    client(stack, key).chat.completions.create({
-      model,
-      messages: [{ role: "user", content }],
-      max_tokens: 8,
-    }),
-  );
-
-/** Alerts named `name` in `state` (pending or firing) now. */
-const alertsNamed = async (name: string, state?: ActiveAlert["state"]) =>
-  (await prometheus.alerts()).filter(
-    (a) => a.labels.alertname === name && (state === undefined || a.state === state),
-  );
-
-/** Waits until `name` fires (with `labels`, if given); fails with the alerts that are active instead. */
-async function firing(
-  name: string,
-  labels: Record<string, string> = {},
-  timeoutMs = 30_000,
-): Promise<ActiveAlert> {
-  let found: ActiveAlert | undefined;
-  await waitFor(
-    `alert ${name} firing`,
-    async () => {
-      found = (await alertsNamed(name, "firing")).find((a) =>
-        Object.entries(labels).every(([k, v]) => a.labels[k] === v),
-      );
-      return found !== undefined;
-    },
-    timeoutMs,
-  ).catch(async (err: Error) => {
-    throw new Error(`${err.message}; active: ${JSON.stringify(await prometheus.alerts())}`);
-  });
-  return found!;
-}
+const chat = (key: string, model: string, content?: string) => monitored.chat(key, model, content);
+const alertsNamed: Monitored["alertsNamed"] = (name, state) => monitored.alertsNamed(name, state);
+const firing: Monitored["firing"] = (name, labels, timeoutMs) => monitored.firing(name, labels, timeoutMs);
 
 describe(
   "dashboards and alert rules in a real Prometheus scraping a running gateway",
   { skip: skipUnless(prometheusAvailable(), "prometheus (the Debian package scripts/setup.sh installs)") },
   () => {
     before(async () => {
-      dir = mkdtempSync(path.join(tmpdir(), "llm-gateway-ops-"));
       redis = await startRedis();
-      policyFile = writePolicy(dir, (doc) => {
+      policyFile = writePolicy(mkdtempSync(path.join(tmpdir(), "llm-gateway-ops-")), (doc) => {
         doc.quota = { store: "redis", redis: { url: redis.url }, onStoreFailure: "fail-closed" };
         doc.limits.push({
           id: "ops-support-rpm",
@@ -114,19 +49,11 @@ describe(
           requestsPerMinute: SUPPORT_RPM,
         });
       });
-      stack = await startStack({ policyFile });
-      prometheus = await startPrometheus({
-        interval: "1s",
-        ruleFiles: [testRules()],
-        jobs: [
-          { job: JOBS.extproc, targets: [`127.0.0.1:${stack.ports.metrics}`], metricsPath: "/metrics" },
-          { job: JOBS.envoy, targets: [`127.0.0.1:${stack.ports.admin}`], metricsPath: "/stats/prometheus" },
-        ],
-      });
+      monitored = await startMonitored({ policyFile });
+      ({ stack, prometheus } = monitored);
     });
     after(async () => {
-      await prometheus?.stop();
-      await stack?.stop();
+      await monitored?.stop();
       await redis?.stop();
     });
 
@@ -140,7 +67,7 @@ describe(
       }
       // The test's rendering differs only in `for:`.
       const strip = (list: ReturnType<typeof rules>) => list.map(({ for: _for, ...rest }) => rest);
-      assert.deepEqual(strip(rules(path.join(dir, "alerts.test.yaml"))), strip(rules()));
+      assert.deepEqual(strip(rules(monitored.rulesFile)), strip(rules()));
     });
 
     it("reads metric names out of PromQL the way the checks below rely on", () => {
