@@ -7,7 +7,7 @@ import pino from "pino";
 import { createAuditSink, readAuditRecords, type ChainHead } from "./audit/index.js";
 import { RevocationList } from "./auth/revocations.js";
 import { readLogLevel, readSettings } from "./config/index.js";
-import { createMetrics, startMetricsServer } from "./metrics/index.js";
+import { createMetrics, registerAuditDurabilityLag, startMetricsServer } from "./metrics/index.js";
 import { PolicyError, type Policy } from "./policy/index.js";
 import { PolicyStore } from "./policy/store.js";
 import { connectRedis, MemoryQuotaStore, QuotaService, RedisQuotaStore } from "./quota/index.js";
@@ -82,6 +82,7 @@ async function main(): Promise<void> {
   // Opened before anything is served: a start-up failure then never leaves the file half-open (pino's exit
   // hook would throw on it), and an unwritable audit path stops extproc with a clear error.
   await audit.ready();
+  registerAuditDurabilityLag(metrics.registry, () => audit.durabilityLagSeconds());
   // logrotate-style rotation: move the file away, then SIGUSR2 makes extproc reopen its path.
   process.on("SIGUSR2", () => audit.reopen());
   const workers = new WorkerPool({ workers: settings.workers, logger });
