@@ -6,6 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import pino from "pino";
 import {
   accessLog,
   decodeReply,
@@ -22,9 +23,9 @@ import {
 } from "../../test/unit/ext-proc.js";
 import { SERVED_POOL_HEADER } from "../envoy/headers.js";
 import type { ProcessingRequestMessage } from "../envoy/messages.js";
-import type { GatewayMetrics } from "../metrics/index.js";
+import { createMetrics, type GatewayMetrics } from "../metrics/index.js";
 import { chatCompletionRequest, parseRequestBody } from "../openai/schemas.js";
-import { countPromptTokens, MemoryQuotaStore } from "../quota/index.js";
+import { countPromptTokens, MemoryQuotaStore, QuotaService, type AdmissionRequest } from "../quota/index.js";
 import type { QuotaStore } from "../quota/store.js";
 import { countTokensSync } from "../tokens/count.js";
 import { Exchange } from "./index.js";
@@ -33,6 +34,27 @@ import { Exchange } from "./index.js";
 class UnsettlingStore extends MemoryQuotaStore {
   override settle(): Promise<void> {
     return Promise.reject(new Error("connection lost"));
+  }
+}
+
+/**
+ * A quota service whose settlement rejects, which its contract rules out: a bug there must still not cost
+ * the audit record. Admission is the real service's.
+ */
+class RejectingSettlement extends QuotaService {
+  constructor(private readonly real: QuotaService) {
+    super({
+      store: new MemoryQuotaStore(),
+      shared: false,
+      metrics: createMetrics(),
+      logger: pino({ level: "silent" }),
+    });
+  }
+  override admit(request: AdmissionRequest) {
+    return this.real.admit(request);
+  }
+  override settleExchange(): Promise<undefined> {
+    return Promise.reject(new Error("settlement bug"));
   }
 }
 
@@ -273,6 +295,21 @@ describe("Exchange: settlement", () => {
     const [record] = await s.audit.records();
     assert.deepEqual(record!.usage, { prompt_tokens: 17, completion_tokens: 1, total_tokens: 18 });
     assert.equal(await counterValue(s.metrics, "quotaStoreErrors", {}), 1);
+  });
+});
+
+describe("Exchange: settlement that fails", () => {
+  it("still writes the record, with the server's usage, when settlement rejects", async () => {
+    const s = setup();
+    const exchange = new Exchange({ ...s.deps, quota: new RejectingSettlement(s.deps.quota) });
+    await send(exchange, requestHeaders());
+    await send(exchange, requestBody(chat({ stream: true })));
+    await send(exchange, responseHeaders({ ":status": "200", "content-type": "text/event-stream" }));
+    await send(exchange, responseBody(sse([delta("Hi"), usageChunk(17, 1), "[DONE]"]), true));
+    const [record] = await s.audit.records();
+    assert.equal(s.audit.written.length, 1);
+    assert.deepEqual(record!.usage, { prompt_tokens: 17, completion_tokens: 1, total_tokens: 18 });
+    assert.equal(record!.usage_source, "server");
   });
 });
 
