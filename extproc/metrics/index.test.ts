@@ -6,7 +6,7 @@ import type { AuditRecord } from "../audit/index.js";
 import { countExchange } from "./exchange.js";
 import { createMetrics, startMetricsServer } from "./index.js";
 
-/** The documented metrics (README "Metrics"): name → type and labels. */
+/** The documented metrics (docs/metrics.md): name → type and labels. */
 const DOCUMENTED: Record<string, { type: string; labels: string[] }> = {
   llm_gateway_requests_total: { type: "counter", labels: ["api", "model", "team", "status", "decision"] },
   llm_gateway_tokens_total: { type: "counter", labels: ["model", "team", "type"] },
