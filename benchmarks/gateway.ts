@@ -162,7 +162,10 @@ async function main(argv: string[]): Promise<void> {
     progress("starting the demo model server ...");
     modelServer = await startDemoModelServer({ placement, workDir: freshWorkDir() });
     const skipped: Array<Report["skipped"][number]> = [];
-    for (const scenario of SCENARIOS) {
+    const unknown = options.rows?.filter((id) => !SCENARIOS.some((s) => s.id === id)) ?? [];
+    if (unknown.length > 0) throw new Error(`unknown rows ${unknown.join(", ")}\n${USAGE}`);
+    const chosen = SCENARIOS.filter((s) => !options.rows || [BASELINE, OURS, ...options.rows].includes(s.id));
+    for (const scenario of chosen) {
       const why = scenario.unavailable();
       if (why) {
         progress(`skipping ${scenario.label}: ${why}`);

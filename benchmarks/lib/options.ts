@@ -14,6 +14,8 @@ export interface Options {
   readonly saturationDurationS: number;
   readonly warmup: number;
   readonly pin: boolean;
+  /** Row ids to run besides the baseline and our core row (which always run); undefined: every row. */
+  readonly rows: readonly string[] | undefined;
   readonly quick: boolean;
   readonly json: boolean;
 }
@@ -35,7 +37,7 @@ type NumericFlag = keyof typeof NUMERIC_FLAGS;
  */
 const DEFAULTS: Record<NumericFlag, number> = {
   requests: 2000,
-  "duration-s": 120,
+  "duration-s": 300,
   concurrency: 1,
   "saturation-concurrency": 32,
   "saturation-requests": 1_000_000,
@@ -58,6 +60,8 @@ export const USAGE = `Usage: node dist/benchmarks/gateway.js [flags]   (or: npm 
   --saturation-requests N      measured requests per saturation row, at most (default ${DEFAULTS["saturation-requests"]})
   --saturation-duration-s S    seconds per saturation row, at most (default ${DEFAULTS["saturation-duration-s"]})
   --warmup N                   unmeasured requests before every row (default ${DEFAULTS.warmup})
+  --rows ID,ID                 only these rows besides envoy and envoy+extproc (ids: direct,
+                               envoy+extproc+quotas+pii, litellm, ai-gateway; default all)
   --no-pin                     do not pin processes to CPUs with taskset
   --quick                      small numbers for a smoke run, as BENCH_QUICK=1 (explicit flags still win)
   --json                       JSON result on stdout; the human-readable report moves to stderr
@@ -76,6 +80,7 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv = process.en
       allowPositionals: false,
       options: {
         ...stringFlags,
+        rows: { type: "string" },
         quick: { type: "boolean", default: false },
         json: { type: "boolean", default: false },
         "no-pin": { type: "boolean", default: false },
@@ -98,5 +103,6 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv = process.en
       throw new Error(`--${flag} must be ${whole ? "an integer" : "a number"} ≥ ${min}\n${USAGE}`);
     numbers[key] = value;
   }
-  return { ...numbers, pin: !values["no-pin"], quick, json: values.json };
+  const rows = values.rows?.split(",").map((id) => id.trim());
+  return { ...numbers, pin: !values["no-pin"], rows, quick, json: values.json };
 }

@@ -233,7 +233,8 @@ export const aiGateway: Scenario = {
     return {
       url: `http://127.0.0.1:${http}${CHAT_PATH}`,
       headers: BASE_HEADERS,
-      proxies: started.map(({ label, pid }) => ({ label, pid })),
+      // Envoy first, as in our rows.
+      proxies: started.map(({ label, pid }) => ({ label, pid })).reverse(),
       check: async () => [],
       stop,
     };

@@ -6,7 +6,7 @@ import { writeFileSync } from "node:fs";
 import path from "node:path";
 import { freePort } from "../../test/harness/index.js";
 import { notInstalled, peerExecutable } from "../lib/peers.js";
-import { BASE_HEADERS, BENCH_KEY, CHAT_PATH, MODEL } from "../lib/request.js";
+import { BASE_HEADERS, BENCH_KEY, CHAT_PATH, MODEL, sendOnce } from "../lib/request.js";
 import type { Scenario } from "../lib/scenario.js";
 import { answers, startProcess } from "../lib/stacks.js";
 
@@ -42,10 +42,13 @@ export const litellm: Scenario = {
       "litellm",
       peerExecutable(EXECUTABLE)!,
       args,
-      // The bundled model price map, not a download at start-up; no telemetry.
+      // Its bundled model price map, not a download at start-up. Offline Hugging Face hub: LiteLLM counts
+      // a streamed answer's tokens with the model's tokenizer, and without the hub reachable each lookup
+      // would wait for its timeout (seconds per request); offline it falls back to tiktoken at once, and
+      // LITELLM_LOG=ERROR keeps the warning it logs about that on every request out.
       {
         pin: true,
-        env: { LITELLM_LOCAL_MODEL_COST_MAP: "True", LITELLM_TELEMETRY: "False" },
+        env: { LITELLM_LOCAL_MODEL_COST_MAP: "True", HF_HUB_OFFLINE: "1", LITELLM_LOG: "ERROR" },
         timeoutMs: 120_000,
       },
       answers(`http://127.0.0.1:${port}/health/liveliness`),
@@ -54,7 +57,15 @@ export const litellm: Scenario = {
       url: `http://127.0.0.1:${port}${CHAT_PATH}`,
       headers: BASE_HEADERS,
       proxies: [{ label: "litellm", pid: proxy.pid }],
-      check: async () => [],
+      // Its key check is on: a request with another key is refused (without a database LiteLLM cannot look
+      // other keys up and answers 400 no_db_connection; with one, 401).
+      check: async () => {
+        const url = `http://127.0.0.1:${port}${CHAT_PATH}`;
+        const res = await sendOnce(url, { ...BASE_HEADERS, authorization: "Bearer sk-not-the-key" }, "chat");
+        return res.status >= 400 && res.status < 500
+          ? []
+          : [`a request with a wrong key got HTTP ${res.status}, expected a refusal (4xx)`];
+      },
       stop: () => proxy.stop(),
     };
   },
