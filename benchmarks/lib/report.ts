@@ -184,6 +184,7 @@ function envoyLines(r: Report): string[] {
 /** Every row next to our core row: latency added, proxy CPU, throughput and memory, as ratios. */
 function sideBySide(r: Report): string {
   const ours = r.ours;
+  // Indexes into a row's added metrics (judge.ts): 0 non-streaming, 2 streamed last byte.
   const addedP50 = (id: string, metric: number): number | undefined => r.added[id]?.[metric]?.p50Ms;
   const cells = (id: string): string[] => [
     ratio(addedP50(id, 0), addedP50(ours, 0)),
