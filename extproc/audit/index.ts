@@ -12,6 +12,7 @@ import {
 import { dirname } from "node:path";
 import { createInterface } from "node:readline";
 import pino from "pino";
+import type { ErrorCode } from "../errors/index.js";
 import type { Usage } from "../openai/usage.js";
 import type { DetectionSummary } from "../pii/index.js";
 
@@ -22,6 +23,27 @@ import type { DetectionSummary } from "../pii/index.js";
  * In every case it is what the quota was charged.
  */
 export type UsageSource = "server" | "counted" | "reserved";
+
+/**
+ * How an exchange ended, when not by a gateway refusal (whose reason is its error code): `ok`; the model
+ * server answered with an error status (`upstream_error`) or with JSON that does not parse
+ * (`upstream_invalid_json`); the ext_proc stream ended before the response headers
+ * (`closed_before_response`) or before the end of the response (`closed_during_response`); extproc failed
+ * (`internal_error`); an answer extproc rewrites grew past 8 MiB and was cut (`answer_too_large`); Envoy
+ * answered itself before forwarding (`envoy_local_reply`).
+ */
+export type LifecycleReason =
+  | "ok"
+  | "upstream_error"
+  | "upstream_invalid_json"
+  | "closed_before_response"
+  | "closed_during_response"
+  | "internal_error"
+  | "answer_too_large"
+  | "envoy_local_reply";
+
+/** An audit record's `reason`: the refusal's error code, or how the exchange ended. */
+export type AuditReason = ErrorCode | LifecycleReason;
 
 /** One audit record: who sent what to which model, when, and what the gateway decided. Never the key. */
 export interface AuditRecord {
@@ -42,10 +64,10 @@ export interface AuditRecord {
   status: number | null;
   decision: "allow" | "deny";
   /**
-   * Error code for denials, `ok`, or what cut the exchange short (`upstream_error`,
-   * `closed_during_response`; docs/audit.md lists them all).
+   * Error code for denials, `ok`, or what cut the exchange short (see {@link LifecycleReason};
+   * docs/audit.md lists them all).
    */
-  reason: string;
+  reason: AuditReason;
   stream: boolean;
   /** What the request was charged; null when nothing was (refused, upstream error, no limit applied). */
   usage: Usage | null;
@@ -82,6 +104,12 @@ export interface AuditSink {
   write(record: AuditRecord | Promise<AuditRecord>): void;
   /** Writes out and fsyncs everything written so far, records still being completed included; awaited on shutdown. */
   flush(): Promise<void>;
+  /**
+   * How far the durable point trails, in seconds: 0 when every record written is fsynced; otherwise the time
+   * since the last fsync that succeeded began (no record written before it is waiting, so this is at least
+   * the age of the oldest record a crash would lose). It grows while the disk stalls or fsync fails.
+   */
+  durabilityLagSeconds(): number;
   /** Reopens the file (after log rotation moved it away); the hash chain continues in the new file. */
   reopen(): void;
   /** Stops the fsync timer and closes the file once everything queued is written (call after flush). */
@@ -238,6 +266,8 @@ export function createAuditSink(options: AuditSinkOptions): AuditSink {
   // SonicBoom keeps its file descriptor in `fd` (absent from its type declarations).
   const fd = () => (stream as unknown as { fd: number }).fd;
   let durableSeq = seq;
+  // Monotonic (performance.now) start of the newest fsync that succeeded: what was written before it is on disk.
+  let durableFrom = performance.now();
   // What the file already holds is published at once, so the durable seq never reads 0 after a restart.
   if (seq > 0 && !tail?.damaged) options.onDurable?.({ seq, hash: prev });
   const flush = (): Promise<void> =>
@@ -245,10 +275,12 @@ export function createAuditSink(options: AuditSinkOptions): AuditSink {
       if (toStdout) return resolve();
       // Everything written before this call is in this flush.
       const head = { seq, hash: prev };
+      const startedAt = performance.now();
       stream.flush((err) => {
         if (err || fd() < 0) return resolve();
         // On the thread pool: a slow disk must not stall requests on the event loop.
         fsync(fd(), (syncErr) => {
+          if (!syncErr) durableFrom = Math.max(durableFrom, startedAt);
           if (!syncErr && head.seq > durableSeq) {
             durableSeq = head.seq;
             options.onDurable?.(head);
@@ -300,6 +332,9 @@ export function createAuditSink(options: AuditSinkOptions): AuditSink {
       await Promise.all(completing);
       await flush();
     },
+    // stdout has no fsync: nothing is ever waiting for one.
+    durabilityLagSeconds: () =>
+      toStdout || seq <= durableSeq ? 0 : (performance.now() - durableFrom) / 1000,
     reopen: () => {
       if (!toStdout) stream.reopen(options.destination);
     },

@@ -1,6 +1,6 @@
 import { authenticate, JWT_METADATA_NAMESPACE } from "../auth/index.js";
-import { readHeaders } from "../envoy/headers.js";
-import type { AuditRecord, UsageSource } from "../audit/index.js";
+import { readHeaders, type HeaderMapValues } from "../envoy/headers.js";
+import type { AuditRecord } from "../audit/index.js";
 import {
   BodySendMode,
   encodeLocalReply,
@@ -8,6 +8,7 @@ import {
   type HttpBodyMessage,
   type HttpHeadersMessage,
   type LocalReply,
+  type MetadataValues,
   type Phase,
   type PhaseReply,
   type ProcessingRequestMessage,
@@ -15,10 +16,10 @@ import {
 } from "../envoy/messages.js";
 import { encodeResponse } from "../envoy/protocol.js";
 import { GatewayError } from "../errors/index.js";
-import { generatedText } from "../openai/usage.js";
+import { countExchange } from "../metrics/exchange.js";
 import type { Admission } from "../quota/index.js";
-import { monotonicMs, RequestContext, type ProcessorDeps } from "./context.js";
-import type { EndpointProcessor } from "./endpoint.js";
+import { monotonicMs, RequestContext, type AuthenticatedContext, type ProcessorDeps } from "./context.js";
+import type { EndpointProcessor, PhaseResult } from "./endpoint.js";
 import { inferenceEndpoints } from "./inference.js";
 import { isModelsPath, ModelsProcessor } from "./models.js";
 
@@ -39,11 +40,11 @@ export function phaseOf(message: ProcessingRequestMessage): Phase | undefined {
 }
 
 /** Picks the endpoint processor for a method and path; throws 404/405 for anything else. */
-function selectEndpoint(method: string, path: string): EndpointProcessor {
+function selectEndpoint(method: string, path: string, deps: ProcessorDeps): EndpointProcessor {
   const inference = inferenceEndpoints[path];
   if (inference) {
     if (method !== "POST") throw new GatewayError("method_not_allowed", `${path} accepts POST only.`);
-    return inference();
+    return inference(deps);
   }
   if (isModelsPath(path)) {
     if (method !== "GET") throw new GatewayError("method_not_allowed", `${path} accepts GET only.`);
@@ -51,6 +52,8 @@ function selectEndpoint(method: string, path: string): EndpointProcessor {
   }
   throw new GatewayError("unknown_url", `Unknown request URL: ${method} ${path}.`);
 }
+
+const isLocalReply = (reply: PhaseResult): reply is LocalReply => "status" in reply;
 
 /**
  * The largest request body accepted, and the largest answer read whole. Envoy streams bodies here as they
@@ -73,9 +76,10 @@ const CONTINUE = Object.fromEntries(
 const CLEARED_REQUEST_CHUNK = encodeResponse(encodePhaseReply("requestBody", { body: Buffer.alloc(0) }));
 const CLEARED_RESPONSE_CHUNK = encodeResponse(encodePhaseReply("responseBody", { body: Buffer.alloc(0) }));
 
-/** The encoded answer for `reply` in `phase`, the shared constant when it changes nothing. */
-function encodeAnswer(phase: Phase, reply: PhaseReply): object {
-  for (const _ in reply) return encodePhaseReply(phase, reply);
+/** The encoded answer for `result` in `phase`: a local reply, or the shared constant when nothing changes. */
+function encodeResult(phase: Phase, result: PhaseResult): object {
+  if (isLocalReply(result)) return encodeLocalReply(result);
+  for (const _ in result) return encodePhaseReply(phase, result);
   return CONTINUE[phase];
 }
 
@@ -100,8 +104,6 @@ class HeldBody {
   }
 }
 
-const isLocalReply = (reply: PhaseReply | LocalReply): reply is LocalReply => "status" in reply;
-
 /**
  * One HTTP request's ext_proc conversation: dispatches each message to the endpoint processor by phase,
  * turns refusals into local replies, and writes exactly one audit record when the exchange ends, however
@@ -109,7 +111,10 @@ const isLocalReply = (reply: PhaseReply | LocalReply): reply is LocalReply => "s
  */
 export class Exchange {
   private readonly ctx: RequestContext;
-  private endpoint: EndpointProcessor | undefined;
+  /** The context once the caller is authenticated, with the endpoint that handles the request. */
+  private routed: { readonly ctx: AuthenticatedContext; readonly endpoint: EndpointProcessor } | undefined;
+  /** Access-log metadata already sent to Envoy (which merges what each reply adds). */
+  private readonly accessLogSent: MetadataValues = {};
   private audited = false;
   /**
    * The request-headers answer, held until the whole body is in: routing and the forwarded headers depend
@@ -126,10 +131,10 @@ export class Exchange {
   }
 
   /**
-   * Handles one ProcessingRequest and returns the ProcessingResponses to send, in order (protobufjs
-   * objects): none while request body chunks are still arriving, then the held headers answer and one
-   * answer per body chunk once the last one is in. Calls for one exchange must not overlap: the server awaits each before handing
-   * over the next.
+   * Handles one ProcessingRequest and returns the ProcessingResponses to send, in order (protobufjs objects,
+   * or Buffers already encoded): none while request body chunks are still arriving, then the held headers
+   * answer and one answer per body chunk once the last one is in. Calls for one exchange must not overlap:
+   * the server awaits each before handing over the next.
    */
   async handle(message: ProcessingRequestMessage): Promise<object[]> {
     const phase = phaseOf(message);
@@ -142,7 +147,7 @@ export class Exchange {
         this.ctx.reason = "internal_error";
         throw err;
       }
-      this.ctx.deny(err.status, err.code);
+      this.ctx.refuse(err);
       return [
         encodeLocalReply({
           status: err.status,
@@ -150,11 +155,7 @@ export class Exchange {
           contentType: "application/json",
           details: `llm_gateway_${err.code}`,
           headers: err.headers,
-          metadata: {
-            key_id: this.ctx.identity?.keyId,
-            team: this.ctx.identity?.team,
-            requested_model: this.ctx.requestedModel,
-          },
+          metadata: this.accessLogUpdate(),
         }),
       ];
     } finally {
@@ -193,24 +194,34 @@ export class Exchange {
     this.finish();
   }
 
+  /**
+   * Runs the phase's method of the endpoint. Envoy's access log gets what is new about the request on the
+   * replies that mark a step: the forwarded request, its response headers, the end of the response (and
+   * every refusal, in {@link handle}).
+   */
   private async dispatch(phase: Phase, message: ProcessingRequestMessage): Promise<object[]> {
-    const ctx = this.ctx;
+    if (phase === "requestHeaders") {
+      const msg = message.requestHeaders as HttpHeadersMessage;
+      const routed = this.route(readHeaders(msg.headers), message);
+      const reply = await routed.endpoint.requestHeaders(
+        routed.ctx,
+        routed.headers,
+        msg.endOfStream === true,
+      );
+      if (isLocalReply(reply) || msg.endOfStream === true) return [encodeResult(phase, reply)];
+      this.heldHeaders = reply;
+      return [];
+    }
+    if (!this.routed) return [CONTINUE[phase]];
+    const { ctx, endpoint } = this.routed;
     switch (phase) {
-      case "requestHeaders": {
-        const msg = message.requestHeaders as HttpHeadersMessage;
-        const reply = this.requestHeaders(msg, message);
-        if (isLocalReply(reply)) return [encodeLocalReply(reply)];
-        if (msg.endOfStream === true) return [encodeAnswer(phase, reply)];
-        this.heldHeaders = reply;
-        return [];
-      }
       case "requestBody": {
         const msg = message.requestBody as HttpBodyMessage;
         if (this.heldHeaders === undefined) return [CONTINUE.requestBody];
         if (!this.requestBody.push(bodyOf(msg))) {
           throw new GatewayError("request_too_large", "Request body exceeds the gateway limit of 8 MiB.");
         }
-        return msg.endOfStream === true ? this.requestComplete() : [];
+        return msg.endOfStream === true ? this.requestComplete(ctx, endpoint) : [];
       }
       case "responseHeaders": {
         const msg = message.responseHeaders as HttpHeadersMessage;
@@ -218,75 +229,51 @@ export class Exchange {
         if (ctx.forwardedAt === undefined) {
           // Nothing was forwarded, so Envoy answered itself: a refusal by the gateway, never an upstream answer.
           ctx.deny(Number(headers.get(":status") ?? 0), "envoy_local_reply");
-          return [CONTINUE[phase]];
+          return [CONTINUE.responseHeaders];
         }
-        if (!this.endpoint?.responseHeaders) {
+        if (!endpoint.responseHeaders) {
           ctx.status = Number(headers.get(":status") ?? 0);
           ctx.complete = true;
-          return [CONTINUE[phase]];
+          return [CONTINUE.responseHeaders];
         }
-        let reply = await this.endpoint.responseHeaders(ctx, headers, msg.endOfStream === true, this.deps);
-        if (!ctx.complete && reply.responseBodyMode === BodySendMode.BUFFERED) {
+        let reply = this.withAccessLog(
+          await endpoint.responseHeaders(ctx, headers, msg.endOfStream === true),
+        );
+        if (!isLocalReply(reply) && !ctx.complete && reply.responseBodyMode === BodySendMode.BUFFERED) {
           // Read whole and sent on as one piece, whose length is not known yet.
           this.answer = new HeldBody();
           reply = { ...reply, removeHeaders: [...(reply.removeHeaders ?? []), "content-length"] };
         }
-        return [encodeAnswer(phase, reply)];
+        return [encodeResult(phase, reply)];
       }
       case "responseBody": {
         const msg = message.responseBody as HttpBodyMessage;
         const chunk = bodyOf(msg);
         const endOfStream = msg.endOfStream === true;
         if (!this.answer) {
-          const reply = (await this.endpoint?.responseBody?.(ctx, chunk, endOfStream)) ?? {};
-          return [encodeAnswer(phase, reply)];
+          const reply = (await endpoint.responseBody?.(ctx, chunk, endOfStream)) ?? {};
+          return [encodeResult(phase, ctx.complete ? this.withAccessLog(reply) : reply)];
         }
         if (!this.answer.push(chunk)) {
           // Its beginning was held back and the client has its headers: the answer can only be cut.
           ctx.reason = "answer_too_large";
           throw new Error(`an answer to rewrite exceeds ${MAX_BODY_BYTES} bytes`);
         }
-        return endOfStream ? this.answerComplete() : [CLEARED_RESPONSE_CHUNK];
+        return endOfStream ? this.answerComplete(ctx, endpoint) : [CLEARED_RESPONSE_CHUNK];
       }
       default:
         return [CONTINUE[phase]];
     }
   }
 
-  /** Authenticates the request and picks its endpoint, which answers the headers. */
-  private requestHeaders(
-    msg: HttpHeadersMessage,
-    message: ProcessingRequestMessage,
-  ): PhaseReply | LocalReply {
-    const ctx = this.ctx;
-    const headers = readHeaders(msg.headers);
-    ctx.requestId = headers.get("x-request-id") ?? "";
-    ctx.method = headers.get(":method") ?? "";
-    ctx.path = (headers.get(":path") ?? "").split("?", 1)[0]!;
-    const jwt = message.metadataContext?.filterMetadata?.[JWT_METADATA_NAMESPACE];
-    const claims = jwt ? (structToJson(jwt).jwt_payload as Record<string, unknown> | undefined) : undefined;
-    const identity = authenticate(ctx.policy, headers, this.deps.now(), claims, this.deps.revocations);
-    const host = headers.get(":authority") ?? "";
-    const environment = ctx.policy.environmentOf(host);
-    ctx.identity = { ...identity, environment: environment ?? undefined };
-    if (environment === null) {
-      throw new GatewayError(
-        "unknown_host",
-        `The host '${host.slice(0, 200)}' belongs to no environment of this gateway; use the host your environment was given.`,
-      );
-    }
-    this.endpoint = selectEndpoint(ctx.method, ctx.path);
-    ctx.api = this.endpoint.api;
-    return this.endpoint.requestHeaders(ctx, headers, msg.endOfStream === true);
-  }
-
   /**
    * The whole request body is in: the endpoint reads it, and Envoy gets the held headers answer (with the
    * endpoint's header changes), then one answer per chunk, the last one carrying the body to forward.
    */
-  private async requestComplete(): Promise<object[]> {
-    const body = this.requestBody.whole();
-    const reply = (await this.endpoint?.requestBody?.(this.ctx, body, this.deps)) ?? {};
+  private async requestComplete(ctx: AuthenticatedContext, endpoint: EndpointProcessor): Promise<object[]> {
+    const result = (await endpoint.requestBody?.(ctx, this.requestBody.whole(), true)) ?? {};
+    if (isLocalReply(result)) return [encodeLocalReply(result)];
+    const reply = ctx.forwardedAt === undefined ? result : this.withAccessLog(result);
     const held = this.heldHeaders ?? {};
     this.heldHeaders = undefined;
     const headers: PhaseReply = {
@@ -295,134 +282,107 @@ export class Exchange {
       clearRouteCache: held.clearRouteCache === true || reply.clearRouteCache === true,
       ...((reply.metadata ?? held.metadata) && { metadata: { ...held.metadata, ...reply.metadata } }),
     };
-    return [
-      encodePhaseReply("requestHeaders", headers),
-      ...wholeBodyReplies("requestBody", this.requestBody.chunkCount, reply.body),
-    ];
+    const chunks = this.requestBody.chunkCount;
+    const replies = [encodePhaseReply("requestHeaders", headers)];
+    for (let i = 1; i < chunks; i++) replies.push(reply.body ? CLEARED_REQUEST_CHUNK : CONTINUE.requestBody);
+    replies.push(reply.body ? encodePhaseReply("requestBody", { body: reply.body }) : CONTINUE.requestBody);
+    return replies;
   }
 
-  /** The whole answer is in: the endpoint reads (and may rewrite) it. */
-  private async answerComplete(): Promise<object[]> {
+  /**
+   * The whole answer is in: the endpoint reads (and may rewrite) it. Its headers went out already and its
+   * earlier chunks were cleared: the last chunk's answer carries the whole body (unless that chunk is the
+   * whole, unchanged body), and the access-log metadata.
+   */
+  private async answerComplete(ctx: AuthenticatedContext, endpoint: EndpointProcessor): Promise<object[]> {
     const answer = this.answer!;
     this.answer = undefined;
     const whole = answer.whole();
-    const reply = (await this.endpoint?.responseBody?.(this.ctx, whole, true)) ?? {};
-    // Its headers went out already and its earlier chunks were cleared: the last chunk's answer carries the
-    // whole body (unless that chunk is the whole, unchanged body), and the access-log metadata.
-    const body = reply.body ?? (answer.chunkCount > 1 ? whole : undefined);
-    return [
-      encodeAnswer("responseBody", {
-        ...(body && { body }),
-        ...(reply.metadata && { metadata: reply.metadata }),
-      }),
-    ];
+    const result = (await endpoint.responseBody?.(ctx, whole, true)) ?? {};
+    if (isLocalReply(result)) return [encodeLocalReply(result)];
+    const { metadata } = this.withAccessLog(result);
+    const body = result.body ?? (answer.chunkCount > 1 ? whole : undefined);
+    return [encodeResult("responseBody", { ...(body && { body }), ...(metadata && { metadata }) })];
+  }
+
+  /** Request headers: who is calling, in which environment, and which endpoint handles the request. */
+  private route(headers: HeaderMapValues, message: ProcessingRequestMessage) {
+    const ctx = this.ctx;
+    ctx.requestId = headers.get("x-request-id") ?? "";
+    ctx.method = headers.get(":method") ?? "";
+    ctx.path = (headers.get(":path") ?? "").split("?", 1)[0]!;
+    const jwt = message.metadataContext?.filterMetadata?.[JWT_METADATA_NAMESPACE];
+    const claims = jwt ? (structToJson(jwt).jwt_payload as Record<string, unknown> | undefined) : undefined;
+    const identity = authenticate(ctx.policy, headers, this.deps.now(), claims, this.deps.revocations);
+    const host = headers.get(":authority") ?? "";
+    const environment = ctx.policy.environmentOf(host);
+    const authenticated = ctx.authenticated({ ...identity, environment: environment ?? undefined });
+    if (environment === null) {
+      throw new GatewayError(
+        "unknown_host",
+        `The host '${host.slice(0, 200)}' belongs to no environment of this gateway; use the host your environment was given.`,
+      );
+    }
+    const endpoint = selectEndpoint(ctx.method, ctx.path, this.deps);
+    ctx.api = endpoint.api;
+    this.routed = { ctx: authenticated, endpoint };
+    return { ...this.routed, headers };
+  }
+
+  /** `reply` with the access-log metadata that changed since the last reply that carried some. */
+  private withAccessLog<R extends PhaseResult>(reply: R): R {
+    const metadata = this.accessLogUpdate();
+    return metadata ? { ...reply, metadata } : reply;
+  }
+
+  private accessLogUpdate(): MetadataValues | undefined {
+    let update: MetadataValues | undefined;
+    for (const [key, value] of Object.entries(this.ctx.accessLog())) {
+      if (value == null || this.accessLogSent[key] === value) continue;
+      this.accessLogSent[key] = value;
+      (update ??= {})[key] = value;
+    }
+    return update;
   }
 
   private finish(): void {
     if (this.audited) return;
     this.audited = true;
-    const record = this.ctx.toAuditRecord();
+    const { ctx } = this;
+    const record = ctx.toAuditRecord();
     // With a reservation, the record waits for the settlement: it carries the usage that was charged.
-    this.deps.audit.write(this.ctx.admission ? this.settle(this.ctx.admission, record) : record);
-    const { metrics } = this.deps;
-    const modelLabel =
-      record.requested_model !== null && this.isKnownModel(record.requested_model)
-        ? record.requested_model
-        : "";
-    metrics.requests.inc({
-      api: record.api ?? "",
-      model: modelLabel,
-      team: record.team ?? "",
-      status: String(record.status ?? 0),
-      decision: record.decision,
+    this.deps.audit.write(ctx.admission ? this.settled(ctx.admission, record) : record);
+    const requested = record.requested_model;
+    countExchange(this.deps.metrics, {
+      record,
+      modelLabel: requested !== null && this.isKnownModel(requested) ? requested : "",
+      guardrailTriggers: ctx.guardrailTriggers(),
     });
-    for (const direction of ["request", "response"] as const) {
-      for (const [entity, { count, action }] of Object.entries(record.pii?.[direction] ?? {})) {
-        metrics.piiDetections.inc({ entity, direction, action }, count);
-      }
-    }
-    for (const [name, action] of Object.entries(record.guardrails?.denied ?? {})) {
-      metrics.guardrailTriggers.inc({ guardrail: `content_blocked:${name}`, action });
-    }
-    const injection =
-      record.guardrails?.injection ??
-      (record.reason === "prompt_injection_detected" ? { action: "block" } : undefined);
-    if (injection) metrics.guardrailTriggers.inc({ guardrail: "prompt_injection", action: injection.action });
-    if (record.reason === "input_too_long" || record.reason === "content_blocked") {
-      metrics.guardrailTriggers.inc({ guardrail: record.reason, action: "block" });
-    }
-    if (record.usage && record.served_model) {
-      const labels = { model: record.served_model, team: record.team ?? "" };
-      metrics.tokens.inc({ ...labels, type: "prompt" }, record.usage.prompt_tokens);
-      metrics.tokens.inc({ ...labels, type: "completion" }, record.usage.completion_tokens);
-    }
   }
 
-  /**
-   * Settles the quota reservation with what was actually used, then returns `record` with that usage. Used
-   * is the model server's usage; without it, the prompt as estimated and the streamed text counted with the
-   * model's tokenizer (`counted`), or the reservation if counting failed (`reserved`). A request that failed
-   * upstream is charged nothing (usage stays null); one cut off before any response is charged its prompt.
-   * Never rejects: the record is written whatever happens.
-   */
-  private async settle(admission: Admission, record: AuditRecord): Promise<AuditRecord> {
+  /** `record` once the reservation is settled, with the usage charged. Never rejects: the record is written whatever happens. */
+  private async settled(admission: Admission, record: AuditRecord): Promise<AuditRecord> {
     const { ctx } = this;
-    if (ctx.usage) {
-      await this.deps.quota.settle(admission, ctx.usage.prompt_tokens, ctx.usage.completion_tokens);
-      return record;
-    }
-    if (ctx.status !== undefined && (ctx.status < 200 || ctx.status >= 300)) {
-      await this.deps.quota.settle(admission, 0, 0);
-      return record;
-    }
-    const input = admission.reservedInput;
-    let output = 0;
-    let source: UsageSource = "counted";
     try {
-      if (ctx.unmeteredEvents.length > 0) {
-        const texts = ctx.unmeteredEvents.map((data) => {
-          try {
-            return generatedText(JSON.parse(data));
-          } catch {
-            return "";
-          }
-        });
-        output = await this.deps.workers.countTokens(texts, admission.model.tokenizer);
-      }
-    } catch (err) {
-      this.deps.logger.warn(
-        { err, requestId: ctx.requestId },
-        "could not count streamed tokens; charging the reservation",
+      const charged = await this.deps.quota.settleExchange(
+        admission,
+        { usage: ctx.usage, status: ctx.status, streamedTexts: ctx.streamedTexts },
+        (texts, encoding) => this.deps.workers.countTokens(texts, encoding),
       );
-      output = admission.reservedOutput;
-      source = "reserved";
+      return charged ? { ...record, usage: charged.usage, usage_source: charged.source } : record;
+    } catch (err) {
+      this.deps.logger.error(
+        { err, requestId: ctx.requestId },
+        "quota settlement failed; auditing without it",
+      );
+      return record;
     }
-    await this.deps.quota.settle(admission, input, output);
-    const usage = { prompt_tokens: input, completion_tokens: output, total_tokens: input + output };
-    return { ...record, usage, usage_source: source };
   }
 
   /** Metric labels only carry names from policy, so clients cannot blow up label cardinality. */
   private isKnownModel(name: string): boolean {
     return this.ctx.policy.models.has(name) || this.ctx.policy.aliases.has(name);
   }
-}
-
-/**
- * Answers for the `count` chunks of a body read whole: when it is replaced, every chunk but the last is
- * cleared and the last carries the replacement; otherwise each goes on unchanged.
- */
-function wholeBodyReplies(
-  phase: "requestBody" | "responseBody",
-  count: number,
-  replacement: Buffer | undefined,
-): object[] {
-  const cleared = phase === "requestBody" ? CLEARED_REQUEST_CHUNK : CLEARED_RESPONSE_CHUNK;
-  const unchanged = CONTINUE[phase];
-  const replies: object[] = [];
-  for (let i = 1; i < count; i++) replies.push(replacement ? cleared : unchanged);
-  if (count > 0) replies.push(replacement ? encodePhaseReply(phase, { body: replacement }) : unchanged);
-  return replies;
 }
 
 function bodyOf(message: HttpBodyMessage): Buffer {

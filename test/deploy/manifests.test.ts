@@ -20,6 +20,7 @@ import { writeFallbackEnvoyConfig } from "../harness/envoy-config.js";
 import { writePolicy } from "../harness/policy.js";
 import { skipUnless } from "../harness/skip.js";
 import { mountAt, readCompose, repositoryPath } from "./compose.js";
+import { JOBS, OPS_FILES } from "./render-ops.js";
 import {
   COMPOSE,
   ENVOY_TARGETS,
@@ -45,6 +46,9 @@ import {
   type Manifest,
   type NetworkPolicy,
   type Pdb,
+  type PodMonitor,
+  type PrometheusRule,
+  ruleGroupsSchema,
   type Secret,
   type Service,
   type VirtualService,
@@ -65,6 +69,7 @@ const INSTALLS = {
   base: "deploy/kubernetes",
   redis: "deploy/kubernetes/overlays/redis",
   istio: "deploy/istio",
+  monitoring: "deploy/kubernetes/monitoring",
 } as const;
 /** What the operator creates (deploy/README.md says how); every other reference must resolve. */
 const EXTERNAL_SECRETS = ["llm-gateway-tls"];
@@ -79,9 +84,10 @@ function yamlFiles(dir: string): string[] {
 }
 
 /** What kind of file a YAML file under deploy/ is. */
-function classify(file: string): "kustomization" | "policy" | "envoy" | "manifests" {
+function classify(file: string): "kustomization" | "policy" | "envoy" | "rules" | "manifests" {
   const name = path.basename(file);
   if (name === "kustomization.yaml") return "kustomization";
+  if (rel(file) === OPS_FILES.alerts) return "rules";
   if (name === "policy.yaml") return "policy";
   if (ENVOY_TARGETS.some((t) => t.file === rel(file))) return "envoy";
   return "manifests";
@@ -549,6 +555,10 @@ describe("deploy/: every YAML file parses, and every object is a known kind with
         case "envoy":
           assert.ok(yaml.load(text));
           break;
+        case "rules":
+          // Prometheus reads rule files as YAML 1.2; promtool checks the expressions (test/ops/).
+          ruleGroupsSchema.parse(yaml.load(text));
+          break;
         case "manifests": {
           const docs = yaml.loadAll(text, K8S_YAML);
           assert.ok(docs.length > 0);
@@ -563,7 +573,8 @@ describe("deploy/: every YAML file parses, and every object is a known kind with
     const used = new Set<string>();
     for (const dir of Object.values(INSTALLS)) build(dir).files.forEach((f) => used.add(f));
     // The sample policy is their source, the compose bootstrap docker-compose.yml's (checked below).
-    const outside: string[] = [FILES.policySource, FILES.envoyCompose];
+    // The alert rules' source is deploy/prometheus/ (the PrometheusRule is rendered from it).
+    const outside: string[] = [FILES.policySource, FILES.envoyCompose, OPS_FILES.alerts];
     const unused = files.filter((f) => !used.has(f) && !outside.includes(rel(f)));
     assert.deepEqual(unused.map(rel), []);
   });
@@ -1122,6 +1133,35 @@ describe("docker-compose.yml: the same topology as the pod", () => {
   });
 });
 
+describe("deploy/kubernetes/monitoring: scraping and alerting with the Prometheus Operator", () => {
+  const objects = validated(build(INSTALLS.monitoring).objects);
+  const pod = named(ofKind(validated(build(INSTALLS.base).objects), "Deployment"), "llm-gateway").spec
+    .template;
+
+  test("the PodMonitor selects the gateway pod and scrapes both containers under the rules' job names", () => {
+    checkReferences(objects);
+    const monitor: PodMonitor = named(ofKind(objects, "PodMonitor"), "llm-gateway");
+    assert.ok(selects(monitor.spec.selector, pod.metadata.labels ?? {}));
+    const ports = new Map(
+      pod.spec.containers.flatMap((c) => (c.ports ?? []).map((p) => [p.name, c.name] as const)),
+    );
+    const scraped = monitor.spec.podMetricsEndpoints.map((e) => ({
+      container: ports.get(e.port),
+      path: e.path,
+      job: e.relabelings?.find((r) => r.targetLabel === "job")?.replacement,
+    }));
+    assert.deepEqual(scraped, [
+      { container: "envoy", path: POD.ops.metrics, job: JOBS.envoy },
+      { container: "extproc", path: "/metrics", job: JOBS.extproc },
+    ]);
+  });
+
+  test("the PrometheusRule holds exactly the rule groups of deploy/prometheus/alerts.yaml", () => {
+    const rule: PrometheusRule = named(ofKind(objects, "PrometheusRule"), "llm-gateway");
+    assert.deepEqual(rule.spec, ruleGroupsSchema.parse(yaml.load(read(OPS_FILES.alerts))));
+  });
+});
+
 describe("kubectl kustomize builds every install (a skip without kubectl, a failure in CI)", () => {
   const kubectl = spawnSync("kubectl", ["version", "--client"], { encoding: "utf8" });
   for (const [name, dir] of Object.entries(INSTALLS)) {
@@ -1136,7 +1176,7 @@ describe("kubectl kustomize builds every install (a skip without kubectl, a fail
       const key = (o: Manifest) =>
         `${o.kind}/${o.metadata.namespace}/${o.metadata.name.replace(/-[a-z0-9]{10}$/, "")}`;
       assert.deepEqual(objects.map(key).sort(), mine.map(key).sort());
-      if (name !== "istio") checkGatewayPod(objects);
+      if (name === "base" || name === "redis") checkGatewayPod(objects);
     });
   }
 });

@@ -12,6 +12,7 @@
  * - deploy/kubernetes/base/policy.yaml: deploy/policy.yaml as is (kustomize reads files only below its own folder).
  * - deploy/kubernetes/overlays/redis/policy.yaml: the same with its `quota` section switched to Redis.
  * - deploy/istio/policy.yaml: deploy/policy.yaml as is, for the Istio install's extproc.
+ * - deploy/grafana/*.json and deploy/kubernetes/monitoring/prometheusrule.yaml (render-ops.ts).
  */
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { isDeepStrictEqual } from "node:util";
@@ -21,6 +22,7 @@ import * as yaml from "js-yaml";
 import * as prettier from "prettier";
 
 import { ROOT } from "../harness/root.js";
+import { OPS_FILES, renderDashboards, renderPrometheusRule } from "./render-ops.js";
 
 export { ROOT };
 
@@ -329,6 +331,18 @@ export async function renderAll(root = ROOT): Promise<Record<string, string>> {
     [FILES.policyK8s]: await renderKubernetesPolicy(root),
     [FILES.policyRedis]: await renderRedisPolicy(root),
     [FILES.policyIstio]: await renderKubernetesPolicy(root, FILES.policyIstio),
+    [OPS_FILES.prometheusRule]: await format(
+      renderPrometheusRule(root),
+      path.join(root, OPS_FILES.prometheusRule),
+    ),
+    ...Object.fromEntries(
+      await Promise.all(
+        Object.entries(renderDashboards()).map(async ([file, text]) => [
+          file,
+          await format(text, path.join(root, file)),
+        ]),
+      ),
+    ),
   };
 }
 

@@ -585,6 +585,59 @@ export const jsonPatchSchema = z.array(
   }),
 );
 
+// ---- Prometheus Operator (monitoring.coreos.com)
+
+const relabelingSchema = z.strictObject({
+  sourceLabels: z.array(z.string()).optional(),
+  targetLabel: z.string().optional(),
+  replacement: z.string().optional(),
+  regex: z.string().optional(),
+  action: z.enum(["replace", "keep", "drop", "labelmap", "labeldrop", "labelkeep"]).optional(),
+});
+
+const podMonitorSchema = z.strictObject({
+  apiVersion: z.literal("monitoring.coreos.com/v1"),
+  kind: z.literal("PodMonitor"),
+  metadata: metadataSchema,
+  spec: z.strictObject({
+    selector: labelSelectorSchema,
+    podMetricsEndpoints: z
+      .array(
+        z.strictObject({
+          port: z.string(),
+          path: z.string().startsWith("/"),
+          interval: z.string().regex(/^[0-9]+(ms|s|m)$/),
+          relabelings: z.array(relabelingSchema).optional(),
+        }),
+      )
+      .min(1),
+  }),
+});
+
+/** A rule as Prometheus reads it: an alert or a recording rule (promtool checks the expressions). */
+const ruleSchema = z.union([
+  z.strictObject({
+    alert: z.string().regex(/^[A-Za-z][A-Za-z0-9]*$/),
+    expr: z.string(),
+    for: z.string().regex(/^[0-9]+[smh]$/),
+    labels: z.strictObject({ severity: z.enum(["critical", "warning"]) }),
+    annotations: z.strictObject({ summary: z.string(), description: z.string() }),
+  }),
+  z.strictObject({ record: z.string().regex(/^[a-z_:]+[a-z0-9_:]*$/), expr: z.string() }),
+]);
+
+/** The groups of a Prometheus rule file, also the spec of a PrometheusRule. */
+export const ruleGroupsSchema = z.strictObject({
+  groups: z.array(z.strictObject({ name: z.string(), rules: z.array(ruleSchema).min(1) })).min(1),
+});
+
+const prometheusRuleSchema = z.strictObject({
+  apiVersion: z.literal("monitoring.coreos.com/v1"),
+  kind: z.literal("PrometheusRule"),
+  metadata: metadataSchema,
+  spec: ruleGroupsSchema,
+});
+
 /** Every kind deploy/ may use, by `apiVersion kind`. */
 export const kindSchemas = {
   "v1 Namespace": namespaceSchema,
@@ -599,6 +652,8 @@ export const kindSchemas = {
   "networking.istio.io/v1 Gateway": istioGatewaySchema,
   "networking.istio.io/v1 VirtualService": virtualServiceSchema,
   "networking.istio.io/v1 DestinationRule": destinationRuleSchema,
+  "monitoring.coreos.com/v1 PodMonitor": podMonitorSchema,
+  "monitoring.coreos.com/v1 PrometheusRule": prometheusRuleSchema,
 } as const;
 
 export type Deployment = z.infer<typeof deploymentSchema>;
@@ -613,6 +668,8 @@ export type IstioGateway = z.infer<typeof istioGatewaySchema>;
 export type VirtualService = z.infer<typeof virtualServiceSchema>;
 export type DestinationRule = z.infer<typeof destinationRuleSchema>;
 export type LabelSelector = z.infer<typeof labelSelectorSchema>;
+export type PodMonitor = z.infer<typeof podMonitorSchema>;
+export type PrometheusRule = z.infer<typeof prometheusRuleSchema>;
 
 /** Any object of a kind in {@link kindSchemas}, validated. */
 export type Manifest =
@@ -627,7 +684,9 @@ export type Manifest =
   | EnvoyFilter
   | IstioGateway
   | VirtualService
-  | DestinationRule;
+  | DestinationRule
+  | PodMonitor
+  | PrometheusRule;
 
 /** Validates one object against the schema of its `apiVersion kind`; returns the problems (empty: valid). */
 export function checkManifest(doc: unknown): { manifest?: Manifest; problems: string[] } {
