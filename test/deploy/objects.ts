@@ -68,6 +68,7 @@ export function withLocalFiles(doc: Node): Node {
 
 // ---- Pod helpers
 
+/** The labels of a Deployment's pods. */
 export const podLabels = (d: Node): Record<string, string> => d.spec.template.metadata.labels;
 /** The container `name` of a Deployment's pod (there must be one). */
 export const containerNamed = (d: Node, name: string): Node => {

@@ -50,12 +50,6 @@ export function kustomizeBuild(dir: string): Node[] {
   return parse(runTool(tools().kustomize, ["build", dir]));
 }
 
-/** A value set of the Helm chart: what it sets, and what the operator creates outside the chart. */
-export interface HelmValueSet {
-  readonly values: Node;
-  readonly external?: { readonly secrets?: readonly string[]; readonly configMaps?: readonly string[] };
-}
-
 /** The release every test renders: named like the chart, in the namespace deploy/kubernetes uses. */
 export const RELEASE = { name: "llm-gateway", namespace: "llm-gateway" } as const;
 
