@@ -54,7 +54,7 @@ const PROMPT =
 const BENCH_KEY_ID = "research-notebooks";
 
 /**
- * The one limit rule of the quota feature rows (README.md, "Quotas"). It applies to every benchmark
+ * The one limit rule of the quota feature rows (docs/quotas.md). It applies to every benchmark
  * request and sets a requests and a tokens bucket, a calendar-day token window, a concurrency lease and a
  * monthly budget, all far beyond what a run can use: every request is token-counted, reserved against five
  * counters and settled with its usage, and none is ever rejected.
@@ -692,11 +692,7 @@ async function piiPolicyProblems(file: string): Promise<string[]> {
   const policy = loadPolicy(file, { env: { POOL_B_API_KEY: DEMO_POOL_B_KEY } });
   const key = policy.keysBySha256.get(sha256Hex(DEMO_KEYS.research));
   if (!key) return [`${file}: no key for ${DEMO_KEYS.research}`];
-  const resolved = resolvePii(
-    policy.pii,
-    { keyId: key.id, team: key.team, allowedModels: key.allowedModels },
-    MODEL,
-  );
+  const resolved = resolvePii(policy.pii, { keyId: key.id, team: key.team }, MODEL);
   const problems = BUILTIN_ENTITIES.flatMap((entity) => {
     const action = resolved?.actions.get(entity) ?? "off";
     return PII_ROW_ACTIONS.has(action) ? [] : [`${entity} resolves to ${action}`];
@@ -963,7 +959,7 @@ function notes(latency: Record<Mode, Runs>, saturation: Runs): string[] {
     if (link && (link.streamsFailed > 0 || link.goaways > 0))
       found.push(
         `${name}: Envoy saw ${link.streamsFailed} failed ext_proc streams and ${link.goaways} GOAWAYs from extproc,` +
-          ` after resetting ${link.streamResets} ext_proc streams itself (README: "Known limits", the ext_proc link)`,
+          ` after resetting ${link.streamResets} ext_proc streams itself (benchmarks/README.md: "Known limits", the ext_proc link)`,
       );
     const handler = m.extprocHandler;
     if (handler && handler.quotaRejections > 0)

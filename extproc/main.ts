@@ -4,10 +4,10 @@
  */
 import { randomInt } from "node:crypto";
 import pino from "pino";
-import { createAuditSink, readAuditRecords } from "./audit/index.js";
+import { createAuditSink, readAuditRecords, type ChainHead } from "./audit/index.js";
 import { RevocationList } from "./auth/revocations.js";
-import { readSettings } from "./config/index.js";
-import { createMetrics, startMetricsServer } from "./metrics/index.js";
+import { readLogLevel, readSettings } from "./config/index.js";
+import { createMetrics, registerAuditDurabilityLag, startMetricsServer } from "./metrics/index.js";
 import { PolicyError, type Policy } from "./policy/index.js";
 import { PolicyStore } from "./policy/store.js";
 import { connectRedis, MemoryQuotaStore, QuotaService, RedisQuotaStore } from "./quota/index.js";
@@ -21,10 +21,10 @@ import { WorkerPool } from "./workers/index.js";
 const CHECKPOINT_INTERVAL_MS = 60_000;
 
 // Operational logs go to stderr; stdout is left to the audit sink when EXTPROC_AUDIT_LOG=stdout.
-const logger = pino({ level: process.env.LOG_LEVEL ?? "info" }, pino.destination(2));
+const logger = pino({ level: readLogLevel() }, pino.destination(2));
 
 async function main(): Promise<void> {
-  const settings = readSettings(process.env);
+  const settings = readSettings();
   // One wall clock for key expiry, quota windows and audit record times (the replay relies on the last two).
   const now = Date.now;
   const metrics = createMetrics();
@@ -53,6 +53,14 @@ async function main(): Promise<void> {
 
   let stopping = false;
   let lastCheckpointAt = 0;
+  // The newest durable chain head, and the newest one logged as a checkpoint.
+  let durableHead: ChainHead | undefined;
+  let checkpointedSeq = 0;
+  const checkpoint = (head: ChainHead): void => {
+    lastCheckpointAt = Date.now();
+    checkpointedSeq = head.seq;
+    logger.info({ audit_checkpoint: `${head.seq}:${head.hash}` }, "audit checkpoint");
+  };
   const audit = createAuditSink({
     destination: settings.auditLog,
     alsoStdout: settings.auditStdout,
@@ -67,15 +75,14 @@ async function main(): Promise<void> {
       ),
     onDurable: (head) => {
       metrics.auditDurableSeq.set(head.seq);
-      if (stopping || Date.now() - lastCheckpointAt >= CHECKPOINT_INTERVAL_MS) {
-        lastCheckpointAt = Date.now();
-        logger.info({ audit_checkpoint: `${head.seq}:${head.hash}` }, "audit checkpoint");
-      }
+      durableHead = head;
+      if (Date.now() - lastCheckpointAt >= CHECKPOINT_INTERVAL_MS) checkpoint(head);
     },
   });
   // Opened before anything is served: a start-up failure then never leaves the file half-open (pino's exit
   // hook would throw on it), and an unwritable audit path stops extproc with a clear error.
   await audit.ready();
+  registerAuditDurabilityLag(metrics.registry, () => audit.durabilityLagSeconds());
   // logrotate-style rotation: move the file away, then SIGUSR2 makes extproc reopen its path.
   process.on("SIGUSR2", () => audit.reopen());
   const workers = new WorkerPool({ workers: settings.workers, logger });
@@ -83,8 +90,10 @@ async function main(): Promise<void> {
   const store =
     quotaSettings.store === "redis"
       ? new RedisQuotaStore(
-          connectRedis(quotaSettings.redis!, (err) =>
-            logger.debug({ err: err.message }, "redis connection error"),
+          connectRedis(
+            quotaSettings.redis!,
+            (err) => logger.debug({ err: err.message }, "redis connection error"),
+            settings.redisPassword,
           ),
           quotaSettings.redis!.keyPrefix,
         )
@@ -138,6 +147,9 @@ async function main(): Promise<void> {
         stopFollowing();
         // Records still waiting for a token count and settlement need the workers and the store.
         await audit.flush();
+        // At shutdown the newest durable head leaves the host, also when it became durable within the minute
+        // of the last checkpoint (no later flush would have logged it).
+        if (durableHead && durableHead.seq > checkpointedSeq) checkpoint(durableHead);
         await Promise.all([store.close(), workers.close()]);
         audit.close();
         metricsServer.close();

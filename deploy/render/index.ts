@@ -8,17 +8,20 @@
  * - deploy/kubernetes/base/policy.yaml and deploy/istio/policy.yaml: deploy/policy.yaml as is;
  * - deploy/kubernetes/overlays/redis/policy.yaml: the same with its `quota` section switched to Redis;
  * - the Helm chart's files/ (./files.ts, CHART_COPIES): byte copies of the pod's bootstrap, drain script and
- *   policy, and of the Istio install's EnvoyFilter and routing.
+ *   policy, and of the Istio install's EnvoyFilter and routing;
+ * - deploy/grafana/*.json and deploy/kubernetes/monitoring/prometheusrule.yaml (./ops.ts).
  */
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import * as yaml from "js-yaml";
 import * as prettier from "prettier";
 import { CHART_COPIES, FILES, ROOT } from "./files.js";
+import { OPS_FILES, renderDashboards, renderPrometheusRule } from "./ops.js";
 import { COMPOSE, gatewayEnvoyConfig, POD, type Pools } from "./pod.js";
 import { kubernetesPolicy, redisPolicy } from "./policy.js";
 
 export { CHART, CHART_COPIES, FILES, ROOT } from "./files.js";
+export { JOBS, OPS_FILES } from "./ops.js";
 export { COMPOSE, gatewayEnvoyConfig, POD, POD_FILES, type Pools } from "./pod.js";
 export { REDIS_QUOTA } from "./policy.js";
 export {
@@ -85,5 +88,9 @@ export async function renderAll(root = ROOT): Promise<Record<string, string>> {
   for (const [copy, source] of Object.entries(CHART_COPIES)) {
     rendered[copy] = rendered[source] ?? readFileSync(path.join(root, source), "utf8");
   }
+  const prometheusRule = path.join(root, OPS_FILES.prometheusRule);
+  rendered[OPS_FILES.prometheusRule] = await format(renderPrometheusRule(root), prometheusRule);
+  for (const [file, text] of Object.entries(renderDashboards()))
+    rendered[file] = await format(text, path.join(root, file));
   return rendered;
 }

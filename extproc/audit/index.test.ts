@@ -259,6 +259,30 @@ describe("audit durability", () => {
     });
   });
 
+  it("says how far the durable point trails: 0 once fsynced, the time since the last fsync began while records wait", async () => {
+    const sink = createAuditSink({ destination: file(), fsyncIntervalMs: 0 });
+    const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+    assert.equal(sink.durabilityLagSeconds(), 0, "nothing written yet");
+    await sleep(100);
+    assert.equal(sink.durabilityLagSeconds(), 0, "no record waits: time alone is no lag");
+    sink.write(record("a"));
+    // Waiting since the sink opened (its starting point counts as durable), not since the write.
+    assert.ok(sink.durabilityLagSeconds() >= 0.1, `lag ${sink.durabilityLagSeconds()}`);
+    await sink.flush();
+    assert.equal(sink.durabilityLagSeconds(), 0);
+    const flushedAt = performance.now();
+    await sleep(150);
+    sink.write(record("b"));
+    await sleep(50);
+    const lag = sink.durabilityLagSeconds();
+    assert.ok(lag >= 0.2 && lag <= (performance.now() - flushedAt) / 1000 + 0.05, `lag ${lag}`);
+    await sleep(50);
+    assert.ok(sink.durabilityLagSeconds() > lag, "grows while the record waits");
+    await sink.flush();
+    assert.equal(sink.durabilityLagSeconds(), 0);
+    sink.close();
+  });
+
   it("copies every record to stdout as well when asked (second sink for a log shipper)", async () => {
     const { execFileSync } = await import("node:child_process");
     const f = file();

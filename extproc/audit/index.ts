@@ -41,7 +41,10 @@ export interface AuditRecord {
   fallback_from?: string;
   status: number | null;
   decision: "allow" | "deny";
-  /** Error code for denials, `ok`, or what cut the exchange short (`upstream_error`, `client_disconnected`). */
+  /**
+   * Error code for denials, `ok`, or what cut the exchange short (`upstream_error`,
+   * `closed_during_response`; docs/audit.md lists them all).
+   */
   reason: string;
   stream: boolean;
   /** What the request was charged; null when nothing was (refused, upstream error, no limit applied). */
@@ -79,6 +82,12 @@ export interface AuditSink {
   write(record: AuditRecord | Promise<AuditRecord>): void;
   /** Writes out and fsyncs everything written so far, records still being completed included; awaited on shutdown. */
   flush(): Promise<void>;
+  /**
+   * How far the durable point trails, in seconds: 0 when every record written is fsynced; otherwise the time
+   * since the last fsync that succeeded began (no record written before it is waiting, so this is at least
+   * the age of the oldest record a crash would lose). It grows while the disk stalls or fsync fails.
+   */
+  durabilityLagSeconds(): number;
   /** Reopens the file (after log rotation moved it away); the hash chain continues in the new file. */
   reopen(): void;
   /** Stops the fsync timer and closes the file once everything queued is written (call after flush). */
@@ -235,6 +244,8 @@ export function createAuditSink(options: AuditSinkOptions): AuditSink {
   // SonicBoom keeps its file descriptor in `fd` (absent from its type declarations).
   const fd = () => (stream as unknown as { fd: number }).fd;
   let durableSeq = seq;
+  // Monotonic (performance.now) start of the newest fsync that succeeded: what was written before it is on disk.
+  let durableFrom = performance.now();
   // What the file already holds is published at once, so the durable seq never reads 0 after a restart.
   if (seq > 0 && !tail?.damaged) options.onDurable?.({ seq, hash: prev });
   const flush = (): Promise<void> =>
@@ -242,9 +253,11 @@ export function createAuditSink(options: AuditSinkOptions): AuditSink {
       if (toStdout) return resolve();
       // Everything written before this call is in this flush.
       const head = { seq, hash: prev };
+      const startedAt = performance.now();
       stream.flush((err) => {
         if (!err && fd() >= 0) {
           fsyncSync(fd());
+          durableFrom = Math.max(durableFrom, startedAt);
           if (head.seq > durableSeq) {
             durableSeq = head.seq;
             options.onDurable?.(head);
@@ -296,6 +309,9 @@ export function createAuditSink(options: AuditSinkOptions): AuditSink {
       await Promise.all(completing);
       await flush();
     },
+    // stdout has no fsync: nothing is ever waiting for one.
+    durabilityLagSeconds: () =>
+      toStdout || seq <= durableSeq ? 0 : (performance.now() - durableFrom) / 1000,
     reopen: () => {
       if (!toStdout) stream.reopen(options.destination);
     },

@@ -1,7 +1,11 @@
 import { z } from "zod";
 
-/** extproc's runtime settings, from environment variables (documented in README.md, "Configuration"). */
-const settingsSchema = z.object({
+/**
+ * Every environment variable extproc reads (documented in docs/configuration.md): this module is the
+ * only one that reads the process environment, so each variable is validated in one place, with errors
+ * naming it.
+ */
+const variables = z.object({
   EXTPROC_POLICY: z.string().min(1).default("deploy/policy.yaml"),
   EXTPROC_ENVOY_CONFIG: z.string().min(1).optional(),
   EXTPROC_LISTEN: z.string().min(1).default("unix:.run/extproc.sock"),
@@ -22,7 +26,16 @@ const settingsSchema = z.object({
   /** Former name of EXTPROC_WORKERS (the pool only counted tokens then), still read. */
   EXTPROC_TOKENIZER_WORKERS: z.coerce.number().int().min(0).default(1),
   LOG_LEVEL: z.enum(["trace", "debug", "info", "warn", "error", "fatal", "silent"]).default("info"),
+  /** Password for the quota store's Redis, when its URL carries none (Sentinel and Cluster too). */
+  REDIS_PASSWORD: z.string().optional(),
+  /** Directory of the ext_proc protos; defaults to the repository's proto/. */
+  EXTPROC_PROTO_DIR: z.string().optional(),
 });
+
+type Variables = z.infer<typeof variables>;
+
+/** A level pino knows. */
+export type LogLevel = Variables["LOG_LEVEL"];
 
 /** Validated runtime settings. */
 export interface Settings {
@@ -38,15 +51,14 @@ export interface Settings {
   readonly shutdownGraceMs: number;
   /** Worker threads for token counting and text scans of large inputs. */
   readonly workers: number;
-  readonly logLevel: string;
+  readonly logLevel: LogLevel;
+  readonly redisPassword: string | undefined;
 }
 
 /** Reads settings from `env`; throws an Error naming each bad variable. */
-export function readSettings(env: NodeJS.ProcessEnv): Settings {
-  const parsed = settingsSchema.safeParse(env);
-  if (!parsed.success) {
-    throw new Error(parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("\n"));
-  }
+export function readSettings(env: NodeJS.ProcessEnv = process.env): Settings {
+  const parsed = variables.safeParse(env);
+  if (!parsed.success) throw new Error(parsed.error.issues.map(describeIssue).join("\n"));
   const s = parsed.data;
   const [metricsHost, metricsPort] = s.EXTPROC_METRICS_LISTEN.split(":") as [string, string];
   return {
@@ -62,5 +74,41 @@ export function readSettings(env: NodeJS.ProcessEnv): Settings {
     shutdownGraceMs: s.EXTPROC_SHUTDOWN_GRACE_MS,
     workers: s.EXTPROC_WORKERS ?? s.EXTPROC_TOKENIZER_WORKERS,
     logLevel: s.LOG_LEVEL,
+    redisPassword: s.REDIS_PASSWORD,
   };
+}
+
+/**
+ * LOG_LEVEL alone, for the logger that must exist before the other settings are read (it reports their
+ * errors). Throws an Error naming the variable when it is not a level.
+ */
+export function readLogLevel(env: NodeJS.ProcessEnv = process.env): LogLevel {
+  return readVariable("LOG_LEVEL", env);
+}
+
+/** EXTPROC_PROTO_DIR alone, read when the protos load (at import); undefined when unset. */
+export function readProtoDir(env: NodeJS.ProcessEnv = process.env): string | undefined {
+  return readVariable("EXTPROC_PROTO_DIR", env);
+}
+
+/**
+ * The environment that policy secrets written as `{ env: NAME }` are read from: the process's. Those names
+ * are the policy author's, so they are not in the list above.
+ */
+export function secretEnvironment(): NodeJS.ProcessEnv {
+  return process.env;
+}
+
+function readVariable<K extends keyof Variables>(name: K, env: NodeJS.ProcessEnv): Variables[K] {
+  const parsed = variables.shape[name].safeParse(env[name]);
+  if (!parsed.success)
+    throw new Error(parsed.error.issues.map((i) => describeIssue({ ...i, path: [name] })).join("\n"));
+  return parsed.data as Variables[K];
+}
+
+function describeIssue(issue: {
+  readonly path: ReadonlyArray<PropertyKey>;
+  readonly message: string;
+}): string {
+  return `${issue.path.map(String).join(".")}: ${issue.message}`;
 }

@@ -1,11 +1,10 @@
 import type { z } from "zod";
-import type { Identity } from "../auth/index.js";
 import { GatewayError } from "../errors/index.js";
 import { mapRequestTexts, requestTexts } from "../openai/prompt.js";
 import type { InferenceRequest } from "../openai/schemas.js";
-import { scopeMatches } from "../pii/index.js";
-import type { Guardrail, Policy } from "../policy/index.js";
-import type { WorkerPool } from "../workers/index.js";
+import { scopeMatches, type ScopeSubject } from "../scope/index.js";
+import type { Guardrail } from "./compile.js";
+import type { DenyPattern, GuardrailScan } from "./scan.js";
 
 /** What the guardrails saw, for the audit record. */
 export interface GuardrailReport {
@@ -17,8 +16,24 @@ export interface GuardrailReport {
   readonly maxInputTokens: number | undefined;
 }
 
+/**
+ * Runs the text scan (see scan.ts), inline or on a worker thread: workers/WorkerPool is one. Declared here
+ * so the guardrails do not depend on the pool that runs their scan.
+ */
+export interface GuardrailScanner {
+  scanGuardrails(
+    texts: readonly string[],
+    denies: readonly DenyPattern[],
+    injection: boolean,
+  ): Promise<GuardrailScan>;
+}
+
 /** The guardrails whose scope matches this request. */
-export function applicableGuardrails(policy: Policy, identity: Identity, model: string): Guardrail[] {
+export function applicableGuardrails(
+  policy: { readonly guardrails: readonly Guardrail[] },
+  identity: ScopeSubject,
+  model: string,
+): Guardrail[] {
   return policy.guardrails.filter((g) => scopeMatches(g.scope, identity, model));
 }
 
@@ -31,7 +46,7 @@ export async function applyGuardrails(
   guardrails: readonly Guardrail[],
   request: InferenceRequest,
   schema: z.ZodType,
-  workers: WorkerPool,
+  workers: GuardrailScanner,
 ): Promise<GuardrailReport> {
   const report: GuardrailReport = { denied: {}, maxInputTokens: undefined };
   if (guardrails.length === 0) return report;

@@ -2,7 +2,7 @@ import { createServer, type Server } from "node:http";
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 import type { PolicyMetrics } from "../policy/store.js";
 
-/** extproc's Prometheus metrics (documented in README.md, "Metrics"). */
+/** extproc's Prometheus metrics (documented in docs/metrics.md). */
 export interface GatewayMetrics {
   readonly registry: Registry;
   readonly requests: Counter<"api" | "model" | "team" | "status" | "decision">;
@@ -23,7 +23,7 @@ export interface GatewayMetrics {
 export function createMetrics(): GatewayMetrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
-  return {
+  const metrics = {
     registry,
     requests: new Counter({
       name: "llm_gateway_requests_total",
@@ -97,6 +97,12 @@ export function createMetrics(): GatewayMetrics {
         labelNames: ["digest"],
         registers: [registry],
       }),
+      price: new Gauge({
+        name: "llm_gateway_model_price",
+        help: "Price per million tokens in the policy in force, by model, token type (as llm_gateway_tokens_total's) and currency.",
+        labelNames: ["model", "type", "currency"],
+        registers: [registry],
+      }),
     },
     auditDurableSeq: new Gauge({
       name: "llm_gateway_audit_durable_seq",
@@ -109,6 +115,25 @@ export function createMetrics(): GatewayMetrics {
       registers: [registry],
     }),
   };
+  // Both results exist from the start: Prometheus' increase() cannot see a series' first value, so a
+  // failure series born at 1 would never alert.
+  for (const result of ["success", "failure"]) metrics.policy.reloads.inc({ result }, 0);
+  return metrics;
+}
+
+/**
+ * Publishes how far the audit log's durable point trails (the sink's `durabilityLagSeconds`, read at each
+ * scrape) as `llm_gateway_audit_durability_lag_seconds`. Registered once the sink exists.
+ */
+export function registerAuditDurabilityLag(registry: Registry, lagSeconds: () => number): Gauge {
+  return new Gauge({
+    name: "llm_gateway_audit_durability_lag_seconds",
+    help: "0 when every audit record is fsynced; else seconds since the last fsync that succeeded began (records written since would be lost by a crash).",
+    registers: [registry],
+    collect() {
+      this.set(lagSeconds());
+    },
+  });
 }
 
 /** Serves `GET /metrics` (Prometheus text) and `GET /healthz` on `host:port`. Resolves once listening. */

@@ -16,7 +16,7 @@ import { GatewayError } from "../errors/index.js";
 import { applyGuardrails } from "../guardrails/index.js";
 import { DENY_PATTERN_FLAGS } from "../guardrails/scan.js";
 import { PiiSession, resolvePii, Scanner, type PiiAction, type PiiConfig } from "../pii/index.js";
-import type { Guardrail } from "../policy/index.js";
+import type { Guardrail } from "../guardrails/compile.js";
 import { WorkerPool } from "../workers/index.js";
 import { mapRequestTexts, requestTexts } from "./prompt.js";
 import {

@@ -3,7 +3,7 @@ import { readFileSync } from "node:fs";
 import { describe, it } from "node:test";
 import type { z } from "zod";
 import { GatewayError } from "../errors/index.js";
-import { formatPath } from "../policy/index.js";
+import { formatPath } from "../errors/document.js";
 import { mapModelText, modelReadFields, modelReadFieldsMarkdown, modelTexts } from "./model-text.js";
 import { mapRequestTexts, requestTexts } from "./prompt.js";
 import {
@@ -321,13 +321,13 @@ describe("modelReadFields", () => {
   });
 });
 
-describe("README's PII section", () => {
+describe("the PII page (docs/pii.md)", () => {
   it("lists exactly the model-read fields the request schemas give", () => {
-    const readme = readFileSync(new URL("../../../README.md", import.meta.url), "utf8");
-    const start = readme.indexOf("<!-- model-read fields:");
-    const end = readme.indexOf("<!-- end of model-read fields -->");
-    assert.ok(start >= 0 && end > start, "README has the model-read fields markers");
-    const listed = readme.slice(readme.indexOf("\n", start) + 1, end).trim();
+    const page = readFileSync(new URL("../../../docs/pii.md", import.meta.url), "utf8");
+    const start = page.indexOf("<!-- model-read fields:");
+    const end = page.indexOf("<!-- end of model-read fields -->");
+    assert.ok(start >= 0 && end > start, "docs/pii.md has the model-read fields markers");
+    const listed = page.slice(page.indexOf("\n", start) + 1, end).trim();
     assert.equal(listed, modelReadFieldsMarkdown(REQUEST_SCHEMAS));
   });
 });

@@ -8,7 +8,7 @@
  */
 import type { z } from "zod";
 import { GatewayError } from "../errors/index.js";
-import { formatPath } from "../policy/index.js";
+import { formatPath } from "../errors/document.js";
 import { controlFields } from "./schemas.js";
 
 /** A step into a body: an object key or an array index. */
@@ -209,7 +209,7 @@ export function modelReadFields(schema: z.ZodType): ModelReadField[] {
   return out;
 }
 
-/** {@link modelReadFields} of each endpoint, as the Markdown list README's PII section carries. */
+/** {@link modelReadFields} of each endpoint, as the Markdown list docs/pii.md carries. */
 export function modelReadFieldsMarkdown(endpoints: Readonly<Record<string, z.ZodType>>): string {
   return Object.entries(endpoints)
     .map(([endpoint, schema]) => {

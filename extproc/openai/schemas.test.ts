@@ -1,21 +1,15 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import type { z } from "zod";
-import { GatewayError } from "../errors/index.js";
+import type { GatewayError } from "../errors/index.js";
+import { gatewayErrorOf } from "../errors/test-support.js";
 import { chatCompletionRequest, completionRequest, embeddingRequest, parseRequestBody } from "./schemas.js";
 
 const json = (value: unknown) => Buffer.from(JSON.stringify(value), "utf8");
 
 /** Runs parseRequestBody and returns the GatewayError it throws. */
-function errorOf(body: Buffer, schema: z.ZodType): GatewayError {
-  try {
-    parseRequestBody(body, schema);
-  } catch (err) {
-    assert.ok(err instanceof GatewayError, `expected a GatewayError, got ${String(err)}`);
-    return err;
-  }
-  assert.fail("request body was accepted");
-}
+const errorOf = (body: Buffer, schema: z.ZodType): GatewayError =>
+  gatewayErrorOf(() => parseRequestBody(body, schema), "request body was accepted");
 
 /** Asserts a 400 invalid_request naming `param`, and returns the message. */
 function invalidParam(body: unknown, schema: z.ZodType, param: string): string {

@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { GatewayError } from "../errors/index.js";
-import { formatPath } from "../policy/index.js";
+import { formatPath } from "../errors/document.js";
 
 /*
  * Request bodies of the OpenAI endpoints the gateway serves. Only the fields the gateway reads or that must

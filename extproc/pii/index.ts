@@ -1,23 +1,14 @@
 import { createHmac } from "node:crypto";
-import type { Identity } from "../auth/index.js";
-import { BUILTIN_ENTITIES, type Finding } from "./detectors.js";
+import { scopeMatches, type Scope, type ScopeSubject } from "../scope/index.js";
+import type { Finding } from "./detectors.js";
 import type { Scanner } from "./scanner.js";
 
 export { Scanner, wordListRegex, type CustomDetectorSpec, type ScannerSpec } from "./scanner.js";
 export { BUILTIN_ENTITIES, type Finding } from "./detectors.js";
 export { injectionScore, INJECTION_RULES } from "./injection.js";
-export { requiredLiteral, unsafeRegexReason } from "./safe-regex.js";
 
 /** What happens to a found value. `off`: not looked for. */
 export type PiiAction = "redact" | "mask" | "hash" | "block" | "log" | "off";
-
-/** A policy scope filter: omitted fields match anything. */
-export interface ScopeFilter {
-  readonly key?: string | undefined;
-  readonly team?: string | undefined;
-  readonly model?: string | undefined;
-  readonly environment?: string | undefined;
-}
 
 /** PII settings compiled from policy. */
 export interface PiiConfig {
@@ -25,7 +16,7 @@ export interface PiiConfig {
   readonly hmacKey: Buffer | undefined;
   readonly holdBackChars: number;
   readonly rules: ReadonlyArray<{
-    readonly scope: ScopeFilter;
+    readonly scope: Scope;
     readonly actions: Readonly<Record<string, PiiAction>>;
     readonly restore?: boolean | undefined;
     readonly responses?: boolean | undefined;
@@ -40,20 +31,10 @@ export interface ResolvedPii {
   readonly responses: boolean;
 }
 
-/** Whether a scope filter matches a request from `identity` to served model `model`. */
-export function scopeMatches(scope: ScopeFilter, identity: Identity, model: string): boolean {
-  return (
-    (scope.key === undefined || scope.key === identity.keyId) &&
-    (scope.team === undefined || scope.team === identity.team) &&
-    (scope.model === undefined || scope.model === model) &&
-    (scope.environment === undefined || scope.environment === identity.environment)
-  );
-}
-
 /** Merges the matching rules in order (later ones override per entity); undefined if nothing is looked for. */
 export function resolvePii(
   config: PiiConfig | undefined,
-  identity: Identity,
+  identity: ScopeSubject,
   model: string,
 ): ResolvedPii | undefined {
   if (!config) return undefined;
@@ -211,9 +192,4 @@ export function mask(value: string): string {
     else chars[i] = "*";
   }
   return chars.join("");
-}
-
-/** Every entity name the policy may use in actions: built-ins plus its custom detectors. */
-export function knownEntities(custom: ReadonlyArray<{ entity: string }>): Set<string> {
-  return new Set([...BUILTIN_ENTITIES, ...custom.map((c) => c.entity)]);
 }

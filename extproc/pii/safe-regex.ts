@@ -1,3 +1,5 @@
+import type { DocumentProblem } from "../errors/document.js";
+
 /** Largest repeat count a policy regex may use. */
 export const MAX_REPEAT = 256;
 /** Most ways a run of adjacent repeats may split one stretch of text. */
@@ -162,4 +164,19 @@ export function requiredLiteral(source: string): string | undefined {
   }
   end();
   return best.length >= 3 ? best : undefined;
+}
+
+/** A policy regex compiled with `flags`; undefined, with a problem at `path`, if it could backtrack catastrophically. */
+export function safeRegex(
+  pattern: string,
+  flags: string,
+  path: string,
+  problems: DocumentProblem[],
+): RegExp | undefined {
+  const reason = unsafeRegexReason(pattern);
+  if (reason) {
+    problems.push({ path, message: `regex refused: ${reason}` });
+    return undefined;
+  }
+  return new RegExp(pattern, flags);
 }

@@ -142,7 +142,7 @@ quota: { store: redis }
                   virtual_hosts:
                     - name: v
                       routes:${routes}`;
-    /** pool-a's route; by default as README's "Fallback pools" says: to the aggregate, retry on the next pool. */
+    /** pool-a's route; by default as docs/fallback-pools.md says: to the aggregate, retry on the next pool. */
     const poolARoute = (o: { cluster?: string; retry?: boolean; header?: boolean } = {}) => `
                         - match: { prefix: /, headers: [{ name: x-gateway-pool, string_match: { exact: pool-a } }] }
                           ${o.header === false ? "" : 'response_headers_to_add: [{ header: { key: x-gateway-served-pool, value: "%UPSTREAM_METADATA(llm_gateway:pool)%" }, append_action: OVERWRITE_IF_EXISTS_OR_ADD }]'}

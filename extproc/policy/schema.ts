@@ -102,15 +102,18 @@ const apiKey = z
     "set either sha256 or credentials",
   );
 
+/** The fields of a scope (see scope/): `value` is what a key, team or model may be written as. */
+const scopeFields = <T extends z.ZodType>(value: T) => ({
+  key: value.optional(),
+  team: value.optional(),
+  model: value.optional(),
+  /** Only requests that came in through this environment's hosts. */
+  environment: name.optional(),
+});
+
 /** Who a limit counts for: "*" keeps a separate counter per value, a name restricts to that value. */
 const limitScope = z
-  .object({
-    key: z.union([z.literal("*"), name]).optional(),
-    team: z.union([z.literal("*"), name]).optional(),
-    model: z.union([z.literal("*"), name]).optional(),
-    /** Only requests that came in through this environment's hosts. */
-    environment: name.optional(),
-  })
+  .object(scopeFields(z.union([z.literal("*"), name])))
   .strict()
   .refine(
     (s) => s.key !== undefined || s.team !== undefined || s.model !== undefined,
@@ -168,15 +171,8 @@ const piiAction = z.enum(["redact", "mask", "hash", "block", "log", "off"]);
 /** Entity type names: built-ins (EMAIL, …) and policy-defined ones. */
 const entityName = z.string().regex(/^[A-Z][A-Z0-9_]{0,47}$/, "must be UPPER_SNAKE_CASE");
 
-const scopeFilter = z
-  .object({
-    key: name.optional(),
-    team: name.optional(),
-    model: name.optional(),
-    environment: name.optional(),
-  })
-  .strict()
-  .default({});
+/** Which requests a PII rule or guardrail applies to; omitted fields match any value. */
+const scopeFilter = z.object(scopeFields(name)).strict().default({});
 
 const pii = z
   .object({
@@ -231,7 +227,7 @@ const guardrail = z
   .strict();
 
 /**
- * Identities from JWTs that Envoy's jwt_authn filter verified (README "JWT identities"): a claim is mapped
+ * Identities from JWTs that Envoy's jwt_authn filter verified (docs/authentication.md, "JWT identities"): a claim is mapped
  * to teams; the subject claim names the caller in audit records and metrics.
  */
 const jwt = z

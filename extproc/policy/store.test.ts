@@ -43,6 +43,12 @@ function watchedStore(text: string) {
     reloads: new Counter({ name: "reloads", help: "h", labelNames: ["result"], registers: [registry] }),
     lastSuccess: new Gauge({ name: "last_success", help: "h", registers: [registry] }),
     info: new Gauge({ name: "info", help: "h", labelNames: ["digest"], registers: [registry] }),
+    price: new Gauge({
+      name: "price",
+      help: "h",
+      labelNames: ["model", "type", "currency"],
+      registers: [registry],
+    }),
   };
   const store = new PolicyStore(file, {}, metrics, pino({ level: "info" }, sink));
   store.watch();
@@ -114,6 +120,35 @@ describe("policy store", () => {
       const reloaded = lines.find((l) => l.msg === "policy reloaded");
       assert.equal(reloaded?.level, 30);
       assert.equal(lines.filter((l) => l.level >= 40).length, 2);
+    } finally {
+      store.close();
+    }
+  });
+
+  it("publishes the prices in force, by model and token type, and only those after a reload", async () => {
+    const priced = (m1: string, m2: string) => `
+version: 1
+pools: { pool-a: {} }
+models:
+  m1: { pool: pool-a${m1} }
+  m2: { pool: pool-a${m2} }
+teams: { t: { models: [m1, m2] } }
+pricing: { currency: EUR }
+`;
+    const { file, store, registry } = watchedStore(priced(", price: { input: 0.1, output: 0.3 }", ""));
+    const prices = async () =>
+      (await registry.getSingleMetricAsString("price")).split("\n").filter((l) => !l.startsWith("#"));
+    try {
+      assert.deepEqual(await prices(), [
+        'price{model="m1",type="prompt",currency="EUR"} 0.1',
+        'price{model="m1",type="completion",currency="EUR"} 0.3',
+      ]);
+      writeFileSync(file, priced("", ", price: { input: 2, output: 0 }"));
+      store.reload("test");
+      assert.deepEqual(await prices(), [
+        'price{model="m2",type="prompt",currency="EUR"} 2',
+        'price{model="m2",type="completion",currency="EUR"} 0',
+      ]);
     } finally {
       store.close();
     }

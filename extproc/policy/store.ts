@@ -9,6 +9,8 @@ export interface PolicyMetrics {
   readonly reloads: Counter<"result">;
   readonly lastSuccess: Gauge;
   readonly info: Gauge<"digest">;
+  /** Price per million tokens in force, by model, token type (`prompt`, `completion`) and currency. */
+  readonly price: Gauge<"model" | "type" | "currency">;
 }
 
 /**
@@ -137,5 +139,13 @@ export class PolicyStore {
     this.metrics.lastSuccess.set(Date.now() / 1000);
     if (previous) this.metrics.info.remove({ digest: previous.digest.slice(0, 16) });
     this.metrics.info.set({ digest: this.policy.digest.slice(0, 16) }, 1);
+    // Only the prices in force: a model removed or unpriced by this policy has none.
+    this.metrics.price.reset();
+    const currency = this.policy.currency;
+    for (const [model, { price }] of this.policy.models) {
+      if (!price) continue;
+      this.metrics.price.set({ model, type: "prompt", currency }, price.input);
+      this.metrics.price.set({ model, type: "completion", currency }, price.output);
+    }
   }
 }

@@ -6,7 +6,8 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import pino from "pino";
 import type { Identity } from "../auth/index.js";
-import { GatewayError } from "../errors/index.js";
+import type { GatewayError } from "../errors/index.js";
+import { gatewayRejectionOf } from "../errors/test-support.js";
 import { createMetrics, type GatewayMetrics } from "../metrics/index.js";
 import { parsePolicy, sha256Hex, type Model, type Policy } from "../policy/index.js";
 import { applicableLimits, costMicros, QuotaService, type Admission } from "./index.js";
@@ -83,15 +84,8 @@ async function admitted(promise: Promise<Admission | undefined>): Promise<Admiss
 }
 
 /** Asserts that admission is refused with a GatewayError, and returns it. */
-async function refused(promise: Promise<unknown>): Promise<GatewayError> {
-  try {
-    await promise;
-  } catch (err) {
-    assert.ok(err instanceof GatewayError, `expected a GatewayError, got ${String(err)}`);
-    return err;
-  }
-  assert.fail("the request was admitted");
-}
+const refused = (promise: Promise<unknown>): Promise<GatewayError> =>
+  gatewayRejectionOf(promise, "the request was admitted");
 
 const header = (headers: ReadonlyArray<readonly [string, string]>, name: string) =>
   headers.find(([n]) => n === name)?.[1];

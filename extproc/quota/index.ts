@@ -3,6 +3,7 @@ import type { Identity } from "../auth/index.js";
 import { GatewayError } from "../errors/index.js";
 import type { GatewayMetrics } from "../metrics/index.js";
 import type { LimitRule, Model, Policy } from "../policy/index.js";
+import { scopeMatches } from "../scope/index.js";
 import { MemoryQuotaStore } from "./memory.js";
 import type { Charge, ChargeState, QuotaStore, ReserveResult } from "./store.js";
 import { dayWindow, formatDuration, monthWindow } from "./windows.js";
@@ -61,15 +62,7 @@ const MICROS = 1_000_000;
 
 /** The limit rules that count a request from `identity` to `model`. */
 export function applicableLimits(policy: Policy, identity: Identity, model: Model): LimitRule[] {
-  const values = { key: identity.keyId, team: identity.team, model: model.name };
-  return policy.limits.filter(
-    (rule) =>
-      (rule.scope.environment === undefined || rule.scope.environment === identity.environment) &&
-      (["key", "team", "model"] as const).every((field) => {
-        const want = rule.scope[field];
-        return want === undefined || want === "*" || want === values[field];
-      }),
-  );
+  return policy.limits.filter((rule) => scopeMatches(rule.scope, identity, model.name));
 }
 
 /** Cost in millionths of the currency (prices are per million tokens, so tokens × price). */

@@ -106,10 +106,14 @@ interface ScriptedClient {
 
 const KIND = { bucket: "b", window: "w", concurrency: "c" } as const;
 
-/** Connects to Redis as policy says (single server, Sentinel or Cluster); never throws on connection loss. */
+/**
+ * Connects to Redis as policy says (single server, Sentinel or Cluster); never throws on connection loss.
+ * `password` (REDIS_PASSWORD, see config/) is used when the URL carries none.
+ */
 export function connectRedis(
   settings: NonNullable<QuotaSettings["redis"]>,
   onError: (err: Error) => void,
+  password?: string,
 ): RedisClient {
   const common: RedisOptions = {
     // Fail fast while disconnected instead of queueing: the quota service decides what happens then.
@@ -119,7 +123,7 @@ export function connectRedis(
     // Concurrent admissions from many requests share one round trip to Redis.
     enableAutoPipelining: true,
     retryStrategy: (times) => Math.min(times * 100, 2000),
-    password: process.env.REDIS_PASSWORD,
+    password,
   };
   let client: RedisClient;
   if (settings.cluster) {

@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { authenticate, type Identity } from "../auth/index.js";
-import { GatewayError } from "../errors/index.js";
+import type { GatewayError } from "../errors/index.js";
+import { gatewayErrorOf } from "../errors/test-support.js";
 import { parsePolicy, sha256Hex } from "../policy/index.js";
 import { listAllowedModels, resolveModel } from "./index.js";
 
@@ -51,14 +52,12 @@ function sequence(...values: number[]): () => number {
 const never = () => assert.fail("random() must not be called for a model");
 
 function refusal(identity: Identity, requested: string): GatewayError {
-  try {
-    resolveModel(policy, identity, requested, () => 0);
-  } catch (err) {
-    assert.ok(err instanceof GatewayError, `expected a GatewayError, got ${String(err)}`);
-    assert.equal(err.param, "model");
-    return err;
-  }
-  assert.fail(`${requested} was resolved`);
+  const err = gatewayErrorOf(
+    () => resolveModel(policy, identity, requested, () => 0),
+    `${requested} was resolved`,
+  );
+  assert.equal(err.param, "model");
+  return err;
 }
 
 const pick = (identity: Identity, requested: string, random: number) =>

@@ -5,10 +5,10 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { after, before, describe, it } from "node:test";
-import { Worker } from "node:worker_threads";
 import { get_encoding } from "tiktoken";
 import { countTokensSync, preloadEncoding, segments } from "./count.js";
 import { DEFAULT_INLINE_LIMIT_CHARS, WorkerPool } from "../workers/index.js";
+import { watchHandOffs } from "../workers/test-support.js";
 
 const reference = get_encoding("cl100k_base");
 /** tiktoken's count of the whole text, uncut. */
@@ -172,14 +172,14 @@ describe("countTokensSync", () => {
     }
   });
 
-  it("stays within 1% of tiktoken (README) on base64 data", () => {
+  it("stays within 1% of tiktoken (docs/quotas.md) on base64 data", () => {
     const data = base64(150_000);
     const counted = countTokensSync([data], "cl100k_base");
     const expected = exact(data);
     assert.ok(Math.abs(counted - expected) / expected < 0.01, `${counted} vs ${expected}`);
   });
 
-  it("stays within 1% of tiktoken (README) on CJK text without spaces", () => {
+  it("stays within 1% of tiktoken (docs/quotas.md) on CJK text without spaces", () => {
     const text = cjk(6000);
     const counted = countTokensSync([text], "cl100k_base");
     const expected = exact(text);
@@ -243,31 +243,31 @@ describe("token counting on the worker pool", () => {
   }
 
   it("counts small inputs inline and large ones in a worker, with the same result", async (t) => {
-    const posted = t.mock.method(Worker.prototype, "postMessage");
+    const posted = watchHandOffs(t);
     const counter = pool(1, 32 * 1024);
     try {
       const small = "Count me inline, please.";
       assert.equal(await counter.countTokens([small], "cl100k_base"), exact(small));
-      assert.equal(posted.mock.callCount(), 0);
+      assert.equal(posted.count(), 0);
 
       const inline = countTokensSync([LARGE], "cl100k_base");
       assert.equal(await counter.countTokens([LARGE], "cl100k_base"), inline);
-      assert.equal(posted.mock.callCount(), 1);
+      assert.equal(posted.count(), 1);
       // The limit counts all texts together.
       const parts = [MEDIUM, MEDIUM, MEDIUM, MEDIUM];
       assert.ok(MEDIUM.length < 32 * 1024 && MEDIUM.length * 4 > 32 * 1024);
       assert.equal(await counter.countTokens(parts, "cl100k_base"), 4 * exact(MEDIUM));
-      assert.equal(posted.mock.callCount(), 2);
+      assert.equal(posted.count(), 2);
     } finally {
       await counter.close();
     }
   });
 
   it("counts inline when configured without workers", async (t) => {
-    const posted = t.mock.method(Worker.prototype, "postMessage");
+    const posted = watchHandOffs(t);
     const counter = pool(0, 10);
     assert.equal(await counter.countTokens([MEDIUM], "cl100k_base"), exact(MEDIUM));
-    assert.equal(posted.mock.callCount(), 0);
+    assert.equal(posted.count(), 0);
     await counter.close();
   });
 
@@ -326,13 +326,13 @@ describe("token counting on the worker pool", () => {
   });
 
   it("terminates its workers on close", async (t) => {
-    const posted = t.mock.method(Worker.prototype, "postMessage");
+    const posted = watchHandOffs(t);
     const counter = pool(2, 10);
     await Promise.all([
       counter.countTokens([MEDIUM], "cl100k_base"),
       counter.countTokens([MEDIUM], "cl100k_base"),
     ]);
-    const workers = new Set(posted.mock.calls.map((call) => call.this as Worker));
+    const workers = new Set(posted.workers());
     assert.equal(workers.size, 2);
     for (const worker of workers) assert.ok(worker.threadId > 0, "running");
     await counter.close();

@@ -1,19 +1,20 @@
 /**
  * The shared worker pool: inline and worker runs give identical results (PII findings over the labeled
  * corpus and custom detectors, guardrail scans), policy reloads never meet stale detectors, a failed worker
- * fails only its pending tasks and is replaced, and the inline limit routes each task kind.
+ * fails only its pending tasks and is replaced, the deadline asks for progress (a long queue is not a stuck
+ * worker), and the inline limit routes each task kind.
  */
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
-import { Worker } from "node:worker_threads";
 import { GatewayError } from "../errors/index.js";
 import { DENY_PATTERN_FLAGS, scanGuardrailTexts, type DenyPattern } from "../guardrails/scan.js";
 import { BUILTIN_ENTITIES } from "../pii/detectors.js";
 import { Scanner, type ScannerSpec } from "../pii/scanner.js";
 import { requiredLiteral } from "../pii/safe-regex.js";
 import { DEFAULT_INLINE_LIMIT_CHARS, WorkerPool } from "./index.js";
+import { watchHandOffs } from "./test-support.js";
 
 /** Texts of the labeled PII corpus (this file runs from dist/extproc/workers). */
 const CORPUS = readFileSync(
@@ -57,13 +58,13 @@ after(() => clearInterval(keepAlive));
 
 describe("WorkerPool", () => {
   it("finds the same PII in a worker as inline, over the corpus and custom detectors", async (t) => {
-    const posted = t.mock.method(Worker.prototype, "postMessage");
+    const posted = watchHandOffs(t);
     const scanner = new Scanner(CUSTOM);
     const texts = [...CORPUS, ...EXTRA];
     const pool = offloading();
     try {
       const inWorker = await pool.findPii(scanner, texts, ALL);
-      assert.equal(posted.mock.callCount(), 1);
+      assert.equal(posted.count(), 1);
       assert.deepEqual(inWorker, scanner.scanAll(texts, ALL));
       assert.ok(inWorker.flat().length > 200, "the corpus has findings");
       const custom = inWorker
@@ -147,13 +148,13 @@ describe("WorkerPool", () => {
   });
 
   it("fails the pending task of a worker that dies with a 503, and replaces the worker", async (t) => {
-    const posted = t.mock.method(Worker.prototype, "postMessage");
+    const posted = watchHandOffs(t);
     const scanner = new Scanner(CUSTOM);
     const big = [EXTRA[0]!.repeat(40_000)]; // ~3.5 MB: still scanning when the worker is ended
     const pool = offloading();
     try {
       const pending = pool.findPii(scanner, big, ALL);
-      const first = posted.mock.calls[0]!.this as Worker;
+      const first = posted.workers()[0]!;
       await first.terminate();
       await assert.rejects(pending, (err: unknown) => {
         assert.ok(err instanceof GatewayError);
@@ -163,7 +164,7 @@ describe("WorkerPool", () => {
       });
       // The next task runs on a new worker thread, with the right result.
       assert.deepEqual(await pool.findPii(scanner, EXTRA, ALL), scanner.scanAll(EXTRA, ALL));
-      const second = posted.mock.calls[1]!.this as Worker;
+      const second = posted.workers()[1]!;
       assert.notEqual(second, first);
       assert.ok(second.threadId > 0, "the replacement is running");
     } finally {
@@ -186,6 +187,40 @@ describe("WorkerPool", () => {
     }
   });
 
+  it("measures the deadline from the last finished task: a queue that outlasts it completes (progress, not queueing)", async () => {
+    const scanner = new Scanner(CUSTOM);
+    const task = [EXTRA[0]!.repeat(4_000)]; // ~350 KB: tens of ms to scan
+    // How long one task takes on a warm worker here, now (the slowest of three).
+    const probe = offloading();
+    let slowest = 0;
+    try {
+      await probe.findPii(scanner, task, ALL);
+      for (let i = 0; i < 3; i++) {
+        const started = performance.now();
+        await probe.findPii(scanner, task, ALL);
+        slowest = Math.max(slowest, performance.now() - started);
+      }
+    } finally {
+      await probe.close();
+    }
+    // Each task finishes well within the deadline; the whole queue takes far longer than it.
+    const taskDeadlineMs = Math.ceil(5 * slowest);
+    const pool = new WorkerPool({ ...offloadingOptions, taskDeadlineMs });
+    try {
+      const started = performance.now();
+      const results = await Promise.all(Array.from({ length: 15 }, () => pool.findPii(scanner, task, ALL)));
+      const elapsed = performance.now() - started;
+      assert.ok(
+        elapsed > taskDeadlineMs,
+        `the queue took ${elapsed} ms, not more than the ${taskDeadlineMs} ms deadline`,
+      );
+      const expected = scanner.scanAll(task, ALL);
+      for (const result of results) assert.deepEqual(result, expected);
+    } finally {
+      await pool.close();
+    }
+  });
+
   it("rejects a task that throws in the worker, and the worker keeps serving", async () => {
     const pool = offloading();
     try {
@@ -197,7 +232,7 @@ describe("WorkerPool", () => {
   });
 
   it("runs inputs up to each kind's inline limit inline, larger ones in a worker", async (t) => {
-    const posted = t.mock.method(Worker.prototype, "postMessage");
+    const posted = watchHandOffs(t);
     const scanner = new Scanner(CUSTOM);
     const pool = new WorkerPool({
       workers: 1,
@@ -207,14 +242,11 @@ describe("WorkerPool", () => {
       const text = "x".repeat(60);
       await pool.findPii(scanner, [text], ALL);
       await pool.countTokens([text, text], "cl100k_base"); // 120 chars: under countTokens' own limit
-      assert.equal(posted.mock.callCount(), 0);
+      assert.equal(posted.count(), 0);
       await pool.findPii(scanner, [text, text], ALL); // the limit counts all texts together
       await pool.scanGuardrails([text], [], true);
-      assert.equal(posted.mock.callCount(), 2);
-      assert.deepEqual(
-        posted.mock.calls.map((call) => (call.arguments[0] as { kind: string }).kind),
-        ["findPii", "scanGuardrails"],
-      );
+      assert.equal(posted.count(), 2);
+      assert.deepEqual(posted.kinds(), ["findPii", "scanGuardrails"]);
     } finally {
       await pool.close();
     }
@@ -225,6 +257,6 @@ describe("WorkerPool", () => {
     });
     assert.deepEqual(await inline.findPii(scanner, EXTRA, ALL), scanner.scanAll(EXTRA, ALL));
     assert.deepEqual(await pool.findPii(scanner, EXTRA, ALL), scanner.scanAll(EXTRA, ALL));
-    assert.equal(posted.mock.callCount(), 2);
+    assert.equal(posted.count(), 2);
   });
 });

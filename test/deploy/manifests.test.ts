@@ -21,7 +21,9 @@ import {
   ENVOY_TARGETS,
   FILES,
   gatewayEnvoyConfig,
+  JOBS,
   mapFilenames,
+  OPS_FILES,
   POD,
   POD_FILES,
   REDIS_QUOTA,
@@ -64,6 +66,7 @@ const INSTALLS = {
   base: "deploy/kubernetes",
   redis: "deploy/kubernetes/overlays/redis",
   istio: "deploy/istio",
+  monitoring: "deploy/kubernetes/monitoring",
 } as const;
 
 /** What kustomize renders for an install, every object validated against the official schemas. */
@@ -89,9 +92,10 @@ function yamlFiles(dir: string): string[] {
 }
 
 /** What kind of file a YAML file under deploy/ is. */
-function classify(file: string): "kustomization" | "policy" | "envoy" | "manifests" | "chart" {
+function classify(file: string): "kustomization" | "policy" | "envoy" | "rules" | "manifests" | "chart" {
   const name = path.basename(file);
   if (name === "kustomization.yaml") return "kustomization";
+  if (rel(file) === OPS_FILES.alerts) return "rules";
   if (name === "policy.yaml") return "policy";
   if (ENVOY_TARGETS.some((t) => t.file === rel(file)) || rel(file) === `${CHART}/files/envoy.yaml`)
     return "envoy";
@@ -101,6 +105,33 @@ function classify(file: string): "kustomization" | "policy" | "envoy" | "manifes
 
 /** An object's identity, up to the hash suffix kustomize gives generated ConfigMaps. */
 const identity = (o: Node) => `${o.kind}/${o.metadata.name.replace(/-[a-z0-9]{10}$/, "")}`;
+
+/**
+ * deploy/prometheus/alerts.yaml: the spec of the PrometheusRule rendered from it, so valid by the operator's
+ * schema; every alert waits (`for`) and carries what Alertmanager routes on and deploy/prometheus/README.md
+ * explains: a severity (critical or warning), a summary and a description.
+ */
+function checkAlertRules(groups: Node): void {
+  const rule = {
+    apiVersion: "monitoring.coreos.com/v1",
+    kind: "PrometheusRule",
+    metadata: { name: "alerts" },
+  };
+  validateObjects([{ ...rule, spec: groups }]);
+  const rules = (groups.groups as Node[]).flatMap((g) => g.rules as Node[]);
+  assert.ok(rules.length > 0);
+  for (const r of rules.filter((r) => r.alert !== undefined)) {
+    assert.match(r.alert, /^[A-Za-z][A-Za-z0-9]*$/);
+    assert.ok(r.for, `${r.alert}: no for`);
+    assert.deepEqual(Object.keys(r.labels), ["severity"], `${r.alert}: labels`);
+    assert.ok(["critical", "warning"].includes(r.labels.severity), `${r.alert}: severity`);
+    assert.deepEqual(
+      Object.keys(r.annotations).sort(),
+      ["description", "summary"],
+      `${r.alert}: annotations`,
+    );
+  }
+}
 
 // ---- the tests
 
@@ -124,6 +155,10 @@ describe("deploy/: every YAML file parses, and means the same to every YAML read
           break;
         case "envoy":
           assert.ok(yaml.load(text));
+          break;
+        case "rules":
+          // Prometheus reads rule files as YAML 1.2; promtool checks the expressions (test/ops/).
+          checkAlertRules(yaml.load(text) as Node);
           break;
         case "manifests": {
           const docs = yaml.loadAll(text, K8S_YAML);
@@ -527,7 +562,7 @@ describe("generated files are up to date (npm run render:deploy)", () => {
   });
 });
 
-describe("a bootstrap with a fallback pool (README, Fallback pools) renders for the pod", () => {
+describe("a bootstrap with a fallback pool (docs/fallback-pools.md) renders for the pod", () => {
   test("the aggregate cluster and the endpoints' pool tags survive, and extproc accepts the result", () => {
     const dir = mkdtempSync(path.join(tmpdir(), "render-fallback-"));
     const source = path.join(dir, "envoy.yaml");
@@ -710,6 +745,36 @@ describe("docker-compose.yml: the same topology as the pod", () => {
       const authorization = policy.pools.get(pool)?.upstreamAuthorization;
       assert.equal(command.includes("--api-key") ? `Bearer ${arg("--api-key")}` : undefined, authorization);
     }
+  });
+});
+
+describe("deploy/kubernetes/monitoring: scraping and alerting with the Prometheus Operator", () => {
+  const objects = built(INSTALLS.monitoring);
+  const pod = named(ofKind(built(INSTALLS.base), "Deployment"), "llm-gateway").spec.template;
+
+  test("the PodMonitor selects the gateway pod and scrapes both containers under the rules' job names", () => {
+    checkReferences(objects);
+    const monitor = named(ofKind(objects, "PodMonitor"), "llm-gateway");
+    assert.ok(selects(monitor.spec.selector, pod.metadata.labels ?? {}));
+    const ports = new Map<string, string>(
+      (pod.spec.containers as Node[]).flatMap((c) =>
+        ((c.ports ?? []) as Node[]).map((p) => [p.name, c.name] as const),
+      ),
+    );
+    const scraped = (monitor.spec.podMetricsEndpoints as Node[]).map((e) => ({
+      container: ports.get(e.port),
+      path: e.path,
+      job: (e.relabelings as Node[] | undefined)?.find((r) => r.targetLabel === "job")?.replacement,
+    }));
+    assert.deepEqual(scraped, [
+      { container: "envoy", path: POD.ops.metrics, job: JOBS.envoy },
+      { container: "extproc", path: "/metrics", job: JOBS.extproc },
+    ]);
+  });
+
+  test("the PrometheusRule holds exactly the rule groups of deploy/prometheus/alerts.yaml", () => {
+    const rule = named(ofKind(objects, "PrometheusRule"), "llm-gateway");
+    assert.deepEqual(rule.spec, yaml.load(read(OPS_FILES.alerts)));
   });
 });
 

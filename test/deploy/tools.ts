@@ -2,7 +2,7 @@
  * The tools an infra team renders and checks deployments with, installed by the project itself
  * (scripts/install-tools.sh: kustomize and helm from their pinned Go modules into .tools/bin, a no-op once
  * built; kubernetes-validate in .venv by scripts/setup.sh), and what they render, parsed as Kubernetes reads
- * it. A tool that cannot be installed fails the tests that need it: nothing here is skipped.
+ * it, validated against the official schemas. A tool that cannot be installed fails the tests that need it: nothing here is skipped.
  */
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
@@ -14,6 +14,8 @@ import { EnvoyFilter } from "@kubernetes-models/istio/networking.istio.io/v1alph
 import { DestinationRule } from "@kubernetes-models/istio/networking.istio.io/v1/DestinationRule";
 import { Gateway } from "@kubernetes-models/istio/networking.istio.io/v1/Gateway";
 import { VirtualService } from "@kubernetes-models/istio/networking.istio.io/v1/VirtualService";
+import { PodMonitor } from "@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/PodMonitor";
+import { PrometheusRule } from "@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/PrometheusRule";
 import { CHART, ROOT } from "../../deploy/render/index.js";
 
 export type Node = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
@@ -98,29 +100,46 @@ export function helmLint(values: Node): string {
   );
 }
 
-/** Istio's kinds, validated against Istio's own CRD schemas (@kubernetes-models/istio). */
-const ISTIO_MODELS: Record<string, new (data: Node) => { validate(): void }> = {
-  "networking.istio.io/v1alpha3/EnvoyFilter": EnvoyFilter,
-  "networking.istio.io/v1/DestinationRule": DestinationRule,
-  "networking.istio.io/v1/Gateway": Gateway,
-  "networking.istio.io/v1/VirtualService": VirtualService,
+/** A custom resource's model: takes the object as read (its schema is what validate() checks). */
+type CrdModel = new (data: any) => { validate(): void }; // eslint-disable-line @typescript-eslint/no-explicit-any
+
+/**
+ * The custom resources' kinds, by API group: Istio's validated against Istio's own CRD schemas
+ * (@kubernetes-models/istio), the Prometheus Operator's against the operator's API types
+ * (@kubernetes-models/prometheus-operator).
+ */
+const CRD_MODELS: Record<string, Record<string, CrdModel>> = {
+  "networking.istio.io": {
+    "networking.istio.io/v1alpha3/EnvoyFilter": EnvoyFilter,
+    "networking.istio.io/v1/DestinationRule": DestinationRule,
+    "networking.istio.io/v1/Gateway": Gateway,
+    "networking.istio.io/v1/VirtualService": VirtualService,
+  },
+  "monitoring.coreos.com": {
+    "monitoring.coreos.com/v1/PodMonitor": PodMonitor,
+    "monitoring.coreos.com/v1/PrometheusRule": PrometheusRule,
+  },
 };
 
 /**
  * Validates every object against the official schemas: Kubernetes' own kinds with kubernetes-validate
  * (the API's OpenAPI schemas for {@link KUBERNETES_VERSION}, strict: an unknown field fails, as with
- * `kubectl apply --validate=strict`), Istio's with its CRD schemas. A kind neither knows fails.
+ * `kubectl apply --validate=strict`), Istio's and the Prometheus Operator's with theirs ({@link CRD_MODELS}).
+ * A kind none of them knows fails.
  */
 export function validateObjects(objects: readonly Node[]): void {
   const core: Node[] = [];
   for (const o of objects) {
     const id = `${o.kind}/${o.metadata?.name}`;
-    const model = ISTIO_MODELS[`${o.apiVersion}/${o.kind}`];
-    if (String(o.apiVersion).includes("istio.io")) {
-      assert.ok(model, `${id}: ${o.apiVersion} is not an Istio kind the tests validate`);
-      assert.doesNotThrow(() => new model(o).validate(), `${id} does not match Istio's schema`);
+    const group = String(o.apiVersion).split("/")[0]!;
+    const models = CRD_MODELS[group];
+    if (models) {
+      const model = models[`${o.apiVersion}/${o.kind}`];
+      assert.ok(model, `${id}: ${o.apiVersion} ${o.kind} is not a ${group} kind the tests validate`);
+      assert.doesNotThrow(() => new model(o).validate(), `${id} does not match the ${group} schema`);
     } else core.push(o);
   }
+  if (core.length === 0) return;
   const dir = mkdtempSync(path.join(tmpdir(), "llm-gateway-validate-"));
   try {
     const file = path.join(dir, "objects.yaml");

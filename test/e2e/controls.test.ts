@@ -1,7 +1,8 @@
 /**
  * Controls that one hostile request must not be able to switch off, through real Envoy and extproc with the
  * openai SDK: output-cap fields on every endpoint, the cap actually forwarded, requests that can never fit a
- * limit, hosts that match no environment, and cheap refusals before costly scans.
+ * limit, hosts that match no environment, cheap refusals before costly scans, and day and month windows
+ * that hold to the last second and reset at midnight and on the 1st (on a clock the test owns).
  */
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
@@ -12,8 +13,9 @@ import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import OpenAI, { BadRequestError, RateLimitError } from "openai";
 import type { ReceivedRequest } from "../model-server/index.js";
-import { startStack, type Stack } from "../harness/index.js";
+import { CLEAR_OF_WINDOW_EDGES, startStack, type Stack } from "../harness/index.js";
 import { writePolicy, type PolicyDoc } from "../harness/policy.js";
+import { startRedis, type RedisServer } from "../harness/redis.js";
 import { applyPolicyChange, auditRecordOf, client, rawRequest } from "./helpers.js";
 
 const KEYS = {
@@ -21,6 +23,8 @@ const KEYS = {
   tpm: "sk-test-controls-tpm",
   busy: "sk-test-controls-busy",
   cap: "sk-test-controls-cap",
+  day: "sk-test-controls-day",
+  month: "sk-test-controls-month",
 } as const;
 const sha256 = (text: string) => createHash("sha256").update(text).digest("hex");
 
@@ -30,12 +34,16 @@ function controlsPolicy(doc: PolicyDoc): void {
     { id: "controls-tpm", team: "research", sha256: sha256(KEYS.tpm) },
     { id: "controls-busy", team: "research", sha256: sha256(KEYS.busy) },
     { id: "controls-cap", team: "research", sha256: sha256(KEYS.cap) },
+    { id: "controls-day", team: "research", sha256: sha256(KEYS.day) },
+    { id: "controls-month", team: "research", sha256: sha256(KEYS.month) },
   );
   doc.limits.push(
     { id: "daily-1000", scope: { key: "controls-daily" }, tokensPerDay: 1000 },
     { id: "tpm-500", scope: { key: "controls-tpm" }, tokensPerMinute: 500 },
     { id: "one-per-minute", scope: { key: "controls-busy" }, requestsPerMinute: 1 },
     { id: "tpm-5000", scope: { key: "controls-cap" }, tokensPerMinute: 5000 },
+    { id: "day-300", scope: { key: "controls-day" }, tokensPerDay: 300 },
+    { id: "month-300", scope: { key: "controls-month" }, tokensPerMonth: 300 },
   );
 }
 
@@ -44,7 +52,12 @@ let dir: string;
 
 before(async () => {
   dir = mkdtempSync(path.join(tmpdir(), "llm-gateway-controls-"));
-  stack = await startStack({ policyFile: writePolicy(dir, controlsPolicy), workDir: dir });
+  // Day and month windows on a clock the test owns: a run crossing a real midnight cannot reset them.
+  stack = await startStack({
+    policyFile: writePolicy(dir, controlsPolicy),
+    workDir: dir,
+    clockAt: CLEAR_OF_WINDOW_EDGES,
+  });
 });
 after(() => stack?.stop());
 
@@ -270,4 +283,102 @@ describe("large answers", () => {
     assert.equal(record.reason, "ok");
     assert.deepEqual(record.usage, data.usage && { ...data.usage, completion_tokens: 0 });
   });
+});
+
+describe("day and month windows at their edges (owned clock), in memory and in Redis", () => {
+  // The same limits on a second stack whose extproc keeps them in Redis. Redis expires a window's key
+  // relative to extproc's clock (window end + 1 h grace − now), so the key outlives a frozen last second.
+  let redis: RedisServer;
+  let redisStack: Stack;
+  before(async () => {
+    redis = await startRedis();
+    const redisDir = mkdtempSync(path.join(tmpdir(), "llm-gateway-controls-redis-"));
+    const policyFile = writePolicy(redisDir, (doc) => {
+      controlsPolicy(doc);
+      doc.quota = { store: "redis", redis: { url: redis.url } };
+    });
+    redisStack = await startStack({ policyFile, workDir: redisDir, clockAt: CLEAR_OF_WINDOW_EDGES });
+  });
+  after(async () => {
+    await redisStack?.stop();
+    await redis?.stop();
+  });
+
+  /** 24 words: the demo server then generates exactly max_tokens (25), so each request spends ~50 tokens. */
+  const spend = {
+    model: "llama-3.1-8b-instruct",
+    prompt: Array.from({ length: 24 }, (_, i) => `w${i}`).join(" "),
+    max_tokens: 25,
+  };
+
+  /** Requests sent one by one until one is refused. */
+  async function spendUntilRefused(sdk: OpenAI): Promise<{ admitted: string[]; refusal: RateLimitError }> {
+    const admitted: string[] = [];
+    for (let i = 0; i < 20; i++) {
+      try {
+        const { response } = await sdk.completions.create(spend).withResponse();
+        admitted.push(response.headers.get("x-request-id")!);
+      } catch (err) {
+        assert.ok(err instanceof RateLimitError, String(err));
+        return { admitted, refusal: err };
+      }
+    }
+    throw new Error("20 requests admitted against a limit of 300 tokens");
+  }
+
+  /** What a request costs the key now: admitted (its audit time) or refused. */
+  async function attempt(on: Stack, sdk: OpenAI): Promise<{ status: number; time: string }> {
+    const outcome = await sdk.completions
+      .create(spend)
+      .withResponse()
+      .then(
+        ({ response }) => ({ status: response.status, requestId: response.headers.get("x-request-id") }),
+        (err: unknown) => {
+          assert.ok(err instanceof RateLimitError, String(err));
+          return { status: 429, requestId: err.headers?.get("x-request-id") ?? null };
+        },
+      );
+    return { status: outcome.status, time: (await auditRecordOf(on, outcome.requestId)).time };
+  }
+
+  const windows = [
+    { name: "day", key: KEYS.day, limit: "day-300", measure: "tokens per day", end: Date.UTC(2026, 5, 16) },
+    {
+      name: "month",
+      key: KEYS.month,
+      limit: "month-300",
+      measure: "tokens per month",
+      end: Date.UTC(2026, 6, 1),
+    },
+  ];
+  const stores = [
+    { store: "memory", on: () => stack },
+    { store: "redis", on: () => redisStack },
+  ];
+  for (const [{ name, key, limit, measure, end }, { store, on }] of windows.flatMap((w) =>
+    stores.map((s) => [w, s] as const),
+  )) {
+    it(`${store}: a ${name} window spent 1 s before its end stays spent until then, and resets once the clock crosses it`, async () => {
+      const stack = on();
+      const clock = stack.clock!;
+      const sdk = client(stack, key);
+      const lastSecond = new Date(end - 1000).toISOString();
+      // The clock stands at 1 s before the window's end for the whole burst, however long it takes here.
+      await clock.set(end - 1000, { frozen: true });
+      const { admitted, refusal } = await spendUntilRefused(sdk);
+      assert.ok(admitted.length >= 2, `admitted ${admitted.length}`);
+      assert.match(refusal.message, new RegExp(`limit '${limit}', ${measure}\\): limit 300`));
+      for (const id of admitted) assert.equal((await auditRecordOf(stack, id)).time, lastSecond);
+      // Real time passes; the owned clock does not: still the same window, still spent.
+      await new Promise((resolve) => setTimeout(resolve, 1500));
+      assert.deepEqual(await attempt(stack, sdk), { status: 429, time: lastSecond });
+
+      // Across the edge: a new window, the whole limit again.
+      await clock.set(end + 1000);
+      const next = await spendUntilRefused(sdk);
+      assert.equal(next.admitted.length, admitted.length, "the new window admits what the old one did");
+      for (const id of next.admitted)
+        assert.ok(Date.parse((await auditRecordOf(stack, id)).time) >= end, "admitted in the new window");
+    });
+  }
 });

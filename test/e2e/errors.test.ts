@@ -1,7 +1,7 @@
 /**
  * Every refusal through real Envoy: OpenAI-style JSON with the status that makes the SDK raise its
  * matching error class, an audit record for each, and nothing forwarded. Failure modes: upstream errors
- * pass through, a dead pool is a clear 503, and without extproc Envoy fails closed.
+ * pass through with their bodies, a 200 that is not JSON is passed on and audited as such, a dead pool is a clear 503, and without extproc Envoy fails closed.
  */
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
@@ -17,6 +17,7 @@ import {
   markForwarded,
   rawRequest,
   type OpenAIErrorObject,
+  userChat,
 } from "./helpers.js";
 
 let stack: Stack;
@@ -26,7 +27,7 @@ before(async () => {
 });
 after(() => stack?.stop());
 
-const hello = { model: "llama-3.1-8b-instruct", messages: [{ role: "user" as const, content: "hello" }] };
+const hello = userChat("llama-3.1-8b-instruct", "hello");
 
 /** Checks the OpenAI error shape of an SDK error and returns its body. */
 function errorBody(err: unknown, status: number, code: string): OpenAIErrorObject {
@@ -216,6 +217,54 @@ describe("failure modes", () => {
     assert.equal(audit.decision, "allow");
     assert.equal(audit.reason, "upstream_error");
     assert.equal(audit.served_model, "llama-3.1-8b-instruct");
+  });
+
+  it("passes a model server's own error through with its body byte for byte, not only its status", async () => {
+    // vLLM's own answers (/work/shared/vllm-samples/direct/err_prompt_too_long.txt and a 503 of its shape).
+    const answers = [
+      {
+        status: 400,
+        body: '{"error":{"message":"This model\'s maximum context length is 1024 tokens. However, your prompt contains at least 1025 input tokens, which exceeds this limit even without any output tokens. Please reduce the length of the input prompt. (parameter=input_tokens, value=1025)","type":"BadRequestError","param":"input_tokens","code":400}}',
+      },
+      {
+        status: 503,
+        body: '{"error":{"message":"The engine is overloaded","type":"ServiceUnavailableError","param":null,"code":503}}',
+      },
+    ];
+    for (const { status, body } of answers) {
+      const res = await rawRequest(stack, "/v1/chat/completions", {
+        headers: {
+          authorization: `Bearer ${DEMO_KEYS.research}`,
+          "content-type": "application/json",
+          "x-demo-status": String(status),
+          "x-demo-body": encodeURIComponent(body),
+        },
+        body: JSON.stringify(hello),
+      });
+      assert.equal(res.status, status);
+      assert.equal(res.text, body);
+      const audit = await auditRecordOf(stack, res.headers.get("x-request-id"));
+      assert.equal(audit.reason, "upstream_error");
+      assert.equal(audit.status, status);
+    }
+  });
+
+  it("passes a 200 whose body is not JSON through as it came, audited as upstream_invalid_json", async () => {
+    const body = '{"id":"cmpl-1","object":"chat.completion","choices":[{"index":0,"message":';
+    const res = await rawRequest(stack, "/v1/chat/completions", {
+      headers: {
+        authorization: `Bearer ${DEMO_KEYS.research}`,
+        "content-type": "application/json",
+        "x-demo-body": encodeURIComponent(body),
+      },
+      body: JSON.stringify(hello),
+    });
+    assert.equal(res.status, 200);
+    assert.equal(res.text, body);
+    const audit = await auditRecordOf(stack, res.headers.get("x-request-id"));
+    assert.equal(audit.decision, "allow");
+    assert.equal(audit.reason, "upstream_invalid_json");
+    assert.equal(audit.status, 200);
   });
 
   it("fails closed with a clear 500 while extproc is down, and recovers when it is back", async () => {

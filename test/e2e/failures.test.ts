@@ -38,6 +38,7 @@ import {
   rawRequest,
   sampleValue,
   type RawResponse,
+  userChat,
 } from "./helpers.js";
 import { seededRandom } from "../harness/random.js";
 import { parseChatStream } from "../harness/sse.js";
@@ -53,7 +54,7 @@ const MODEL = "llama-3.1-8b-instruct";
 const JSON_HEADERS = { authorization: `Bearer ${DEMO_KEYS.research}`, "content-type": "application/json" };
 const research = (headers: Record<string, string> = {}) => client(stack, DEMO_KEYS.research, headers);
 const chat = (content: string, extra: Record<string, unknown> = {}) =>
-  JSON.stringify({ model: MODEL, messages: [{ role: "user", content }], ...extra });
+  JSON.stringify(userChat(MODEL, content, extra));
 
 /** extproc is still running and answering: its process has not exited and a normal request gets a 200. */
 async function assertStillServing(): Promise<void> {
@@ -262,7 +263,7 @@ describe("extproc hangs", () => {
       stack.signalExtProc("SIGCONT");
     }
     assert.deepEqual(mark.all(), [], "a request was forwarded while extproc hung");
-    // Envoy gives up after its 2 s message_timeout: README's 504, as OpenAI JSON.
+    // Envoy gives up after its 2 s message_timeout: docs/errors.md's 504, as OpenAI JSON.
     assertOpenAIError(res, 504, "gateway_policy_unavailable");
     await assertStillServing();
   });

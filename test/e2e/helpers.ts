@@ -6,6 +6,15 @@ import type { AuditRecord } from "../../extproc/audit/index.js";
 import { RECORDED_REQUESTS, waitFor, type Stack } from "../harness/index.js";
 import type { ReceivedRequest } from "../model-server/index.js";
 
+/** A chat completion request body: one user message with `content`, and the `extra` fields. */
+export function userChat<Extra extends object = Record<never, never>>(
+  model: string,
+  content: string,
+  extra?: Extra,
+): { model: string; messages: Array<{ role: "user"; content: string }> } & Extra {
+  return { model, messages: [{ role: "user", content }], ...(extra as Extra) };
+}
+
 /** An OpenAI SDK client pointed at the gateway, no retries (every status must surface as is). */
 export function client(stack: Stack, apiKey: string, defaultHeaders: Record<string, string> = {}): OpenAI {
   return new OpenAI({ apiKey, baseURL: stack.baseURL, maxRetries: 0, timeout: 20_000, defaultHeaders });
@@ -210,13 +219,15 @@ export interface OpenStream {
 
 /**
  * Opens a streamed chat completion with `key` (`body` and `headers` added to the request), checks its 200
- * and reads its first bytes, so the stream is under way when this returns.
+ * and reads its first bytes (or, with `until`, until the text received so far includes it), so the stream
+ * is under way when this returns.
  */
 export async function openStream(
   stack: Stack,
   key: string,
   body: Record<string, unknown>,
   headers: Record<string, string> = {},
+  until = "",
 ): Promise<OpenStream> {
   const controller = new AbortController();
   const res = await fetch(`${stack.baseURL}/chat/completions`, {
@@ -228,7 +239,14 @@ export async function openStream(
   assert.equal(res.status, 200);
   const requestId = res.headers.get("x-request-id");
   assert.ok(requestId, "response has no x-request-id");
-  await res.body!.getReader().read();
+  const reader = res.body!.getReader();
+  const decoder = new TextDecoder();
+  let received = "";
+  do {
+    const { done, value } = await reader.read();
+    assert.ok(!done, `the stream ended before ${JSON.stringify(until)} arrived`);
+    received += decoder.decode(value, { stream: true });
+  } while (!received.includes(until));
   return { requestId, abort: () => controller.abort() };
 }
 

@@ -11,10 +11,17 @@ import { after, before, describe, it } from "node:test";
 import OpenAI, { APIError, RateLimitError } from "openai";
 import { sha256Hex } from "../../extproc/policy/index.js";
 import { countTokensSync } from "../../extproc/tokens/index.js";
-import { startStack, waitFor, type Stack } from "../harness/index.js";
+import { CLEAR_OF_WINDOW_EDGES, freePort, startStack, waitFor, type Stack } from "../harness/index.js";
 import { writePolicy, type PolicyDoc } from "../harness/policy.js";
 import { startRedis, type RedisServer } from "../harness/redis.js";
-import { auditRecordOf, client, extprocMetrics, openStream, sampleValue } from "./helpers.js";
+import {
+  applyPolicyChange,
+  auditRecordOf,
+  client,
+  extprocMetrics,
+  openStream,
+  sampleValue,
+} from "./helpers.js";
 
 /** 24 words: the demo server then always generates exactly max_tokens tokens (when max_tokens ≤ 28). */
 const LONG_PROMPT = Array.from({ length: 24 }, (_, i) => `word${i}`).join(" ");
@@ -110,9 +117,14 @@ async function assertExactLimits(stack: Stack): Promise<void> {
 
 describe("quotas with the in-memory store", () => {
   let stack: Stack;
+  let dir: string;
   before(async () => {
-    const dir = tempDir();
-    stack = await startStack({ policyFile: writePolicy(dir, (doc) => quotaPolicy(doc)), workDir: dir });
+    dir = tempDir();
+    stack = await startStack({
+      policyFile: writePolicy(dir, (doc) => quotaPolicy(doc)),
+      workDir: dir,
+      clockAt: CLEAR_OF_WINDOW_EDGES,
+    });
   });
   after(() => stack?.stop());
 
@@ -175,13 +187,21 @@ describe("quotas with the in-memory store", () => {
     assert.equal((await call(c, { max_tokens: 300 - charged, messages: short })).status, 200);
   });
 
-  it("stops spending at the monthly budget", async () => {
+  it("stops spending at the monthly budget, each refusal counted on /metrics by limit and measure", async () => {
+    const rejections = async (measure: string) =>
+      sampleValue(await extprocMetrics(stack), "llm_gateway_quota_rejections_total", {
+        limit: "budget",
+        measure,
+      });
+    const before = { spend: await rejections("spend"), tokens: await rejections("tokens") };
     // 0.10 at 0.001 per output token, 10 tokens per request: exactly 10 requests.
     const outcomes = await burst(client(stack, KEYS.budget), 14, 4);
     assert.equal(outcomes.filter((o) => o.status === 200).length, 10);
     const refused = outcomes.filter((o) => o.status === 429);
     assert.equal(refused.length, 4);
     for (const o of refused) assert.equal((o.error as RateLimitError).code, "insufficient_quota");
+    assert.equal((await rejections("spend")) - before.spend, 4);
+    assert.equal((await rejections("tokens")) - before.tokens, 0);
   });
 
   it("frees a concurrency slot when the client disconnects mid-stream", async () => {
@@ -199,6 +219,42 @@ describe("quotas with the in-memory store", () => {
     await auditRecordOf(stack, stream.requestId);
     await waitFor("slot freed", async () => (await call(c, {})).status === 200);
   });
+
+  it("applies store settings (quota:) on restart only; everything else at once", async () => {
+    const c = client(stack, KEYS.concurrency);
+    // A Redis store nobody listens on, failing closed: in force, every limited request would be a 503.
+    const deadRedis = `redis://127.0.0.1:${await freePort()}`;
+    await applyPolicyChange(stack, () =>
+      writePolicy(dir, (doc) => {
+        quotaPolicy(doc, { store: "redis", redis: { url: deadRedis }, onStoreFailure: "fail-closed" });
+        doc.limits.find((l: PolicyDoc) => l.id === "one-at-a-time").concurrentRequests = 2;
+      }),
+    );
+    // The reload applied the limits (two at a time now) but kept the memory store.
+    const streams = await Promise.all(
+      [0, 1].map(() =>
+        openStream(
+          stack,
+          KEYS.concurrency,
+          { model: MODEL, messages: [{ role: "user", content: "slow" }], max_tokens: 20 },
+          { "x-demo-token-delay-ms": "100" },
+        ),
+      ),
+    );
+    for (const stream of streams) stream.abort();
+    for (const stream of streams) await auditRecordOf(stack, stream.requestId);
+    await waitFor("slots freed", async () => (await call(c, {})).status === 200);
+    // Restarted, extproc uses the store the policy names.
+    await stack.stopExtProc();
+    await stack.startExtProc();
+    const down = await call(c, {});
+    assert.equal(down.status, 503);
+    assert.equal((down.error as APIError).code, "quota_store_unavailable");
+    await applyPolicyChange(stack, () => writePolicy(dir, (doc) => quotaPolicy(doc)));
+    await stack.stopExtProc();
+    await stack.startExtProc();
+    assert.equal((await call(c, {})).status, 200);
+  });
 });
 
 /** A fresh redis-server and two extproc replicas sharing it, with the test limits and `quota` settings. */
@@ -210,7 +266,14 @@ async function startRedisStack(quota: PolicyDoc): Promise<{ redis: RedisServer; 
     // command waiting longer, and these tests are about exact counts, not about Redis being slow.
     quotaPolicy(doc, { store: "redis", redis: { url: redis.url, commandTimeoutMs: 2000 }, ...quota }),
   );
-  return { redis, stack: await startStack({ policyFile, workDir: dir, extprocReplicas: 2 }) };
+  // An advancing owned clock: Redis expires window keys relative to it (window end + grace − now).
+  const stack = await startStack({
+    policyFile,
+    workDir: dir,
+    extprocReplicas: 2,
+    clockAt: CLEAR_OF_WINDOW_EDGES,
+  });
+  return { redis, stack };
 }
 
 async function stopRedisStack(redis: RedisServer | undefined, stack: Stack | undefined): Promise<void> {
@@ -236,7 +299,7 @@ describe("quotas shared through Redis by two extproc replicas", () => {
       assert.ok(sampleValue(text, "llm_gateway_requests_total", { status: "200" }) > 0);
   });
 
-  it("revokes an identity on every replica within a second through Redis, and reinstates it", async () => {
+  it("revokes an identity on every replica within a second through Redis, across restarts, and reinstates it", async () => {
     const { runCli } = await import("../../extproc/cli/main.js");
     const out = { write: () => true };
     // A key with requests to spare (the exact-limits test spent t-rpm's): reinstated, it must get a 200.
@@ -255,6 +318,10 @@ describe("quotas shared through Redis by two extproc replicas", () => {
     await waitFor("revoked on every replica", refusedEverywhere, 5000);
     const elapsed = Date.now() - revokedAt;
     assert.ok(elapsed < 1000, `refused on every replica ${elapsed} ms after the revocation`);
+    // The revocation lives in Redis, not in the replicas: restarted, they still refuse the identity.
+    await stack.stopExtProc();
+    await stack.startExtProc();
+    assert.ok(await refusedEverywhere(), "a restarted replica forgot the revocation");
     assert.equal(
       await runCli(["key", "reinstate", "--id", "t-headers", "--redis", redis.url], {
         out,

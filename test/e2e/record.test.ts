@@ -1,6 +1,7 @@
 /**
  * The audit record is the truth, through real Envoy: a cut stream and a stream without usage are audited
- * with the usage that was charged (marked as counted by the gateway); with `logPrompts` and PII restore
+ * with the usage that was charged (marked as counted by the gateway); an upstream error is charged nothing
+ * and a request cut before any answer its prompt; with `logPrompts` and PII restore
  * the audit keeps the redacted text the model saw, not the restored values the client got; Envoy's own 413
  * is a refusal, not an upstream answer; and a spent daily limit is still spent after extproc is killed
  * and restarted on the same audit log.
@@ -14,16 +15,31 @@ import { APIError, RateLimitError } from "openai";
 import { TOKENS_PER_MESSAGE, TOKENS_PER_REPLY } from "../../extproc/openai/prompt.js";
 import { sha256Hex } from "../../extproc/policy/index.js";
 import { countTokensSync } from "../../extproc/tokens/index.js";
-import { startStack, waitFor, type Stack } from "../harness/index.js";
+import { CLEAR_OF_WINDOW_EDGES, startStack, waitFor, type Stack } from "../harness/index.js";
 import { writePolicy } from "../harness/policy.js";
-import { auditRecordOf, auditRecords, client, extprocMetrics, rawRequest, sampleValue } from "./helpers.js";
+import {
+  auditRecordOf,
+  auditRecords,
+  client,
+  extprocMetrics,
+  markForwarded,
+  openStream,
+  rawRequest,
+  sampleValue,
+} from "./helpers.js";
 
 const MODEL = "llama-3.1-8b-instruct";
 /** 24 words: the demo server then generates exactly max_tokens tokens (when max_tokens ≤ 28). */
 const LONG_PROMPT = Array.from({ length: 24 }, (_, i) => `word${i}`).join(" ");
 const EMAIL = "jane.roe@example.org";
 
-const KEYS = { cut: "sk-test-cut", plain: "sk-test-plain", replay: "sk-test-replay" } as const;
+const KEYS = {
+  cut: "sk-test-cut",
+  plain: "sk-test-plain",
+  replay: "sk-test-replay",
+  failed: "sk-test-failed",
+  early: "sk-test-early",
+} as const;
 /** Tokens a day for the cut-stream key (prompt + completion) and the replay team (output only). */
 const CUT_DAILY = 2000;
 const REPLAY_DAILY = 30;
@@ -33,12 +49,20 @@ const promptEstimate = (content: string): number =>
   countTokensSync(["user", content], "cl100k_base") + TOKENS_PER_MESSAGE + TOKENS_PER_REPLY;
 
 /**
- * Daily windows are UTC days on the real clock of the stack: a test that spends a daily limit and checks
- * it later waits out the last minute before midnight instead of straddling two windows.
+ * Asserts exactly `left` tokens of `key`'s daily limit (CUT_DAILY) are unspent: a request reserving one
+ * token more is refused (429; 400 when nothing is spent: it could never fit), one reserving exactly that
+ * much is admitted.
  */
-async function clearOfMidnight(): Promise<void> {
-  const msToMidnight = 86_400_000 - (Date.now() % 86_400_000);
-  if (msToMidnight < 60_000) await new Promise((resolve) => setTimeout(resolve, msToMidnight + 1000));
+async function assertDailyLeft(key: string, left: number): Promise<void> {
+  const c = client(stack, key);
+  const call = (max_tokens: number) =>
+    c.chat.completions.create({ model: MODEL, messages: [{ role: "user", content: "x" }], max_tokens }).then(
+      () => 200,
+      (err: APIError) => err.status,
+    );
+  const rest = left - promptEstimate("x");
+  assert.equal(await call(rest + 1), left < CUT_DAILY ? 429 : 400, `more than ${left} tokens left`);
+  assert.equal(await call(rest), 200, `fewer than ${left} tokens left`);
 }
 
 let stack: Stack;
@@ -51,47 +75,35 @@ before(async () => {
       { id: "t-cut", team: "research", sha256: sha256Hex(KEYS.cut) },
       { id: "t-plain", team: "research", sha256: sha256Hex(KEYS.plain) },
       { id: "t-replay", team: "replay", sha256: sha256Hex(KEYS.replay) },
+      { id: "t-failed", team: "research", sha256: sha256Hex(KEYS.failed) },
+      { id: "t-early", team: "research", sha256: sha256Hex(KEYS.early) },
     );
     doc.limits.push(
       { id: "cut-daily", scope: { key: "t-cut" }, tokensPerDay: CUT_DAILY },
       { id: "replay-daily", scope: { team: "replay" }, tokensPerDay: REPLAY_DAILY, countTokens: "output" },
+      { id: "failed-daily", scope: { key: "t-failed" }, tokensPerDay: CUT_DAILY },
+      { id: "early-daily", scope: { key: "t-early" }, tokensPerDay: CUT_DAILY },
     );
   });
-  stack = await startStack({ policyFile, workDir: dir });
+  // Daily windows on a clock the test owns (restarts continue it): no real midnight falls between spending
+  // a limit and checking it.
+  stack = await startStack({ policyFile, workDir: dir, clockAt: CLEAR_OF_WINDOW_EDGES });
 });
 after(() => stack?.stop());
 
 describe("usage of streams the server did not report", () => {
   it("audits a stream the client cut with exactly the usage it was charged, marked as counted", async () => {
-    await clearOfMidnight();
     const content = LONG_PROMPT;
-    const controller = new AbortController();
-    const res = await fetch(`${stack.baseURL}/chat/completions`, {
-      method: "POST",
-      headers: {
-        authorization: `Bearer ${KEYS.cut}`,
-        "content-type": "application/json",
-        "x-demo-token-delay-ms": "100",
-      },
-      body: JSON.stringify({
-        model: MODEL,
-        messages: [{ role: "user", content }],
-        stream: true,
-        max_tokens: 20,
-      }),
-      signal: controller.signal,
-    });
-    assert.equal(res.status, 200);
-    const reader = res.body!.getReader();
     // The first generated words (PII scanning holds the last 64 characters back), then the client leaves.
-    let received = "";
-    while (!received.includes('"content":"This')) {
-      const { done, value } = await reader.read();
-      assert.ok(!done, "the stream ended before the client could cut it");
-      received += new TextDecoder().decode(value);
-    }
-    controller.abort();
-    const record = await auditRecordOf(stack, res.headers.get("x-request-id"));
+    const stream = await openStream(
+      stack,
+      KEYS.cut,
+      { model: MODEL, messages: [{ role: "user", content }], max_tokens: 20 },
+      { "x-demo-token-delay-ms": "100" },
+      '"content":"This',
+    );
+    stream.abort();
+    const record = await auditRecordOf(stack, stream.requestId);
     assert.equal(record.reason, "closed_during_response");
     assert.equal(record.usage_source, "counted");
     const usage = record.usage!;
@@ -103,16 +115,7 @@ describe("usage of streams the server did not report", () => {
     assert.ok(usage.completion_tokens > 0 && usage.completion_tokens < wholeTokens, JSON.stringify(usage));
     assert.equal(usage.total_tokens, usage.prompt_tokens + usage.completion_tokens);
     // What the audit says was used is what the quota charged: exactly the rest of the daily limit fits.
-    const short = [{ role: "user" as const, content: "x" }];
-    const rest = CUT_DAILY - usage.total_tokens - promptEstimate("x");
-    const c = client(stack, KEYS.cut);
-    const call = (max_tokens: number) =>
-      c.chat.completions.create({ model: MODEL, messages: short, max_tokens }).then(
-        () => 200,
-        (err: APIError) => err.status,
-      );
-    assert.equal(await call(rest + 1), 429);
-    assert.equal(await call(rest), 200);
+    await assertDailyLeft(KEYS.cut, CUT_DAILY - usage.total_tokens);
   });
 
   it("audits a stream whose server sends no usage with the counted usage, and server usage as such", async () => {
@@ -139,6 +142,56 @@ describe("usage of streams the server did not report", () => {
     const served = await auditRecordOf(stack, reported.headers.get("x-request-id"));
     assert.equal(served.usage_source, "server");
     assert.deepEqual(served.usage, data.usage);
+  });
+});
+
+describe("what a request that did not end well is charged", () => {
+  it("charges an upstream error nothing: audited without usage, the whole daily limit still there", async () => {
+    const failing = client(stack, KEYS.failed, { "x-demo-status": "503" });
+    // Each reserves its prompt + 200 output tokens: ten of them are more than the 2000-token limit.
+    for (let i = 0; i < 10; i++) {
+      const err = await failing.chat.completions
+        .create({ model: MODEL, messages: [{ role: "user", content: LONG_PROMPT }], max_tokens: 200 })
+        .then(
+          () => assert.fail("the injected 503 was answered 200"),
+          (e: unknown) => e,
+        );
+      assert.ok(err instanceof APIError && err.status === 503, String(err));
+      const record = await auditRecordOf(stack, err.headers?.get("x-request-id") ?? null);
+      assert.equal(record.reason, "upstream_error");
+      assert.equal(record.usage, null);
+    }
+    await assertDailyLeft(KEYS.failed, CUT_DAILY);
+  });
+
+  it("charges a request the client cut before any response its prompt, audited as closed_before_response", async () => {
+    const mark = markForwarded(stack);
+    const controller = new AbortController();
+    const pending = fetch(`${stack.baseURL}/chat/completions`, {
+      method: "POST",
+      headers: {
+        authorization: `Bearer ${KEYS.early}`,
+        "content-type": "application/json",
+        "x-demo-delay-ms": "3000",
+      },
+      body: JSON.stringify({
+        model: MODEL,
+        messages: [{ role: "user", content: LONG_PROMPT }],
+        max_tokens: 20,
+      }),
+      signal: controller.signal,
+    }).catch((err: unknown) => err);
+    // Forwarded (the model server has it, and answers in 3 s): the client leaves before any answer.
+    await waitFor("the request forwarded", async () => mark.all().length === 1);
+    const requestId = String(mark.one().req.headers["x-request-id"]);
+    controller.abort();
+    assert.ok((await pending) instanceof Error, "the client was answered before it left");
+    const record = await auditRecordOf(stack, requestId);
+    assert.equal(record.reason, "closed_before_response");
+    assert.equal(record.status, null);
+    const prompt = promptEstimate(LONG_PROMPT);
+    assert.deepEqual(record.usage, { prompt_tokens: prompt, completion_tokens: 0, total_tokens: prompt });
+    await assertDailyLeft(KEYS.early, CUT_DAILY - prompt);
   });
 });
 
@@ -207,7 +260,6 @@ describe("Envoy's own answers", () => {
 
 describe("quota windows after a crash (memory store)", () => {
   it("still refuses a team whose daily limit was spent before extproc was SIGKILLed", async () => {
-    await clearOfMidnight();
     const c = client(stack, KEYS.replay);
     const call = () =>
       c.chat.completions

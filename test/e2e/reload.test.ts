@@ -13,7 +13,7 @@ import * as yaml from "js-yaml";
 import { sha256Hex } from "../../extproc/policy/index.js";
 import { DEMO_KEYS, startStack, waitFor, type Stack } from "../harness/index.js";
 import { writePolicy, type PolicyDoc } from "../harness/policy.js";
-import { extprocMetrics, policyDigest, rawRequest, sampleValue } from "./helpers.js";
+import { extprocMetrics, policyDigest, rawRequest, sampleValue, userChat } from "./helpers.js";
 
 const NEW_KEY = "sk-test-rotated-in";
 let stack: Stack;
@@ -31,11 +31,7 @@ function publish(next: PolicyDoc | string): void {
 const chat = (key: string, on: Stack = stack) =>
   rawRequest(on, "/v1/chat/completions", {
     headers: { authorization: `Bearer ${key}`, "content-type": "application/json" },
-    body: JSON.stringify({
-      model: "chat-default",
-      messages: [{ role: "user", content: "hi" }],
-      max_tokens: 2,
-    }),
+    body: JSON.stringify(userChat("chat-default", "hi", { max_tokens: 2 })),
   });
 
 const successfulReloads = async (on: Stack) =>

@@ -13,7 +13,7 @@ import { after, before, describe, it } from "node:test";
 import { DEMO_KEYS, startStack, type Stack } from "../harness/index.js";
 import { writePolicy } from "../harness/policy.js";
 import { recordedBody } from "../vllm-recordings/index.js";
-import { auditRecordOf, client } from "./helpers.js";
+import { auditRecordOf, client, userChat } from "./helpers.js";
 
 /** A public model the demo pool A serves as `llama-3.1-8b-instruct`. */
 const RENAMED = "llama-latest";
@@ -75,14 +75,13 @@ const skeleton = (text: string): string =>
     .replace(/"(prompt|completion|total)_tokens":\d+/g, '"$1_tokens":0')
     .replace(/"system_fingerprint":"[^"]*"/g, '"system_fingerprint":"F"');
 
-const chat = (maxTokens: number, streamOptions?: Record<string, boolean>) => ({
-  model: "llama-3.1-8b-instruct",
-  // The demo answers "This is <model> answering:" and echoes the prompt: enough tokens to hit max_tokens.
-  messages: [{ role: "user" as const, content: "Hello there, my friend" }],
-  max_tokens: maxTokens,
-  stream: true,
-  ...(streamOptions && { stream_options: streamOptions }),
-});
+// The demo answers "This is <model> answering:" and echoes the prompt: enough tokens to hit max_tokens.
+const chat = (maxTokens: number, streamOptions?: Record<string, boolean>) =>
+  userChat("llama-3.1-8b-instruct", "Hello there, my friend", {
+    max_tokens: maxTokens,
+    stream: true as const,
+    ...(streamOptions && { stream_options: streamOptions }),
+  });
 
 describe("streams as vLLM sends them for the client's own stream_options", () => {
   const cases = [

@@ -82,7 +82,7 @@ export function renderEnvoyConfig(file: string, options: RenderOptions): string 
 
 /**
  * Writes a copy of the Envoy bootstrap `file` in which `pool` fails over to a new cluster `fallback` (a copy
- * of the pool's cluster), wired the way README's "Fallback pools" says: an aggregate cluster of both behind
+ * of the pool's cluster), wired the way docs/fallback-pools.md says: an aggregate cluster of both behind
  * the pool's route, retries on the next pool, endpoints tagged with their pool, the answering pool reported.
  */
 export function writeFallbackEnvoyConfig(file: string, out: string, pool: string, fallback: string): void {

@@ -8,13 +8,16 @@ import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
+import { pathToFileURL } from "node:url";
 import { startModelServer, type ModelServer } from "../model-server/index.js";
 import { childEnv, launch, terminate, type ExitStatus, type Launched } from "./children.js";
+import { CLOCK_FILE_VARIABLE, CLOCK_PRELOAD, OwnedClock, type ClockSettingOptions } from "./clock/index.js";
 import { renderEnvoyConfig, type StackPorts } from "./envoy-config.js";
 import { ROOT } from "../../deploy/render/files.js";
 
 export { DEFAULT_PORTS, type StackPorts } from "./envoy-config.js";
 export { childEnv, type ExitStatus } from "./children.js";
+export { CLEAR_OF_WINDOW_EDGES, type ClockSettingOptions } from "./clock/index.js";
 export { ROOT } from "../../deploy/render/files.js";
 
 /** Upstream credential the sample policy sends to pool B (`POOL_B_API_KEY`). */
@@ -61,6 +64,11 @@ export interface StackOptions {
   readonly inheritOutput?: boolean;
   /** Envoy bootstrap to render and to check the policy against (default envoy/envoy.yaml). */
   readonly envoyConfig?: string;
+  /**
+   * Start extproc on a clock the test owns, at this time (epoch ms), instead of the machine's: see
+   * {@link Stack.clock}. Restarted replicas continue the same clock.
+   */
+  readonly clockAt?: number;
   /** Demo model servers beyond pool A and pool B (their clusters must be in `envoyConfig`). */
   readonly extraPools?: ReadonlyArray<{ readonly name: string; readonly models: readonly string[] }>;
 }
@@ -82,6 +90,11 @@ export interface Stack {
   readonly envoyAccessLog: string;
   /** In-process demo servers by pool name (absent when run as processes). */
   readonly pools: Readonly<Record<string, ModelServer>>;
+  /** extproc's owned clock (with `clockAt`): what it reads now, and setting it on every running replica. */
+  readonly clock?: {
+    now(): number;
+    set(at: number, options?: ClockSettingOptions): Promise<void>;
+  };
   /** Starts extproc (again): after {@link stopExtProc}, or when `startExtProc: false` was given. */
   startExtProc(): Promise<void>;
   stopExtProc(): Promise<void>;
@@ -201,6 +214,10 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     });
   }
 
+  const clock =
+    options.clockAt === undefined
+      ? undefined
+      : new OwnedClock(path.join(workDir, "clock.json"), options.clockAt);
   let extprocs: Launched[] = [];
   const stopExtProc = async (): Promise<void> => {
     await Promise.all(extprocs.map((p) => terminate(p)));
@@ -224,12 +241,17 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
       // Tests read info lines (reloads, checkpoints) from the log.
       LOG_LEVEL: "info",
       POOL_B_API_KEY: DEMO_POOL_B_KEY,
+      ...(clock && { [CLOCK_FILE_VARIABLE]: clock.file }),
       ...options.extprocEnv,
     });
-    const main = path.join(ROOT, "dist/extproc/main.js");
+    const node = [
+      process.execPath,
+      ...(clock ? ["--import", pathToFileURL(CLOCK_PRELOAD).href] : []),
+      path.join(ROOT, "dist/extproc/main.js"),
+    ];
     const [command, args] = options.extprocCpus
-      ? ["taskset", ["-c", options.extprocCpus, process.execPath, main]]
-      : [process.execPath, [main]];
+      ? ["taskset", ["-c", options.extprocCpus, ...node]]
+      : [node[0]!, node.slice(1)];
     const logFile = path.join(workDir, replica.log);
     const proc = launch("extproc", command, args as string[], { env, logFile, inherit });
     const exitedEarly = proc.exited.then(() => {
@@ -326,6 +348,15 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     auditLog,
     envoyAccessLog,
     pools,
+    clock: clock && {
+      now: () => clock.now(),
+      set: (at, setting) =>
+        clock.set(
+          at,
+          extprocs.map((p) => p.child.pid!),
+          setting,
+        ),
+    },
     startExtProc,
     auditLogs: replicas.map((r) => r.audit),
     extprocSockets: replicas.map((r) => r.socket),

@@ -8,6 +8,8 @@
  * `include_usage` both, and no `"usage":null`. Headers:
  *
  * - `x-demo-status: 503`          answer with that status and an OpenAI error body
+ * - `x-demo-body: bytes`          answer with exactly these bytes (URI-encoded) as `application/json`, with
+ *                                 `x-demo-status` or 200 (a server's own error body, or JSON that is not)
  * - `x-demo-delay-ms: 250`        wait before answering
  * - `x-demo-drop: before-response | mid-stream`  destroy the connection
  * - `x-demo-token-delay-ms: 20`   delay between streamed tokens (default from options)
@@ -137,6 +139,17 @@ export async function startModelServer(options: ModelServerOptions): Promise<Mod
       return;
     }
     const forcedStatus = Number(req.headers["x-demo-status"] ?? 0);
+    const forcedBody = req.headers["x-demo-body"];
+    if (typeof forcedBody === "string") {
+      const bytes = Buffer.from(decodeURIComponent(forcedBody));
+      res.writeHead(forcedStatus || 200, {
+        "content-type": "application/json",
+        "content-length": bytes.length,
+        "x-demo-server": options.name,
+      });
+      res.end(bytes);
+      return;
+    }
     if (forcedStatus >= 400) {
       sendError(res, forcedStatus, `injected failure ${forcedStatus}`, options.name);
       return;
