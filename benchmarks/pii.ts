@@ -23,8 +23,8 @@ import { PiiSession, resolvePii, type ResolvedPii } from "../extproc/pii/index.j
 import { loadPolicy, type Policy } from "../extproc/policy/index.js";
 import { WorkerPool } from "../extproc/workers/index.js";
 import { seededRandom } from "../test/harness/random.js";
+import { ROOT } from "../deploy/render/files.js";
 
-const ROOT = path.resolve(import.meta.dirname, "../..");
 const SAMPLE_POLICY = path.join(ROOT, "deploy/policy.yaml");
 const IDENTITY: Identity = { keyId: "support-bot", team: "support", allowedModels: new Set() };
 const MODEL = "llama-3.1-8b-instruct";

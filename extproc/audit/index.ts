@@ -12,6 +12,7 @@ import {
 import { dirname } from "node:path";
 import { createInterface } from "node:readline";
 import pino from "pino";
+import type { ErrorCode } from "../errors/index.js";
 import type { Usage } from "../openai/usage.js";
 import type { DetectionSummary } from "../pii/index.js";
 
@@ -22,6 +23,27 @@ import type { DetectionSummary } from "../pii/index.js";
  * In every case it is what the quota was charged.
  */
 export type UsageSource = "server" | "counted" | "reserved";
+
+/**
+ * How an exchange ended, when not by a gateway refusal (whose reason is its error code): `ok`; the model
+ * server answered with an error status (`upstream_error`) or with JSON that does not parse
+ * (`upstream_invalid_json`); the ext_proc stream ended before the response headers
+ * (`closed_before_response`) or before the end of the response (`closed_during_response`); extproc failed
+ * (`internal_error`); Envoy answered itself before forwarding: its 413 for a body over the buffer limit
+ * (`request_too_large`), any other status (`envoy_local_reply`).
+ */
+export type LifecycleReason =
+  | "ok"
+  | "upstream_error"
+  | "upstream_invalid_json"
+  | "closed_before_response"
+  | "closed_during_response"
+  | "internal_error"
+  | "request_too_large"
+  | "envoy_local_reply";
+
+/** An audit record's `reason`: the refusal's error code, or how the exchange ended. */
+export type AuditReason = ErrorCode | LifecycleReason;
 
 /** One audit record: who sent what to which model, when, and what the gateway decided. Never the key. */
 export interface AuditRecord {
@@ -42,10 +64,10 @@ export interface AuditRecord {
   status: number | null;
   decision: "allow" | "deny";
   /**
-   * Error code for denials, `ok`, or what cut the exchange short (`upstream_error`,
-   * `closed_during_response`; docs/audit.md lists them all).
+   * Error code for denials, `ok`, or what cut the exchange short (see {@link LifecycleReason};
+   * docs/audit.md lists them all).
    */
-  reason: string;
+  reason: AuditReason;
   stream: boolean;
   /** What the request was charged; null when nothing was (refused, upstream error, no limit applied). */
   usage: Usage | null;

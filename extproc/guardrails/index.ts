@@ -6,6 +6,27 @@ import { scopeMatches, type ScopeSubject } from "../scope/index.js";
 import type { Guardrail } from "./compile.js";
 import type { DenyPattern, GuardrailScan } from "./scan.js";
 
+/** A guardrail that fired, as the `llm_gateway_guardrail_triggers_total` metric labels it. */
+export interface GuardrailTrigger {
+  /** `input_too_long`, `content_blocked` (a blocking deny pattern), `content_blocked:<name>` (a redacting one), `prompt_injection`. */
+  readonly guardrail: string;
+  readonly action: "block" | "redact" | "log";
+}
+
+/** A refusal by a guardrail (400): the GatewayError, and the trigger it counts as. */
+export class GuardrailBlocked extends GatewayError {
+  constructor(
+    code: "input_too_long" | "content_blocked" | "prompt_injection_detected",
+    message: string,
+    param: string | null,
+    readonly trigger: GuardrailTrigger,
+  ) {
+    super(code, message, param);
+  }
+}
+
+const INPUT_TOO_LONG: GuardrailTrigger = { guardrail: "input_too_long", action: "block" };
+
 /** What the guardrails saw, for the audit record. */
 export interface GuardrailReport {
   /** Deny-pattern names that matched, with the action taken. */
@@ -55,10 +76,11 @@ export async function applyGuardrails(
   let maxTokens: number | undefined;
   for (const g of guardrails) {
     if (g.maxInputChars !== undefined && chars > g.maxInputChars) {
-      throw new GatewayError(
+      throw new GuardrailBlocked(
         "input_too_long",
         `The input has ${chars} characters; the limit for this model is ${g.maxInputChars}.`,
         "messages",
+        INPUT_TOO_LONG,
       );
     }
     if (g.maxInputTokens !== undefined) maxTokens = Math.min(maxTokens ?? Infinity, g.maxInputTokens);
@@ -74,9 +96,11 @@ export async function applyGuardrails(
       if (!scan.matched.includes(index++)) continue;
       report.denied[deny.name] = deny.action;
       if (deny.action === "block") {
-        throw new GatewayError(
+        throw new GuardrailBlocked(
           "content_blocked",
           `The request contains content the policy does not allow (${deny.name}).`,
+          null,
+          { guardrail: "content_blocked", action: "block" },
         );
       }
     }
@@ -84,9 +108,11 @@ export async function applyGuardrails(
     if (g.promptInjection && score >= g.promptInjection.threshold) {
       report.injection = { score, rules, action: g.promptInjection.action };
       if (g.promptInjection.action === "block") {
-        throw new GatewayError(
+        throw new GuardrailBlocked(
           "prompt_injection_detected",
           `The request looks like a prompt-injection attempt (score ${score}, rules: ${rules.join(", ")}).`,
+          null,
+          { guardrail: "prompt_injection", action: "block" },
         );
       }
     }
@@ -97,4 +123,36 @@ export async function applyGuardrails(
     mapRequestTexts(request, schema, () => redacted[i++]!);
   }
   return { ...report, maxInputTokens: maxTokens };
+}
+
+/**
+ * Refuses (400 `input_too_long`) a request whose prompt has more tokens than the smallest token cap that
+ * applies; `promptTokens` is only called when a cap applies (counting costs time on large inputs).
+ */
+export async function checkInputTokens(
+  report: GuardrailReport,
+  promptTokens: () => Promise<number>,
+): Promise<void> {
+  const max = report.maxInputTokens;
+  if (max === undefined) return;
+  const tokens = await promptTokens();
+  if (tokens > max) {
+    throw new GuardrailBlocked(
+      "input_too_long",
+      `The input has ${tokens} tokens; the limit for this model is ${max}.`,
+      "messages",
+      INPUT_TOO_LONG,
+    );
+  }
+}
+
+/** The guardrails that fired without refusing the request (redacting deny patterns, a logged injection). */
+export function reportedTriggers(report: GuardrailReport | undefined): GuardrailTrigger[] {
+  if (!report) return [];
+  const triggers: GuardrailTrigger[] = Object.entries(report.denied).map(([name, action]) => ({
+    guardrail: `content_blocked:${name}`,
+    action,
+  }));
+  if (report.injection) triggers.push({ guardrail: "prompt_injection", action: report.injection.action });
+  return triggers;
 }

@@ -1,11 +1,18 @@
 import type { Logger } from "pino";
-import type { AuditRecord, AuditSink } from "../audit/index.js";
+import type { AuditReason, AuditRecord, AuditSink } from "../audit/index.js";
 import type { RevocationList } from "../auth/revocations.js";
 import type { Identity } from "../auth/index.js";
 import type { GatewayMetrics } from "../metrics/index.js";
 import type { Usage } from "../openai/usage.js";
 import type { Model, Policy } from "../policy/index.js";
-import type { GuardrailReport } from "../guardrails/index.js";
+import type { MetadataValues } from "../envoy/messages.js";
+import type { GatewayError } from "../errors/index.js";
+import {
+  GuardrailBlocked,
+  reportedTriggers,
+  type GuardrailReport,
+  type GuardrailTrigger,
+} from "../guardrails/index.js";
 import type { PiiSession } from "../pii/index.js";
 import type { Admission, QuotaService } from "../quota/index.js";
 import type { WorkerPool } from "../workers/index.js";
@@ -49,7 +56,7 @@ export class RequestContext {
   stream = false;
   status: number | undefined;
   decision: "allow" | "deny" = "allow";
-  reason = "ok";
+  reason: AuditReason = "ok";
   usage: Usage | undefined;
   /** Milliseconds spent inside extproc for this request, all phases. */
   gatewayMs = 0;
@@ -60,24 +67,68 @@ export class RequestContext {
   /** PII handling for this request, if policy looks for any entity. */
   pii: PiiSession | undefined;
   guardrails: GuardrailReport | undefined;
+  /** The guardrail that refused the request, if one did. */
+  private guardrailBlock: GuardrailTrigger | undefined;
   /** Quota reservation to settle when the exchange ends. */
   admission: Admission | undefined;
   /**
-   * Stream events seen before any usage chunk, kept only while a reservation waits for usage: if the
-   * server never sends usage, the streamed text is counted instead.
+   * The generated text of each stream event seen before any usage chunk, kept only while a reservation
+   * waits for usage: if the server never sends usage, this text is counted instead.
    */
-  readonly unmeteredEvents: string[] = [];
+  readonly streamedTexts: string[] = [];
   /** Set once the response has been fully seen (or refused): the exchange can be audited. */
   complete = false;
 
   constructor(readonly policy: Policy) {}
 
   /** Marks the request refused by the gateway with `status` and a stable `reason` code. */
-  deny(status: number, reason: string): void {
+  deny(status: number, reason: AuditReason): void {
     this.decision = "deny";
     this.status = status;
     this.reason = reason;
     this.complete = true;
+  }
+
+  /** Marks the request refused with `error`, remembering the guardrail that refused it, if one did. */
+  refuse(error: GatewayError): void {
+    this.deny(error.status, error.code);
+    if (error instanceof GuardrailBlocked) this.guardrailBlock = error.trigger;
+  }
+
+  /** Marks the request authenticated as `identity`: the phases that follow get a context that has one. */
+  authenticated(identity: Identity): AuthenticatedContext {
+    this.identity = identity;
+    return this as AuthenticatedContext;
+  }
+
+  /** Whether a reservation still waits for the model server's usage (streamed text is kept until then). */
+  get metering(): boolean {
+    return this.admission !== undefined && this.usage === undefined;
+  }
+
+  /** Guardrails that fired, the refusing one included, for the trigger metric. */
+  guardrailTriggers(): GuardrailTrigger[] {
+    const triggers = reportedTriggers(this.guardrails);
+    if (this.guardrailBlock) triggers.push(this.guardrailBlock);
+    return triggers;
+  }
+
+  /**
+   * What Envoy's access log shows of this request (dynamic metadata): who asked for which model; where it
+   * was sent, once forwarded (the fallback pool that answered, when one did); the tokens the server reported.
+   */
+  accessLog(): MetadataValues {
+    const forwarded = this.forwardedAt !== undefined;
+    return {
+      key_id: this.identity?.keyId,
+      team: this.identity?.team,
+      requested_model: this.requestedModel,
+      served_model: forwarded ? this.model?.name : undefined,
+      pool: forwarded ? (this.fallbackPool ?? this.model?.pool.name) : undefined,
+      prompt_tokens: this.usage?.prompt_tokens,
+      completion_tokens: this.usage?.completion_tokens,
+      total_tokens: this.usage?.total_tokens,
+    };
   }
 
   /** The audit record for this request. */
@@ -126,5 +177,8 @@ export class RequestContext {
     return record;
   }
 }
+
+/** A request context once the caller is known: every phase after request headers gets one. */
+export type AuthenticatedContext = RequestContext & { readonly identity: Identity };
 
 const round = (ms: number): number => Math.round(ms * 1000) / 1000;

@@ -1,6 +1,6 @@
 import { authenticate, JWT_METADATA_NAMESPACE } from "../auth/index.js";
-import { readHeaders } from "../envoy/headers.js";
-import type { AuditRecord, UsageSource } from "../audit/index.js";
+import { readHeaders, type HeaderMapValues } from "../envoy/headers.js";
+import type { AuditReason, AuditRecord } from "../audit/index.js";
 import {
   BodySendMode,
   encodeLocalReply,
@@ -8,16 +8,16 @@ import {
   type HttpBodyMessage,
   type HttpHeadersMessage,
   type LocalReply,
+  type MetadataValues,
   type Phase,
-  type PhaseReply,
   type ProcessingRequestMessage,
   structToJson,
 } from "../envoy/messages.js";
 import { GatewayError } from "../errors/index.js";
-import { generatedText } from "../openai/usage.js";
+import { countExchange } from "../metrics/exchange.js";
 import type { Admission } from "../quota/index.js";
-import { monotonicMs, RequestContext, type ProcessorDeps } from "./context.js";
-import type { EndpointProcessor } from "./endpoint.js";
+import { monotonicMs, RequestContext, type AuthenticatedContext, type ProcessorDeps } from "./context.js";
+import type { EndpointProcessor, PhaseResult } from "./endpoint.js";
 import { inferenceEndpoints } from "./inference.js";
 import { isModelsPath, ModelsProcessor } from "./models.js";
 
@@ -38,11 +38,11 @@ export function phaseOf(message: ProcessingRequestMessage): Phase | undefined {
 }
 
 /** Picks the endpoint processor for a method and path; throws 404/405 for anything else. */
-function selectEndpoint(method: string, path: string): EndpointProcessor {
+function selectEndpoint(method: string, path: string, deps: ProcessorDeps): EndpointProcessor {
   const inference = inferenceEndpoints[path];
   if (inference) {
     if (method !== "POST") throw new GatewayError("method_not_allowed", `${path} accepts POST only.`);
-    return inference();
+    return inference(deps);
   }
   if (isModelsPath(path)) {
     if (method !== "GET") throw new GatewayError("method_not_allowed", `${path} accepts GET only.`);
@@ -52,9 +52,9 @@ function selectEndpoint(method: string, path: string): EndpointProcessor {
 }
 
 /** Reason codes for answers Envoy gives itself before a request is forwarded, by status. */
-const ENVOY_REPLY_REASONS: Readonly<Record<number, string>> = { 413: "request_too_large" };
+const ENVOY_REPLY_REASONS: Readonly<Record<number, AuditReason>> = { 413: "request_too_large" };
 
-const isLocalReply = (reply: PhaseReply | LocalReply): reply is LocalReply => "status" in reply;
+const isLocalReply = (reply: PhaseResult): reply is LocalReply => "status" in reply;
 
 /**
  * One HTTP request's ext_proc conversation: dispatches each message to the endpoint processor by phase,
@@ -63,7 +63,10 @@ const isLocalReply = (reply: PhaseReply | LocalReply): reply is LocalReply => "s
  */
 export class Exchange {
   private readonly ctx: RequestContext;
-  private endpoint: EndpointProcessor | undefined;
+  /** The context once the caller is authenticated, with the endpoint that handles the request. */
+  private routed: { readonly ctx: AuthenticatedContext; readonly endpoint: EndpointProcessor } | undefined;
+  /** Access-log metadata already sent to Envoy (which merges what each reply adds). */
+  private readonly accessLogSent: MetadataValues = {};
   private audited = false;
 
   constructor(private readonly deps: ProcessorDeps) {
@@ -87,18 +90,14 @@ export class Exchange {
         this.ctx.reason = "internal_error";
         throw err;
       }
-      this.ctx.deny(err.status, err.code);
+      this.ctx.refuse(err);
       return encodeLocalReply({
         status: err.status,
         body: err.toBody(),
         contentType: "application/json",
         details: `llm_gateway_${err.code}`,
         headers: err.headers,
-        metadata: {
-          key_id: this.ctx.identity?.keyId,
-          team: this.ctx.identity?.team,
-          requested_model: this.ctx.requestedModel,
-        },
+        metadata: this.accessLogUpdate(),
       });
     } finally {
       const elapsed = monotonicMs() - started;
@@ -123,36 +122,24 @@ export class Exchange {
     this.finish();
   }
 
-  private async dispatch(phase: Phase, message: ProcessingRequestMessage): Promise<PhaseReply | LocalReply> {
-    const ctx = this.ctx;
+  /**
+   * Runs the phase's method of the endpoint. Envoy's access log gets what is new about the request on the
+   * replies that mark a step: the forwarded request, its response headers, the end of the response (and
+   * every refusal, in {@link handle}).
+   */
+  private async dispatch(phase: Phase, message: ProcessingRequestMessage): Promise<PhaseResult> {
+    if (phase === "requestHeaders") {
+      const msg = message.requestHeaders as HttpHeadersMessage;
+      const routed = this.route(readHeaders(msg.headers), message);
+      return routed.endpoint.requestHeaders(routed.ctx, routed.headers, msg.endOfStream === true);
+    }
+    if (!this.routed) return {};
+    const { ctx, endpoint } = this.routed;
     switch (phase) {
-      case "requestHeaders": {
-        const msg = message.requestHeaders as HttpHeadersMessage;
-        const headers = readHeaders(msg.headers);
-        ctx.requestId = headers.get("x-request-id") ?? "";
-        ctx.method = headers.get(":method") ?? "";
-        ctx.path = (headers.get(":path") ?? "").split("?", 1)[0]!;
-        const jwt = message.metadataContext?.filterMetadata?.[JWT_METADATA_NAMESPACE];
-        const claims = jwt
-          ? (structToJson(jwt).jwt_payload as Record<string, unknown> | undefined)
-          : undefined;
-        const identity = authenticate(ctx.policy, headers, this.deps.now(), claims, this.deps.revocations);
-        const host = headers.get(":authority") ?? "";
-        const environment = ctx.policy.environmentOf(host);
-        ctx.identity = { ...identity, environment: environment ?? undefined };
-        if (environment === null) {
-          throw new GatewayError(
-            "unknown_host",
-            `The host '${host.slice(0, 200)}' belongs to no environment of this gateway; use the host your environment was given.`,
-          );
-        }
-        this.endpoint = selectEndpoint(ctx.method, ctx.path);
-        ctx.api = this.endpoint.api;
-        return this.endpoint.requestHeaders(ctx, headers, msg.endOfStream === true);
-      }
       case "requestBody": {
         const msg = message.requestBody as HttpBodyMessage;
-        return (await this.endpoint?.requestBody?.(ctx, bodyOf(msg), this.deps)) ?? {};
+        const reply = (await endpoint.requestBody?.(ctx, bodyOf(msg), msg.endOfStream === true)) ?? {};
+        return ctx.forwardedAt === undefined ? reply : this.withAccessLog(reply);
       }
       case "responseHeaders": {
         const msg = message.responseHeaders as HttpHeadersMessage;
@@ -164,104 +151,95 @@ export class Exchange {
           ctx.deny(status, ENVOY_REPLY_REASONS[status] ?? "envoy_local_reply");
           return { responseBodyMode: BodySendMode.NONE };
         }
-        if (!this.endpoint?.responseHeaders) {
+        if (!endpoint.responseHeaders) {
           ctx.status = Number(headers.get(":status") ?? 0);
           ctx.complete = true;
           return {};
         }
-        return await this.endpoint.responseHeaders(ctx, headers, msg.endOfStream === true, this.deps);
+        return this.withAccessLog(await endpoint.responseHeaders(ctx, headers, msg.endOfStream === true));
       }
       case "responseBody": {
         const msg = message.responseBody as HttpBodyMessage;
-        return (await this.endpoint?.responseBody?.(ctx, bodyOf(msg), msg.endOfStream === true)) ?? {};
+        const reply = (await endpoint.responseBody?.(ctx, bodyOf(msg), msg.endOfStream === true)) ?? {};
+        return ctx.complete ? this.withAccessLog(reply) : reply;
       }
       default:
         return {};
     }
   }
 
+  /** Request headers: who is calling, in which environment, and which endpoint handles the request. */
+  private route(headers: HeaderMapValues, message: ProcessingRequestMessage) {
+    const ctx = this.ctx;
+    ctx.requestId = headers.get("x-request-id") ?? "";
+    ctx.method = headers.get(":method") ?? "";
+    ctx.path = (headers.get(":path") ?? "").split("?", 1)[0]!;
+    const jwt = message.metadataContext?.filterMetadata?.[JWT_METADATA_NAMESPACE];
+    const claims = jwt ? (structToJson(jwt).jwt_payload as Record<string, unknown> | undefined) : undefined;
+    const identity = authenticate(ctx.policy, headers, this.deps.now(), claims, this.deps.revocations);
+    const host = headers.get(":authority") ?? "";
+    const environment = ctx.policy.environmentOf(host);
+    const authenticated = ctx.authenticated({ ...identity, environment: environment ?? undefined });
+    if (environment === null) {
+      throw new GatewayError(
+        "unknown_host",
+        `The host '${host.slice(0, 200)}' belongs to no environment of this gateway; use the host your environment was given.`,
+      );
+    }
+    const endpoint = selectEndpoint(ctx.method, ctx.path, this.deps);
+    ctx.api = endpoint.api;
+    this.routed = { ctx: authenticated, endpoint };
+    return { ...this.routed, headers };
+  }
+
+  /** `reply` with the access-log metadata that changed since the last reply that carried some. */
+  private withAccessLog<R extends PhaseResult>(reply: R): R {
+    const metadata = this.accessLogUpdate();
+    return metadata ? { ...reply, metadata } : reply;
+  }
+
+  private accessLogUpdate(): MetadataValues | undefined {
+    let update: MetadataValues | undefined;
+    for (const [key, value] of Object.entries(this.ctx.accessLog())) {
+      if (value == null || this.accessLogSent[key] === value) continue;
+      this.accessLogSent[key] = value;
+      (update ??= {})[key] = value;
+    }
+    return update;
+  }
+
   private finish(): void {
     if (this.audited) return;
     this.audited = true;
-    const record = this.ctx.toAuditRecord();
+    const { ctx } = this;
+    const record = ctx.toAuditRecord();
     // With a reservation, the record waits for the settlement: it carries the usage that was charged.
-    this.deps.audit.write(this.ctx.admission ? this.settle(this.ctx.admission, record) : record);
-    const { metrics } = this.deps;
-    const modelLabel =
-      record.requested_model !== null && this.isKnownModel(record.requested_model)
-        ? record.requested_model
-        : "";
-    metrics.requests.inc({
-      api: record.api ?? "",
-      model: modelLabel,
-      team: record.team ?? "",
-      status: String(record.status ?? 0),
-      decision: record.decision,
+    this.deps.audit.write(ctx.admission ? this.settled(ctx.admission, record) : record);
+    const requested = record.requested_model;
+    countExchange(this.deps.metrics, {
+      record,
+      modelLabel: requested !== null && this.isKnownModel(requested) ? requested : "",
+      guardrailTriggers: ctx.guardrailTriggers(),
     });
-    for (const direction of ["request", "response"] as const) {
-      for (const [entity, { count, action }] of Object.entries(record.pii?.[direction] ?? {})) {
-        metrics.piiDetections.inc({ entity, direction, action }, count);
-      }
-    }
-    for (const [name, action] of Object.entries(record.guardrails?.denied ?? {})) {
-      metrics.guardrailTriggers.inc({ guardrail: `content_blocked:${name}`, action });
-    }
-    const injection =
-      record.guardrails?.injection ??
-      (record.reason === "prompt_injection_detected" ? { action: "block" } : undefined);
-    if (injection) metrics.guardrailTriggers.inc({ guardrail: "prompt_injection", action: injection.action });
-    if (record.reason === "input_too_long" || record.reason === "content_blocked") {
-      metrics.guardrailTriggers.inc({ guardrail: record.reason, action: "block" });
-    }
-    if (record.usage && record.served_model) {
-      const labels = { model: record.served_model, team: record.team ?? "" };
-      metrics.tokens.inc({ ...labels, type: "prompt" }, record.usage.prompt_tokens);
-      metrics.tokens.inc({ ...labels, type: "completion" }, record.usage.completion_tokens);
-    }
   }
 
-  /**
-   * Settles the quota reservation with what was actually used, then returns `record` with that usage. Used
-   * is the model server's usage; without it, the prompt as estimated and the streamed text counted with the
-   * model's tokenizer (`counted`), or the reservation if counting failed (`reserved`). A request that failed
-   * upstream is charged nothing (usage stays null); one cut off before any response is charged its prompt.
-   * Never rejects: the record is written whatever happens.
-   */
-  private async settle(admission: Admission, record: AuditRecord): Promise<AuditRecord> {
+  /** `record` once the reservation is settled, with the usage charged. Never rejects: the record is written whatever happens. */
+  private async settled(admission: Admission, record: AuditRecord): Promise<AuditRecord> {
     const { ctx } = this;
-    if (ctx.usage) {
-      await this.deps.quota.settle(admission, ctx.usage.prompt_tokens, ctx.usage.completion_tokens);
-      return record;
-    }
-    if (ctx.status !== undefined && (ctx.status < 200 || ctx.status >= 300)) {
-      await this.deps.quota.settle(admission, 0, 0);
-      return record;
-    }
-    const input = admission.reservedInput;
-    let output = 0;
-    let source: UsageSource = "counted";
     try {
-      if (ctx.unmeteredEvents.length > 0) {
-        const texts = ctx.unmeteredEvents.map((data) => {
-          try {
-            return generatedText(JSON.parse(data));
-          } catch {
-            return "";
-          }
-        });
-        output = await this.deps.workers.countTokens(texts, admission.model.tokenizer);
-      }
-    } catch (err) {
-      this.deps.logger.warn(
-        { err, requestId: ctx.requestId },
-        "could not count streamed tokens; charging the reservation",
+      const charged = await this.deps.quota.settleExchange(
+        admission,
+        { usage: ctx.usage, status: ctx.status, streamedTexts: ctx.streamedTexts },
+        (texts, encoding) => this.deps.workers.countTokens(texts, encoding),
       );
-      output = admission.reservedOutput;
-      source = "reserved";
+      return charged ? { ...record, usage: charged.usage, usage_source: charged.source } : record;
+    } catch (err) {
+      this.deps.logger.error(
+        { err, requestId: ctx.requestId },
+        "quota settlement failed; auditing without it",
+      );
+      return record;
     }
-    await this.deps.quota.settle(admission, input, output);
-    const usage = { prompt_tokens: input, completion_tokens: output, total_tokens: input + output };
-    return { ...record, usage, usage_source: source };
   }
 
   /** Metric labels only carry names from policy, so clients cannot blow up label cardinality. */

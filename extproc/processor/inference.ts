@@ -12,18 +12,10 @@ import {
   completionRequest,
   embeddingRequest,
   parseRequestBody,
-  type InferenceRequest,
 } from "../openai/schemas.js";
-import type { Model } from "../policy/index.js";
-import { applicableGuardrails, applyGuardrails } from "../guardrails/index.js";
-import {
-  mapRequestTexts,
-  promptText,
-  requestTexts,
-  TOKENS_PER_MESSAGE,
-  TOKENS_PER_REPLY,
-} from "../openai/prompt.js";
-import { PiiSession, resolvePii } from "../pii/index.js";
+import { applicableGuardrails, applyGuardrails, checkInputTokens } from "../guardrails/index.js";
+import { mapRequestTexts, requestTexts } from "../openai/prompt.js";
+import { protectRequest } from "../pii/request.js";
 import { processResponseBody } from "../pii/response.js";
 import { StreamingPii } from "../pii/stream.js";
 import { SseSplitter } from "../openai/sse.js";
@@ -31,8 +23,9 @@ import { generatedText, mayCarryUsage, usageOf } from "../openai/usage.js";
 import { applyOutputCap, outputCap, type GeneratingApi } from "../openai/output-cap.js";
 import { UsageChunkRemover } from "../openai/usage-chunk.js";
 import { modelRenamer } from "../openai/model-name.js";
+import { countPromptTokens } from "../quota/index.js";
 import { resolveModel } from "../routing/index.js";
-import { monotonicMs, type ProcessorDeps, type RequestContext } from "./context.js";
+import { monotonicMs, type AuthenticatedContext, type ProcessorDeps } from "./context.js";
 import type { EndpointProcessor } from "./endpoint.js";
 
 /** Headers removed from every forwarded request: client credentials, and any routing header a client forged. */
@@ -70,11 +63,12 @@ export class InferenceProcessor implements EndpointProcessor {
   constructor(
     readonly api: GeneratingApi | "embeddings",
     private readonly schema: z.ZodType,
+    private readonly deps: ProcessorDeps,
   ) {
     this.generating = api === "embeddings" ? undefined : api;
   }
 
-  requestHeaders(_ctx: RequestContext, headers: HeaderMapValues, endOfStream: boolean): PhaseReply {
+  requestHeaders(_ctx: AuthenticatedContext, headers: HeaderMapValues, endOfStream: boolean): PhaseReply {
     if (endOfStream) throw new GatewayError("missing_body", "This endpoint requires a JSON request body.");
     const contentType = headers.get("content-type");
     if (contentType !== undefined && !/^application\/json\b/i.test(contentType.trim())) {
@@ -86,10 +80,11 @@ export class InferenceProcessor implements EndpointProcessor {
     return { removeHeaders: STRIPPED_REQUEST_HEADERS };
   }
 
-  async requestBody(ctx: RequestContext, body: Buffer, deps: ProcessorDeps): Promise<PhaseReply> {
+  async requestBody(ctx: AuthenticatedContext, body: Buffer): Promise<PhaseReply> {
+    const { deps } = this;
     const request = parseRequestBody(body, this.schema);
     ctx.requestedModel = request.model;
-    const identity = ctx.identity!;
+    const { identity } = ctx;
     const model = resolveModel(ctx.policy, identity, request.model, deps.random);
     ctx.model = model;
     const cap = this.generating && outputCap(this.generating, request, model.defaultMaxTokens);
@@ -100,38 +95,24 @@ export class InferenceProcessor implements EndpointProcessor {
     }
     const guardrails = applicableGuardrails(ctx.policy, identity, model.name);
     ctx.guardrails = await applyGuardrails(guardrails, request, this.schema, deps.workers);
-    const pii = resolvePii(ctx.policy.pii, identity, model.name);
-    if (pii) {
-      const config = ctx.policy.pii!;
-      const session = new PiiSession(config, pii);
-      ctx.pii = session;
-      // Detection may run on a worker; the actions (placeholders, hashes, restore map) stay in the session.
-      const findings = await deps.workers.findPii(
-        config.scanner,
-        requestTexts(request, this.schema),
-        pii.enabled,
-      );
+    const texts = await protectRequest(
+      ctx.policy.pii,
+      { identity, model: model.name, texts: requestTexts(request, this.schema) },
+      (scanner, texts, enabled) => deps.workers.findPii(scanner, texts, enabled),
+      (session) => (ctx.pii = session),
+    );
+    if (texts) {
       let i = 0;
-      mapRequestTexts(request, this.schema, (text) => session.apply(text, findings[i++]!, "request"));
-      if (session.blocked.size > 0) {
-        throw new GatewayError(
-          "pii_blocked",
-          `The request contains data the policy does not allow to send: ${[...session.blocked].sort().join(", ")}.`,
-        );
-      }
+      mapRequestTexts(request, this.schema, () => texts[i++]!);
     }
 
     // Prompt tokens are counted once, on the text that will actually be sent, and only if something needs them.
     let promptTokens: Promise<number> | undefined;
-    const countInput = () => (promptTokens ??= countPromptTokens(request, model, deps));
-    const maxInputTokens = ctx.guardrails.maxInputTokens;
-    if (maxInputTokens !== undefined && (await countInput()) > maxInputTokens) {
-      throw new GatewayError(
-        "input_too_long",
-        `The input has ${await countInput()} tokens; the limit for this model is ${maxInputTokens}.`,
-        "messages",
-      );
-    }
+    const countInput = () =>
+      (promptTokens ??= countPromptTokens(request, model, (texts, encoding) =>
+        deps.workers.countTokens(texts, encoding),
+      ));
+    await checkInputTokens(ctx.guardrails, countInput);
     ctx.admission = await deps.quota.admit({
       policy: ctx.policy,
       identity,
@@ -165,30 +146,14 @@ export class InferenceProcessor implements EndpointProcessor {
     // BUFFERED body + SEND headers: Envoy rejects a body mutation whose content-length does not match.
     setHeaders.push(["content-length", String(newBody.length)]);
     ctx.forwardedAt = monotonicMs();
-    return {
-      setHeaders,
-      body: newBody,
-      clearRouteCache: true,
-      metadata: {
-        key_id: identity.keyId,
-        team: identity.team,
-        requested_model: ctx.requestedModel,
-        served_model: model.name,
-        pool: model.pool.name,
-      },
-    };
+    return { setHeaders, body: newBody, clearRouteCache: true };
   }
 
-  responseHeaders(
-    ctx: RequestContext,
-    headers: HeaderMapValues,
-    endOfStream: boolean,
-    deps: ProcessorDeps,
-  ): PhaseReply {
+  responseHeaders(ctx: AuthenticatedContext, headers: HeaderMapValues, endOfStream: boolean): PhaseReply {
     ctx.status = Number(headers.get(":status") ?? 0);
     if (ctx.forwardedAt !== undefined) {
       ctx.upstreamMs = monotonicMs() - ctx.forwardedAt;
-      deps.metrics.upstreamLatency.observe({ model: ctx.model?.name ?? "" }, ctx.upstreamMs / 1000);
+      this.deps.metrics.upstreamLatency.observe({ model: ctx.model?.name ?? "" }, ctx.upstreamMs / 1000);
     }
     const ok = ctx.status >= 200 && ctx.status < 300;
     if (!ok) ctx.reason = "upstream_error";
@@ -200,8 +165,6 @@ export class InferenceProcessor implements EndpointProcessor {
     const headerReply = {
       setHeaders: ctx.admission?.headers ?? [],
       ...(served !== undefined && { removeHeaders: [SERVED_POOL_HEADER] }),
-      // Envoy's access log says which pool answered, as the audit record does.
-      ...(ctx.fallbackPool && { metadata: { pool: ctx.fallbackPool } }),
     };
     if (endOfStream) {
       ctx.complete = true;
@@ -232,7 +195,7 @@ export class InferenceProcessor implements EndpointProcessor {
     return { ...headerReply, responseBodyMode: BodySendMode.NONE };
   }
 
-  responseBody(ctx: RequestContext, chunk: Buffer, endOfStream: boolean): PhaseReply {
+  responseBody(ctx: AuthenticatedContext, chunk: Buffer, endOfStream: boolean): PhaseReply {
     if (this.passThrough) {
       this.passThrough.push(chunk);
       if (!endOfStream) return {};
@@ -248,26 +211,19 @@ export class InferenceProcessor implements EndpointProcessor {
     return this.finished(ctx, reply);
   }
 
-  /** The last body reply: the exchange is complete, and Envoy's access log gets the usage. */
-  private finished(ctx: RequestContext, reply: PhaseReply): PhaseReply {
+  /** The last body reply: the exchange is complete. */
+  private finished(ctx: AuthenticatedContext, reply: PhaseReply): PhaseReply {
     ctx.complete = true;
-    return {
-      ...reply,
-      metadata: {
-        prompt_tokens: ctx.usage?.prompt_tokens,
-        completion_tokens: ctx.usage?.completion_tokens,
-        total_tokens: ctx.usage?.total_tokens,
-      },
-    };
+    return reply;
   }
 
   /** What the gateway reads from a whole JSON answer: its usage, and its text when prompts are logged. */
-  private readAnswer(ctx: RequestContext, parsed: unknown): void {
+  private readAnswer(ctx: AuthenticatedContext, parsed: unknown): void {
     ctx.usage = usageOf(parsed);
     if (ctx.policy.logPrompts) ctx.completion = generatedText(parsed);
   }
 
-  private bufferedBody(ctx: RequestContext, body: Buffer): PhaseReply {
+  private bufferedBody(ctx: AuthenticatedContext, body: Buffer): PhaseReply {
     let parsed: unknown;
     try {
       parsed = JSON.parse(body.toString("utf8"));
@@ -303,7 +259,7 @@ export class InferenceProcessor implements EndpointProcessor {
    * text back into later events) and the event is re-serialized.
    */
   private streamedChunk(
-    ctx: RequestContext,
+    ctx: AuthenticatedContext,
     state: StreamState,
     chunk: Buffer,
     endOfStream: boolean,
@@ -318,9 +274,10 @@ export class InferenceProcessor implements EndpointProcessor {
         kept.push(event.raw);
         continue;
       }
-      if (ctx.admission && !ctx.usage) ctx.unmeteredEvents.push(event.data);
       const wantText = ctx.policy.logPrompts;
-      if (!state.pii && !wantText && !mayCarryUsage(event.data)) {
+      // While a reservation waits for usage, every event's text is kept to be counted if none comes.
+      const metering = ctx.metering;
+      if (!state.pii && !wantText && !metering && !mayCarryUsage(event.data)) {
         keep(event.raw);
         continue;
       }
@@ -334,7 +291,10 @@ export class InferenceProcessor implements EndpointProcessor {
       const usage = usageOf(parsed);
       if (usage) {
         ctx.usage = usage;
-        ctx.unmeteredEvents.length = 0;
+        ctx.streamedTexts.length = 0;
+      } else if (metering) {
+        // The text as the server generated it (the PII redactor below may rewrite the event).
+        ctx.streamedTexts.push(generatedText(parsed));
       }
       const choices = (parsed as { choices?: unknown } | null)?.choices;
       const usageOnly = usage !== undefined && Array.isArray(choices) && choices.length === 0;
@@ -366,7 +326,7 @@ export class InferenceProcessor implements EndpointProcessor {
 }
 
 /** Whether the gateway may change a successful answer's text (PII in responses, placeholders to restore). */
-function rewritesOutput(ctx: RequestContext): boolean {
+function rewritesOutput(ctx: AuthenticatedContext): boolean {
   const resolved = ctx.pii?.resolved;
   return resolved !== undefined && (resolved.responses || resolved.restore);
 }
@@ -405,21 +365,9 @@ class JsonCollector {
   }
 }
 
-/** Prompt tokens as the model will see them: text by the model's tokenizer, token ids, chat framing. */
-async function countPromptTokens(
-  request: InferenceRequest,
-  model: Model,
-  deps: ProcessorDeps,
-): Promise<number> {
-  const prompt = promptText(request);
-  const counted = await deps.workers.countTokens(prompt.texts, model.tokenizer);
-  const framing = prompt.messages > 0 ? prompt.messages * TOKENS_PER_MESSAGE + TOKENS_PER_REPLY : 0;
-  return counted + prompt.tokenIds + framing;
-}
-
 /** A new processor for each endpoint, per request (processors hold per-request stream state). */
-export const inferenceEndpoints: Record<string, () => InferenceProcessor> = {
-  "/v1/chat/completions": () => new InferenceProcessor("chat.completions", chatCompletionRequest),
-  "/v1/completions": () => new InferenceProcessor("completions", completionRequest),
-  "/v1/embeddings": () => new InferenceProcessor("embeddings", embeddingRequest),
+export const inferenceEndpoints: Record<string, (deps: ProcessorDeps) => InferenceProcessor> = {
+  "/v1/chat/completions": (deps) => new InferenceProcessor("chat.completions", chatCompletionRequest, deps),
+  "/v1/completions": (deps) => new InferenceProcessor("completions", completionRequest, deps),
+  "/v1/embeddings": (deps) => new InferenceProcessor("embeddings", embeddingRequest, deps),
 };

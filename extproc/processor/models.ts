@@ -3,7 +3,7 @@ import type { LocalReply } from "../envoy/messages.js";
 import { GatewayError } from "../errors/index.js";
 import type { Policy } from "../policy/index.js";
 import { listAllowedModels } from "../routing/index.js";
-import type { RequestContext } from "./context.js";
+import type { AuthenticatedContext } from "./context.js";
 import type { EndpointProcessor } from "./endpoint.js";
 
 const MODELS_PATH = "/v1/models";
@@ -12,8 +12,8 @@ const MODELS_PATH = "/v1/models";
 export class ModelsProcessor implements EndpointProcessor {
   readonly api = "models";
 
-  requestHeaders(ctx: RequestContext, _headers: HeaderMapValues): LocalReply {
-    const allowed = listAllowedModels(ctx.policy, ctx.identity!);
+  requestHeaders(ctx: AuthenticatedContext, _headers: HeaderMapValues): LocalReply {
+    const allowed = listAllowedModels(ctx.policy, ctx.identity);
     const id =
       ctx.path.length > MODELS_PATH.length ? modelId(ctx.path.slice(MODELS_PATH.length + 1)) : undefined;
     let body: unknown;

@@ -4,11 +4,13 @@ import { GatewayError } from "../errors/index.js";
 import type { GatewayMetrics } from "../metrics/index.js";
 import type { LimitRule, Model, Policy } from "../policy/index.js";
 import { scopeMatches } from "../scope/index.js";
+import { chargeable, type AnswerSeen, type Charged, type CountTokens } from "./charge.js";
 import { MemoryQuotaStore } from "./memory.js";
 import type { Charge, ChargeState, QuotaStore, ReserveResult } from "./store.js";
 import { dayWindow, formatDuration, monthWindow } from "./windows.js";
 
 export { MemoryQuotaStore } from "./memory.js";
+export { countPromptTokens, type AnswerSeen, type Charged, type CountTokens } from "./charge.js";
 export { RedisQuotaStore, connectRedis } from "./redis.js";
 
 /** What a charge counts, to report it and to settle it with actual usage. */
@@ -190,6 +192,44 @@ export class QuotaService {
       // The reservation stands (conservative) and its concurrency slot frees itself when its lease ends.
       this.failed(err as Error);
     }
+  }
+
+  /**
+   * Settles the reservation of a request that ended with what it used (see {@link chargeable}), or with the
+   * reservation when counting the streamed text failed; resolves to what was charged, undefined when
+   * nothing was (an upstream error). Never rejects.
+   */
+  async settleExchange(
+    admission: Admission,
+    seen: AnswerSeen,
+    countTokens: CountTokens,
+  ): Promise<Charged | undefined> {
+    let charge;
+    try {
+      charge = await chargeable(
+        { input: admission.reservedInput, tokenizer: admission.model.tokenizer },
+        seen,
+        countTokens,
+      );
+    } catch (err) {
+      this.options.logger.warn(
+        { err, requestId: admission.requestId },
+        "could not count streamed tokens; charging the reservation",
+      );
+      charge = {
+        input: admission.reservedInput,
+        output: admission.reservedOutput,
+        source: "reserved" as const,
+      };
+    }
+    await this.settle(admission, charge.input, charge.output);
+    if (charge.source === undefined) return undefined;
+    const usage = seen.usage ?? {
+      prompt_tokens: charge.input,
+      completion_tokens: charge.output,
+      total_tokens: charge.input + charge.output,
+    };
+    return { usage, source: charge.source };
   }
 
   private failed(err: Error): void {

@@ -56,6 +56,13 @@ export interface StackOptions {
   readonly extprocEnv?: Readonly<Record<string, string>>;
   /** Pin extproc to these CPUs with taskset (benchmark). */
   readonly extprocCpus?: string;
+  /** Pin Envoy to these CPUs with taskset (benchmark). */
+  readonly envoyCpus?: string;
+  /**
+   * Port of a demo model server that is already running and stands in for every pool (benchmark: one model
+   * server for every row); the stack then starts none. It must serve every pool's models.
+   */
+  readonly modelServerPort?: number;
   /** extproc replicas behind Envoy's extproc cluster (default 1); replica 0 uses `ports.metrics`. */
   readonly extprocReplicas?: number;
   /** Where logs and the audit file go; a fresh temporary directory by default. */
@@ -172,7 +179,11 @@ const httpOk = (url: string, expect?: string) => async () => {
 
 /** Starts model servers, extproc and Envoy, and waits until the listener is ready. */
 export async function startStack(options: StackOptions = {}): Promise<Stack> {
-  const ports = options.ports ?? (await pickPorts());
+  const picked = options.ports ?? (await pickPorts());
+  const ports =
+    options.modelServerPort === undefined
+      ? picked
+      : { ...picked, poolA: options.modelServerPort, poolB: options.modelServerPort };
   const workDir = options.workDir ?? mkdtempSync(path.join(tmpdir(), "llm-gateway-"));
   mkdirSync(workDir, { recursive: true });
   const auditLog = path.join(workDir, "audit.log");
@@ -184,11 +195,14 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
   const extraPools = await Promise.all(
     (options.extraPools ?? []).map(async (p) => ({ ...p, port: await freePort(), apiKey: undefined })),
   );
-  const poolSpecs = [
-    { name: "pool-a", port: ports.poolA, models: POOL_MODELS["pool-a"], apiKey: undefined },
-    { name: "pool-b", port: ports.poolB, models: POOL_MODELS["pool-b"], apiKey: DEMO_POOL_B_KEY },
-    ...extraPools,
-  ];
+  const poolSpecs =
+    options.modelServerPort === undefined
+      ? [
+          { name: "pool-a", port: ports.poolA, models: POOL_MODELS["pool-a"], apiKey: undefined },
+          { name: "pool-b", port: ports.poolB, models: POOL_MODELS["pool-b"], apiKey: DEMO_POOL_B_KEY },
+          ...extraPools,
+        ]
+      : extraPools;
 
   // Socket paths are limited to ~107 bytes: under the repository (npm start: .run/) they are given relative
   // to it, every process's working directory, as envoy/envoy.yaml's default is.
@@ -323,7 +337,10 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
       "--file-flush-interval-msec",
       "250",
     ];
-    const envoy = launch("envoy", envoyBinary(), envoyArgs, {
+    const [envoyCommand, envoyCommandArgs] = options.envoyCpus
+      ? ["taskset", ["-c", options.envoyCpus, envoyBinary(), ...envoyArgs]]
+      : [envoyBinary(), envoyArgs];
+    const envoy = launch("envoy", envoyCommand, envoyCommandArgs, {
       env: childEnv(),
       logFile: envoyAccessLog,
       inherit,

@@ -1,12 +1,16 @@
 /**
- * Closed-loop HTTP load generator for the gateway benchmark. It runs in its own process (see
- * `gateway.ts loadgen`) so its event loop never competes with the code being measured: a fixed number of
+ * Closed-loop HTTP load generator for the gateway benchmark. It runs in its own process
+ * (load-generator-process.ts, started by {@link runGenerator}) so its event loop never competes with the
+ * code being measured: a fixed number of
  * workers each keep exactly one request in flight on a keep-alive connection, first for a warm-up that is
  * thrown away, then for the measured run, which ends after a request count or a time limit, whichever
  * comes first.
  */
+import { spawn, type ChildProcess } from "node:child_process";
 import { Agent, request } from "node:http";
 import { performance } from "node:perf_hooks";
+import { createInterface } from "node:readline";
+import { fileURLToPath } from "node:url";
 
 /** One load-generator run: where to send what, how hard, for how long. */
 export interface LoadSpec {
@@ -192,4 +196,48 @@ export async function runLoad(spec: LoadSpec, onMeasuring: () => void = () => {}
   } finally {
     agent.destroy();
   }
+}
+
+const PROCESS_MAIN = fileURLToPath(new URL("./load-generator-process.js", import.meta.url));
+const running = new Set<ChildProcess>();
+
+/**
+ * Runs {@link runLoad} in a child process (inheriting this process's CPUs); `onMeasuring` (with the
+ * child's pid) and `onDone` bracket the measured window, so CPU accounting covers exactly it.
+ */
+export function runGenerator(
+  spec: LoadSpec,
+  onMeasuring: (pid: number) => void,
+  onDone: () => void,
+): Promise<LoadResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [PROCESS_MAIN, JSON.stringify(spec)], {
+      stdio: ["ignore", "pipe", "inherit"],
+    });
+    running.add(child);
+    // The generator stops by itself; this only catches a wedged one.
+    const limit = setTimeout(() => child.kill("SIGKILL"), 2 * spec.durationMs + spec.timeoutMs + 30_000);
+    let result: LoadResult | undefined;
+    createInterface({ input: child.stdout! }).on("line", (line) => {
+      if (!line.startsWith("{")) return; // not ours: only messages are JSON objects
+      const message = JSON.parse(line) as LoadMessage;
+      if (message.event === "measuring") onMeasuring(child.pid!);
+      else {
+        onDone();
+        result = message.result;
+      }
+    });
+    child.once("error", reject);
+    child.once("close", (code, signal) => {
+      clearTimeout(limit);
+      running.delete(child);
+      if (result) resolve(result);
+      else reject(new Error(`load generator exited (${signal ?? code}) without a result`));
+    });
+  });
+}
+
+/** Kills every load generator still running (the benchmark was interrupted). */
+export function killGenerators(): void {
+  for (const child of running) child.kill("SIGKILL");
 }

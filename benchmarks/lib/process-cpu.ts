@@ -1,7 +1,7 @@
 /**
- * Linux process accounting for the benchmark: CPU affinity through `taskset`, and CPU time per process
- * from /proc, so a saturation result can say which process ran out of CPU first. Everything degrades to
- * "unknown" where /proc or taskset is missing.
+ * Linux process accounting for the benchmark: CPU affinity through `taskset`, and CPU time and resident
+ * memory per process tree from /proc, so a result can say what each proxy costs and which process ran out
+ * of CPU first. Everything degrades to "unknown" where /proc or taskset is missing.
  */
 import { spawnSync } from "node:child_process";
 import { readdirSync, readFileSync } from "node:fs";
@@ -29,11 +29,44 @@ function statFields(pid: number): string[] | undefined {
 }
 
 /** User + system CPU seconds `pid` has used so far (all its threads), or undefined if unreadable. */
-export function cpuSeconds(pid: number): number | undefined {
+function cpuSeconds(pid: number): number | undefined {
   const fields = statFields(pid);
   // After the name: state(0) ppid(1) ... utime(11) stime(12), per proc(5).
   if (!fields || fields.length < 13) return undefined;
   return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
+}
+
+/** `pid` and every process below it (a proxy that forks workers or helpers is one tree). */
+function processTree(pid: number): number[] {
+  const tree = [pid];
+  for (let i = 0; i < tree.length; i++) tree.push(...childrenOf(tree[i]!).map((c) => c.pid));
+  return tree;
+}
+
+/** User + system CPU seconds of `pid` and its descendants so far, or undefined if `pid` is unreadable. */
+export function treeCpuSeconds(pid: number): number | undefined {
+  const own = cpuSeconds(pid);
+  if (own === undefined) return undefined;
+  return processTree(pid)
+    .slice(1)
+    .reduce((sum, child) => sum + (cpuSeconds(child) ?? 0), own);
+}
+
+/** Resident memory (VmRSS) of `pid` and its descendants in bytes, or undefined if `pid` is unreadable. */
+export function treeResidentBytes(pid: number): number | undefined {
+  const rss = (p: number): number | undefined => {
+    try {
+      const kb = /^VmRSS:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${p}/status`, "utf8"))?.[1];
+      return kb === undefined ? undefined : Number(kb) * 1024;
+    } catch {
+      return undefined;
+    }
+  };
+  const own = rss(pid);
+  if (own === undefined) return undefined;
+  return processTree(pid)
+    .slice(1)
+    .reduce((sum, child) => sum + (rss(child) ?? 0), own);
 }
 
 /** Direct children of `ppid` (empty without /proc). */
@@ -85,8 +118,8 @@ export function allowedCpus(): number[] | undefined {
 }
 
 /**
- * Restricts every thread of this process to `cpus`. Processes started afterwards (Envoy, model servers,
- * the load generator) inherit it; extproc is then moved to its own CPU by the harness's own taskset.
+ * Restricts every thread of this process to `cpus`. Processes started afterwards (the model server, the
+ * load generator) inherit it; the proxies are started on their own CPU with taskset.
  */
 export function pinSelf(cpus: readonly number[]): void {
   const out = spawnSync("taskset", ["-a", "-c", "-p", cpus.join(","), String(process.pid)], {
