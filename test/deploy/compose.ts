@@ -5,7 +5,7 @@
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import * as yaml from "js-yaml";
-import { ROOT } from "./render-envoy.js";
+import { ROOT } from "../../deploy/render/index.js";
 
 type Node = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 

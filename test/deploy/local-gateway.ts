@@ -14,7 +14,14 @@ import * as yaml from "js-yaml";
 import { startModelServer, type ModelServer } from "../model-server/index.js";
 import { childEnv, launch, terminate, type Launched } from "../harness/children.js";
 import { DEMO_KEYS, DEMO_POOL_B_KEY, envoyBinary, freePort, POOL_MODELS, waitFor } from "../harness/index.js";
-import { mapFilenames, POD, POD_FILES, ROOT } from "./render-envoy.js";
+import {
+  placeEnvoyConfig,
+  POD,
+  POD_FILES,
+  ROOT,
+  socketAddress,
+  type ClusterPlacement,
+} from "../../deploy/render/index.js";
 
 type Node = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
@@ -29,7 +36,7 @@ export interface Ports {
 
 /** What differs between the deployments run locally. */
 export interface LocalGatewayOptions {
-  /** The committed bootstrap, repository-relative. */
+  /** The bootstrap the deployment runs: repository-relative, or absolute (one a test rendered). */
   readonly bootstrap: string;
   /** Envoy's arguments in the deployment; --config-path, --concurrency and --log-level are replaced. */
   readonly envoyArgs: readonly string[];
@@ -51,30 +58,36 @@ export interface LocalGateway {
   readonly logs: string[];
 }
 
-/** The pod's bootstrap on loopback: same structure, addresses and files moved (by name, never by text). */
+/** The pod's bootstrap on loopback: same structure, addresses and files moved (deploy/render/placement.ts). */
 function localize(doc: Node, ports: Ports, socket: string, pools: Record<string, number>): Node {
-  doc.admin.address.socket_address.port_value = ports.admin;
-  for (const listener of doc.static_resources.listeners as Node[]) {
-    const port = ports[listener.name as keyof Ports];
-    assert.ok(port, `unexpected listener ${listener.name}`);
-    listener.address.socket_address = { address: "127.0.0.1", port_value: port };
-  }
+  const loopback = (port: number) => socketAddress("127.0.0.1", port);
+  const clusters: Record<string, ClusterPlacement> = {
+    [POD.adminCluster]: { addresses: [loopback(ports.admin)] },
+  };
   for (const cluster of doc.static_resources.clusters as Node[]) {
-    if (cluster.cluster_type) continue; // an aggregate cluster has no endpoints of its own
+    if (cluster.cluster_type || cluster.name === POD.adminCluster) continue;
     const endpoint = cluster.load_assignment.endpoints[0].lb_endpoints[0].endpoint;
     if (cluster.name === "extproc") {
       assert.deepEqual(endpoint.address, { pipe: { path: POD.socketPath } });
-      endpoint.address.pipe.path = socket;
-    } else if (cluster.name === POD.adminCluster) {
-      endpoint.address.socket_address.port_value = ports.admin;
+      clusters.extproc = { addresses: [{ pipe: { path: socket } }] };
     } else {
       assert.equal(cluster.type, "STRICT_DNS");
-      endpoint.address.socket_address = { address: "127.0.0.1", port_value: pools[cluster.name] };
+      const port = pools[cluster.name];
+      assert.ok(port, `no model server for ${cluster.name}`);
+      clusters[cluster.name] = { addresses: [loopback(port)] };
     }
   }
   const local = new Map(Object.entries(POD_FILES).map(([repo, inPod]) => [inPod, path.join(ROOT, repo)]));
-  mapFilenames(doc, (filename) => local.get(filename) ?? filename);
-  return doc;
+  return placeEnvoyConfig(doc, {
+    listeners: {
+      listener_http: loopback(ports.listener_http),
+      listener_https: loopback(ports.listener_https),
+      [POD.ops.name]: loopback(ports.listener_ops),
+    },
+    adminPort: ports.admin,
+    clusters,
+    filename: (filename) => local.get(filename) ?? filename,
+  });
 }
 
 /** `args` with the value after `flag` replaced (the flag must be there). */
@@ -149,7 +162,7 @@ export function describeLocalGateway(
       });
       await waitFor("extproc", async () => (await fetch(`http://127.0.0.1:${ports!.metrics}/healthz`)).ok);
       const config = path.join(workDir, "envoy.yaml");
-      const doc = yaml.load(readFileSync(path.join(ROOT, options.bootstrap), "utf8")) as Node;
+      const doc = yaml.load(readFileSync(path.resolve(ROOT, options.bootstrap), "utf8")) as Node;
       writeFileSync(config, yaml.dump(localize(doc, ports, socket, pools), { noRefs: true, lineWidth: -1 }));
       // The deployment's flags, on one worker and quieter.
       let args = withFlag(options.envoyArgs, "--config-path", config);

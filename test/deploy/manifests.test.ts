@@ -1,68 +1,65 @@
 /**
- * Every manifest under deploy/ is parsed and schema-checked, and the installs are checked as wholes: what
- * the pods reference exists, selectors select the pods, ports line up with the Envoy bootstrap, the Istio
- * EnvoyFilter carries envoy/envoy.yaml's ext_proc settings, the generated copies are up to date, and the real
- * Envoy binary accepts the bootstraps. docker-compose.yml is checked against the same topology (and run by
- * compose.test.ts).
+ * The installs under deploy/kubernetes and deploy/istio as the real kustomize builds them
+ * (scripts/install-tools.sh), every object validated against the official schemas (tools.ts), then checked
+ * as wholes (objects.ts): what the pods reference exists, selectors select the pods, ports line up with the
+ * Envoy bootstrap, the Istio EnvoyFilter carries envoy/envoy.yaml's ext_proc settings, the generated copies
+ * are up to date, and the real Envoy binary accepts the bootstraps. docker-compose.yml is checked against the
+ * same topology (and run by compose.test.ts); the Helm chart by helm.test.ts.
  * No cluster is involved: nothing here applies a manifest (deploy/README.md says what that leaves open).
  */
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { after, describe, test } from "node:test";
+import { describe, test } from "node:test";
 import * as yaml from "js-yaml";
 import { loadPolicy } from "../../extproc/policy/index.js";
 import { readEnvoyRouting } from "../../extproc/policy/envoy-routing.js";
-import { envoyBinary } from "../harness/index.js";
-import { writeFallbackEnvoyConfig } from "../harness/envoy-config.js";
-import { writePolicy } from "../harness/policy.js";
-import { skipUnless } from "../harness/skip.js";
-import { mountAt, readCompose, repositoryPath } from "./compose.js";
-import { JOBS, OPS_FILES } from "./render-ops.js";
 import {
+  CHART,
   COMPOSE,
   ENVOY_TARGETS,
   FILES,
   gatewayEnvoyConfig,
+  JOBS,
   mapFilenames,
+  OPS_FILES,
   POD,
   POD_FILES,
   REDIS_QUOTA,
   renderAll,
   ROOT,
-} from "./render-envoy.js";
+} from "../../deploy/render/index.js";
+import { writeFallbackEnvoyConfig } from "../harness/envoy-config.js";
+import { writePolicy } from "../harness/policy.js";
+import { mountAt, readCompose, repositoryPath } from "./compose.js";
 import {
-  checkManifest,
-  jsonPatchSchema,
-  kustomizationSchema,
+  checkGatewayPod,
+  checkReferences,
+  clusterNamed,
+  containerNamed,
+  egressTo,
+  envOf,
+  envoySource,
+  envoyValidate,
+  extProcFilter,
+  hcmOf,
+  listenerNamed,
+  mountOf,
+  named,
+  ofKind,
+  OPERATOR_CREATES,
+  podLabels,
+  read,
+  resolvePort,
+  secretEnv,
   selects,
-  type Deployment,
-  type DestinationRule,
-  type EnvoyFilter,
-  type Hpa,
-  type IstioGateway,
-  type Manifest,
-  type NetworkPolicy,
-  type Pdb,
-  type PodMonitor,
-  type PrometheusRule,
-  ruleGroupsSchema,
-  type Secret,
-  type Service,
-  type VirtualService,
-} from "./schemas.js";
-
-type Node = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+  withLocalFiles,
+} from "./objects.js";
+import { K8S_YAML, kustomizeBuild, validateObjects, type Node } from "./tools.js";
 
 const DEPLOY = path.join(ROOT, "deploy");
 const rel = (file: string) => path.relative(ROOT, file);
-const read = (file: string) => readFileSync(path.join(ROOT, file), "utf8");
-/** Kubernetes reads manifests as YAML 1.1 (sigs.k8s.io/yaml): unquoted yes/no are booleans, 0555 is octal. */
-const K8S_YAML = { schema: yaml.YAML11_SCHEMA };
-const tmp = mkdtempSync(path.join(tmpdir(), "llm-gateway-deploy-"));
-after(() => rmSync(tmp, { recursive: true, force: true }));
 
 /** Installs: each a kustomization directory. */
 const INSTALLS = {
@@ -71,472 +68,74 @@ const INSTALLS = {
   istio: "deploy/istio",
   monitoring: "deploy/kubernetes/monitoring",
 } as const;
-/** What the operator creates (deploy/README.md says how); every other reference must resolve. */
-const EXTERNAL_SECRETS = ["llm-gateway-tls"];
-const EXTERNAL_CONFIGMAPS = ["llm-gateway-jwks"];
+
+/** What kustomize renders for an install, every object validated against the official schemas. */
+const builds = new Map<string, Node[]>();
+function built(dir: string): Node[] {
+  let objects = builds.get(dir);
+  if (!objects) {
+    objects = kustomizeBuild(dir);
+    validateObjects(objects);
+    builds.set(dir, objects);
+  }
+  return objects;
+}
 
 function yamlFiles(dir: string): string[] {
   return readdirSync(dir).flatMap((entry) => {
     const file = path.join(dir, entry);
+    // The chart's templates are Go templates, not YAML: helm.test.ts renders and checks them.
+    if (rel(file) === `${CHART}/templates`) return [];
     if (statSync(file).isDirectory()) return yamlFiles(file);
     return /\.ya?ml$/.test(entry) ? [file] : [];
   });
 }
 
 /** What kind of file a YAML file under deploy/ is. */
-function classify(file: string): "kustomization" | "policy" | "envoy" | "rules" | "manifests" {
+function classify(file: string): "kustomization" | "policy" | "envoy" | "rules" | "manifests" | "chart" {
   const name = path.basename(file);
   if (name === "kustomization.yaml") return "kustomization";
   if (rel(file) === OPS_FILES.alerts) return "rules";
   if (name === "policy.yaml") return "policy";
-  if (ENVOY_TARGETS.some((t) => t.file === rel(file))) return "envoy";
+  if (ENVOY_TARGETS.some((t) => t.file === rel(file)) || rel(file) === `${CHART}/files/envoy.yaml`)
+    return "envoy";
+  if (rel(file).startsWith(`${CHART}/`) && !rel(file).startsWith(`${CHART}/files/`)) return "chart";
   return "manifests";
 }
 
-// ---- a small kustomize: resources (files and directories), configMapGenerator, JSON 6902 patches, namespace
+/** An object's identity, up to the hash suffix kustomize gives generated ConfigMaps. */
+const identity = (o: Node) => `${o.kind}/${o.metadata.name.replace(/-[a-z0-9]{10}$/, "")}`;
 
-interface Built {
-  readonly objects: Node[];
-  /** Every file a kustomization read, so unreferenced manifests can be found. */
-  readonly files: Set<string>;
-  /** ConfigMap name → whether kustomize gives it a hash suffix. */
-  readonly hashed: Map<string, boolean>;
-}
-
-function pointer(doc: Node, ptr: string): { parent: Node; key: string } {
-  const parts = ptr.slice(1).split("/");
-  let parent = doc;
-  for (const part of parts.slice(0, -1)) {
-    assert.ok(parent[part] !== undefined, `patch path ${ptr} does not exist`);
-    parent = parent[part];
-  }
-  return { parent, key: parts.at(-1)! };
-}
-
-function build(dir: string): Built {
-  const file = path.join(ROOT, dir, "kustomization.yaml");
-  const k = kustomizationSchema.parse(yaml.load(readFileSync(file, "utf8"), K8S_YAML));
-  const out: Built = { objects: [], files: new Set([file]), hashed: new Map() };
-  for (const resource of k.resources) {
-    const target = path.join(ROOT, dir, resource);
-    assert.ok(
-      statSync(target, { throwIfNoEntry: false }),
-      `${rel(file)}: resource ${resource} does not exist`,
-    );
-    if (statSync(target).isDirectory()) {
-      const inner = build(rel(target));
-      out.objects.push(...inner.objects);
-      inner.files.forEach((f) => out.files.add(f));
-      inner.hashed.forEach((v, name) => out.hashed.set(name, v));
-    } else {
-      out.files.add(target);
-      out.objects.push(...(yaml.loadAll(readFileSync(target, "utf8"), K8S_YAML) as Node[]));
-    }
-  }
-  for (const gen of k.configMapGenerator ?? []) {
-    const data: Record<string, string> = {};
-    for (const f of gen.files) {
-      const source = path.join(ROOT, dir, f);
-      assert.ok(statSync(source, { throwIfNoEntry: false }), `${rel(file)}: ${f} does not exist`);
-      out.files.add(source);
-      data[path.basename(f)] = readFileSync(source, "utf8");
-    }
-    const metadata = { name: gen.name, ...(gen.namespace ? { namespace: gen.namespace } : {}) };
-    const cm = { apiVersion: "v1", kind: "ConfigMap", metadata, data };
-    const existing = out.objects.findIndex((o) => o.kind === "ConfigMap" && o.metadata.name === gen.name);
-    if (gen.behavior === "replace") {
-      assert.ok(existing >= 0, `${rel(file)}: replaces ConfigMap ${gen.name}, which the base lacks`);
-      out.objects[existing] = cm;
-    } else {
-      assert.equal(existing, -1, `${rel(file)}: ConfigMap ${gen.name} defined twice`);
-      out.objects.push(cm);
-    }
-    out.hashed.set(gen.name, !gen.options?.disableNameSuffixHash);
-  }
-  for (const { target, patch } of k.patches ?? []) {
-    const object = out.objects.find((o) => o.kind === target.kind && o.metadata.name === target.name);
-    assert.ok(object, `${rel(file)}: patch target ${target.kind}/${target.name} does not exist`);
-    for (const op of jsonPatchSchema.parse(yaml.load(patch, K8S_YAML))) {
-      const { parent, key } = pointer(object, op.path);
-      if (op.op === "replace" || op.op === "remove") {
-        assert.ok(key in parent, `${rel(file)}: ${op.op} ${op.path}: nothing there`);
-      }
-      if (op.op === "remove") delete parent[key];
-      else parent[key] = op.value;
-    }
-  }
-  if (k.namespace) {
-    for (const o of out.objects) if (o.kind !== "Namespace") o.metadata.namespace = k.namespace;
-  }
-  return out;
-}
-
-function validated(objects: Node[]): Manifest[] {
-  return objects.map((o) => {
-    const { manifest, problems } = checkManifest(o);
-    assert.deepEqual(problems, [], `${o.kind}/${o.metadata?.name}: ${problems.join("; ")}`);
-    return manifest!;
-  });
-}
-
-const ofKind = <K extends Manifest["kind"]>(objects: Manifest[], kind: K) =>
-  objects.filter((o): o is Extract<Manifest, { kind: K }> => o.kind === kind);
-const named = <T extends Manifest>(objects: T[], name: string): T => {
-  const found = objects.find((o) => o.metadata.name === name);
-  assert.ok(found, `no ${name}`);
-  return found;
-};
-
-// ---- Envoy helpers
-
-const envoySource = () => yaml.load(read(FILES.envoySource)) as Node;
-const hcmOf = (listener: Node): Node => listener.filter_chains[0].filters[0].typed_config;
-const listenerNamed = (doc: Node, name: string): Node =>
-  (doc.static_resources.listeners as Node[]).find((l) => l.name === name)!;
-const clusterNamed = (doc: Node, name: string): Node | undefined =>
-  (doc.static_resources.clusters as Node[]).find((c) => c.name === name);
-const extProcFilter = (doc: Node): Node =>
-  (hcmOf(listenerNamed(doc, "listener_http")).http_filters as Node[]).find(
-    (f) => f.name === "envoy.filters.http.ext_proc",
-  )!;
-
-function envoyValidate(doc: Node, name: string): void {
-  const file = path.join(tmp, name);
-  writeFileSync(file, yaml.dump(doc, { noRefs: true, lineWidth: -1 }));
-  const run = spawnSync(envoyBinary(), ["--mode", "validate", "-c", file, "-l", "error"], {
-    encoding: "utf8",
-  });
-  assert.equal(run.status, 0, `envoy --mode validate ${name}:\n${run.stdout}${run.stderr}`);
-}
-
-/** A bootstrap whose files are the repository's dev files (scripts/setup.sh makes them; validation reads them). */
-function withLocalFiles(doc: Node): Node {
-  const copy = structuredClone(doc);
-  const local = new Map(Object.entries(POD_FILES).map(([source, inPod]) => [inPod, source]));
-  mapFilenames(copy, (filename) => path.join(ROOT, local.get(filename) ?? filename));
-  return copy;
-}
-
-// ---- Pod helpers
-
-type Container = Deployment["spec"]["template"]["spec"]["containers"][number];
-const podLabels = (d: Deployment) => d.spec.template.metadata.labels;
-const containerNamed = (d: Deployment, name: string): Container => {
-  const found = d.spec.template.spec.containers.find((c) => c.name === name);
-  assert.ok(found, `${d.metadata.name} has no container ${name}`);
-  return found;
-};
-const envOf = (c: Container, name: string): string | undefined => c.env?.find((e) => e.name === name)?.value;
-const mountOf = (d: Deployment, c: Container, path: string) => {
-  const mount = c.volumeMounts?.find((m) => path === m.mountPath || path.startsWith(`${m.mountPath}/`));
-  assert.ok(mount, `${c.name}: nothing mounted at ${path}`);
-  const volume = d.spec.template.spec.volumes?.find((v) => v.name === mount.name);
-  assert.ok(volume, `${c.name}: volume ${mount.name} is not defined`);
-  return { mount, volume };
-};
-const resolvePort = (c: Container, port: number | string): number => {
-  if (typeof port === "number") return port;
-  const found = c.ports?.find((p) => p.name === port)?.containerPort;
-  assert.ok(found, `${c.name} has no port named ${port}`);
-  return found;
-};
-const containerPorts = (d: Deployment) =>
-  d.spec.template.spec.containers.flatMap((c) => (c.ports ?? []).map((p) => p.containerPort));
-
-/** Checks every install needs: references resolve, selectors select, ports exist. */
-function checkReferences(objects: Manifest[]): void {
-  const deployments = ofKind(objects, "Deployment");
-  const configMaps = ofKind(objects, "ConfigMap");
-  const secrets = ofKind(objects, "Secret");
-  const secretKeys = (s: Secret) => [...Object.keys(s.stringData ?? {}), ...Object.keys(s.data ?? {})];
-  const names = new Set<string>();
-  for (const o of objects) {
-    const key = `${o.kind}/${o.metadata.namespace ?? ""}/${o.metadata.name}`;
-    assert.ok(!names.has(key), `${key} defined twice`);
-    names.add(key);
-    if (o.kind !== "Namespace")
-      assert.ok(o.metadata.namespace, `${o.kind}/${o.metadata.name} has no namespace`);
-  }
-  for (const d of deployments) {
-    const spec = d.spec.template.spec;
-    const volumes = spec.volumes ?? [];
-    const sameNamespace = <T extends Manifest>(list: T[]) =>
-      list.filter((o) => o.metadata.namespace === d.metadata.namespace);
-    for (const v of volumes) {
-      if (v.configMap && !EXTERNAL_CONFIGMAPS.includes(v.configMap.name)) {
-        const cm = sameNamespace(configMaps).find((c) => c.metadata.name === v.configMap!.name);
-        assert.ok(cm, `${d.metadata.name}: volume ${v.name}: ConfigMap ${v.configMap.name} is not defined`);
-      }
-      if (v.secret && !EXTERNAL_SECRETS.includes(v.secret.secretName)) {
-        const s = sameNamespace(secrets).find((c) => c.metadata.name === v.secret!.secretName);
-        assert.ok(s, `${d.metadata.name}: volume ${v.name}: Secret ${v.secret.secretName} is not defined`);
-      }
-      const users = spec.containers.filter((c) => c.volumeMounts?.some((m) => m.name === v.name));
-      assert.ok(users.length > 0, `${d.metadata.name}: volume ${v.name} is mounted nowhere`);
-    }
-    for (const c of spec.containers) {
-      for (const m of c.volumeMounts ?? []) {
-        assert.ok(
-          volumes.some((v) => v.name === m.name),
-          `${c.name}: mounts undefined volume ${m.name}`,
-        );
-        assert.equal(m.subPath, undefined, `${c.name}: subPath mounts never see ConfigMap/Secret updates`);
-      }
-      for (const e of c.env ?? []) {
-        const ref = e.valueFrom?.secretKeyRef;
-        if (!ref) continue;
-        const s = sameNamespace(secrets).find((x) => x.metadata.name === ref.name);
-        assert.ok(s, `${c.name}: env ${e.name}: Secret ${ref.name} is not defined`);
-        assert.ok(
-          secretKeys(s).includes(ref.key),
-          `${c.name}: env ${e.name}: Secret ${ref.name} lacks ${ref.key}`,
-        );
-      }
-      for (const probe of [c.readinessProbe, c.livenessProbe]) {
-        const port = probe.httpGet?.port ?? probe.tcpSocket?.port;
-        if (port !== undefined) resolvePort(c, port);
-      }
-    }
-  }
-  const podsSelectedBy = (namespace: string | undefined, selector: Parameters<typeof selects>[0]) =>
-    deployments.filter((d) => d.metadata.namespace === namespace && selects(selector, podLabels(d)));
-  for (const s of ofKind(objects, "Service")) {
-    const pods = podsSelectedBy(s.metadata.namespace, { matchLabels: s.spec.selector });
-    assert.equal(pods.length, 1, `Service ${s.metadata.name} selects ${pods.length} Deployments' pods`);
-    for (const port of s.spec.ports) {
-      const resolved = pods[0]!.spec.template.spec.containers.some((c) =>
-        (c.ports ?? []).some((p) => p.name === port.targetPort || p.containerPort === port.targetPort),
-      );
-      assert.ok(resolved, `Service ${s.metadata.name}: targetPort ${port.targetPort} is no container port`);
-    }
-  }
-  for (const h of ofKind(objects, "HorizontalPodAutoscaler")) {
-    const target = deployments.find(
-      (d) =>
-        d.metadata.name === h.spec.scaleTargetRef.name &&
-        d.metadata.namespace === h.metadata.namespace &&
-        h.spec.scaleTargetRef.kind === "Deployment" &&
-        h.spec.scaleTargetRef.apiVersion === d.apiVersion,
-    );
-    assert.ok(target, `HPA ${h.metadata.name}: scaleTargetRef matches no Deployment`);
-    for (const c of target.spec.template.spec.containers) {
-      assert.ok(c.resources.requests.cpu, `HPA on CPU needs a CPU request on ${c.name}`);
-    }
-    const pdb = ofKind(objects, "PodDisruptionBudget").find((p) =>
-      selects(p.spec.selector, podLabels(target)),
-    );
-    assert.ok(pdb, `no PodDisruptionBudget covers ${target.metadata.name}`);
-    assert.ok(
-      typeof pdb.spec.minAvailable === "number" && pdb.spec.minAvailable < h.spec.minReplicas,
-      `PDB ${pdb.metadata.name}: minAvailable must stay below the HPA's minReplicas, or no node drain can proceed`,
-    );
-  }
-  for (const p of ofKind(objects, "PodDisruptionBudget")) {
-    const pods = podsSelectedBy(p.metadata.namespace, p.spec.selector);
-    assert.equal(pods.length, 1, `PDB ${p.metadata.name} selects ${pods.length} Deployments' pods`);
-  }
-  for (const n of ofKind(objects, "NetworkPolicy")) {
-    const pods = podsSelectedBy(n.metadata.namespace, n.spec.podSelector);
-    assert.equal(pods.length, 1, `NetworkPolicy ${n.metadata.name} selects ${pods.length} Deployments' pods`);
-    const open = containerPorts(pods[0]!);
-    for (const rule of n.spec.ingress ?? []) {
-      for (const port of rule.ports ?? []) {
-        assert.ok(
-          open.includes(port.port),
-          `NetworkPolicy ${n.metadata.name}: ingress port ${port.port} is no container port`,
-        );
-      }
-    }
-    assert.deepEqual(n.spec.policyTypes, ["Ingress", "Egress"], "default-deny both ways");
-  }
-}
-
-const ingressPorts = (n: NetworkPolicy, fromAnywhere: boolean) =>
-  (n.spec.ingress ?? []).filter((r) => (r.from === undefined) === fromAnywhere).flatMap((r) => r.ports ?? []);
-const egressTo = (n: NetworkPolicy, port: number, protocol = "TCP") =>
-  (n.spec.egress ?? []).filter((r) => r.ports?.some((p) => p.port === port && p.protocol === protocol));
-
-/** The gateway pod of the base and Redis installs: Envoy + extproc over the Unix socket. */
-function checkGatewayPod(objects: Manifest[]): { policyFile: string; envoyFile: string; envoy: Node } {
-  const deployment = named(ofKind(objects, "Deployment"), "llm-gateway");
-  const spec = deployment.spec.template.spec;
-  const envoy = containerNamed(deployment, "envoy");
-  const extproc = containerNamed(deployment, "extproc");
-  assert.deepEqual(spec.containers.map((c) => c.name).sort(), ["envoy", "extproc"]);
-  const configMaps = ofKind(objects, "ConfigMap");
-  const dataOf = (volumeName: string | undefined, key: string): string => {
-    const volume = spec.volumes?.find((v) => v.name === volumeName);
-    const cm = configMaps.find((c) => c.metadata.name === volume?.configMap?.name);
-    assert.ok(cm?.data[key] !== undefined, `ConfigMap of volume ${volumeName} has no ${key}`);
-    return cm.data[key];
+/**
+ * deploy/prometheus/alerts.yaml: the spec of the PrometheusRule rendered from it, so valid by the operator's
+ * schema; every alert waits (`for`) and carries what Alertmanager routes on and deploy/prometheus/README.md
+ * explains: a severity (critical or warning), a summary and a description.
+ */
+function checkAlertRules(groups: Node): void {
+  const rule = {
+    apiVersion: "monitoring.coreos.com/v1",
+    kind: "PrometheusRule",
+    metadata: { name: "alerts" },
   };
-
-  // The socket: one emptyDir mounted in both containers; extproc listens where Envoy's cluster dials.
-  const envoySocket = mountOf(deployment, envoy, POD.socketPath);
-  const extprocSocket = mountOf(deployment, extproc, POD.socketPath);
-  assert.equal(
-    envoySocket.volume.name,
-    extprocSocket.volume.name,
-    "both containers mount the same socket volume",
-  );
-  assert.ok(envoySocket.volume.emptyDir, "the socket lives in an emptyDir");
-  assert.equal(envoySocket.mount.mountPath, POD.socketDir);
-  assert.equal(envOf(extproc, "EXTPROC_LISTEN"), `unix://${POD.socketPath}`);
-  // The image's command, no shell in front: extproc gets SIGTERM itself and clears a stale socket itself.
-  assert.equal(extproc.command, undefined);
-  const uid = spec.securityContext.runAsUser;
-  assert.ok(
-    spec.containers.every(
-      (c) => c.securityContext.runAsUser === undefined || c.securityContext.runAsUser === uid,
-    ),
-    "both containers run as the same user (the socket is 0755)",
-  );
-
-  // Envoy's bootstrap: from the ConfigMap, at the path Envoy is started with; extproc checks pools against it.
-  const configArg = envoy.args?.[(envoy.args?.indexOf("--config-path") ?? -2) + 1];
-  assert.ok(configArg, "envoy is started with --config-path");
-  const envoyMount = mountOf(deployment, envoy, configArg);
-  const envoyText = dataOf(envoyMount.volume.name, path.basename(configArg));
-  assert.equal(
-    envoyText,
-    read(FILES.envoyK8s),
-    "the Envoy ConfigMap carries deploy/kubernetes/base/envoy.yaml",
-  );
-  assert.equal(
-    envOf(extproc, "EXTPROC_ENVOY_CONFIG"),
-    configArg,
-    "extproc checks its pools against Envoy's bootstrap",
-  );
-  assert.equal(mountOf(deployment, extproc, configArg).volume.name, envoyMount.volume.name);
-  const envoyDoc = yaml.load(envoyText) as Node;
-  const extprocEndpoint = clusterNamed(envoyDoc, "extproc")!.load_assignment.endpoints[0].lb_endpoints[0]
-    .endpoint;
-  assert.deepEqual(extprocEndpoint.address, { pipe: { path: POD.socketPath } });
-  assert.deepEqual(envoyDoc.admin.address.socket_address.address, "127.0.0.1", "the admin stays on loopback");
-  mapFilenames(envoyDoc, (filename) => {
-    const { volume } = mountOf(deployment, envoy, filename);
-    if (volume.secret) {
-      assert.ok(
-        ["tls.crt", "tls.key"].includes(path.basename(filename)),
-        `${filename}: a kubernetes.io/tls key`,
-      );
-    } else assert.ok(volume.configMap, `${filename} comes from a ConfigMap or a Secret`);
-    return filename;
-  });
-
-  // The policy: a stable-named ConfigMap, mounted as a directory, hot-reloadable.
-  const policyPath = envOf(extproc, "EXTPROC_POLICY")!;
-  const policyMount = mountOf(deployment, extproc, policyPath);
-  assert.equal(
-    path.dirname(policyPath),
-    policyMount.mount.mountPath,
-    "the policy's directory is the mount itself",
-  );
-  const policyText = dataOf(policyMount.volume.name, path.basename(policyPath));
-
-  // Ports: every Envoy listener on 0.0.0.0 is a container port, and the probes hit the ops listener.
-  const listeners = envoyDoc.static_resources.listeners as Node[];
-  const envoyPorts = (envoy.ports ?? []).map((p) => p.containerPort).sort();
-  assert.deepEqual(envoyPorts, listeners.map((l) => l.address.socket_address.port_value).sort());
-  for (const l of listeners)
-    assert.equal(l.address.socket_address.address, "0.0.0.0", `${l.name} on 0.0.0.0`);
-  const ops = listenerNamed(envoyDoc, POD.ops.name);
-  const opsHcm = hcmOf(ops);
-  assert.equal(resolvePort(envoy, envoy.readinessProbe.httpGet!.port), ops.address.socket_address.port_value);
-  const healthCheck = (opsHcm.http_filters as Node[]).find(
-    (f) => f.name === "envoy.filters.http.health_check",
-  );
-  assert.equal(healthCheck?.typed_config.headers[0].string_match.exact, envoy.readinessProbe.httpGet!.path);
-  assert.equal(resolvePort(envoy, envoy.livenessProbe.httpGet!.port), ops.address.socket_address.port_value);
-  const opsRoutes = opsHcm.route_config.virtual_hosts[0].routes as Node[];
-  assert.ok(
-    opsRoutes.some(
-      (r) => r.match.path === envoy.livenessProbe.httpGet!.path && r.direct_response?.status === 200,
-    ),
-  );
-  const metricsPort = resolvePort(extproc, extproc.readinessProbe.httpGet!.port);
-  assert.equal(envOf(extproc, "EXTPROC_METRICS_LISTEN"), `0.0.0.0:${metricsPort}`);
-  assert.equal(extproc.readinessProbe.httpGet!.path, "/healthz");
-  assert.equal(extproc.livenessProbe.httpGet!.path, "/healthz");
-
-  // Draining: both preStop hooks run drain.sh, within the grace period; Envoy keeps listening throughout.
-  const scripts = mountOf(deployment, envoy, "/etc/llm-gateway/scripts/drain.sh");
-  assert.equal(dataOf(scripts.volume.name, "drain.sh"), read("deploy/kubernetes/base/drain.sh"));
-  assert.deepEqual(envoy.lifecycle?.preStop?.exec?.command, [
-    "/bin/bash",
-    "/etc/llm-gateway/scripts/drain.sh",
-    "envoy",
-  ]);
-  assert.deepEqual(extproc.lifecycle?.preStop?.exec?.command, [
-    "/bin/bash",
-    "/etc/llm-gateway/scripts/drain.sh",
-    "wait",
-  ]);
-  assert.equal(
-    mountOf(deployment, extproc, "/etc/llm-gateway/scripts/drain.sh").volume.name,
-    scripts.volume.name,
-  );
-  const maxWait = Number(
-    /max_wait=\$\{DRAIN_MAX_WAIT_S:-(\d+)\}/.exec(read("deploy/kubernetes/base/drain.sh"))![1],
-  );
-  const grace = spec.terminationGracePeriodSeconds!;
-  assert.ok(
-    maxWait + Number(envOf(extproc, "EXTPROC_SHUTDOWN_GRACE_MS")) / 1000 <= grace,
-    "drain + shutdown fit the grace period",
-  );
-  const drainTime = Number(envoy.args?.[envoy.args.indexOf("--drain-time-s") + 1]);
-  assert.ok(drainTime >= grace, "Envoy's listeners stay open while the pod drains");
-  assert.equal(envoy.args?.[envoy.args.indexOf("--drain-strategy") + 1], "immediate");
-  assert.equal(envoy.image, "envoyproxy/envoy:v1.40.0");
-  assert.equal(extproc.image, "llm-gateway-extproc:dev");
-
-  // NetworkPolicy: clients reach the API listeners only; egress to the pools, DNS and Redis.
-  const netpol = ofKind(objects, "NetworkPolicy").find((n) =>
-    selects(n.spec.podSelector, podLabels(deployment)),
-  )!;
-  const apiPorts = Object.values(POD.listeners).sort();
-  assert.deepEqual(
-    ingressPorts(netpol, true)
-      .map((p) => p.port)
-      .sort(),
-    apiPorts,
-  );
-  assert.deepEqual(
-    ingressPorts(netpol, false)
-      .map((p) => p.port)
-      .sort(),
-    [POD.ops.port, metricsPort].sort(),
-    "only metrics ports from the monitoring namespace",
-  );
-  for (const name of Object.keys(POD.pools)) {
-    const cluster = clusterNamed(envoyDoc, name)!;
-    const endpoint = cluster.load_assignment.endpoints[0].lb_endpoints[0].endpoint.address.socket_address;
-    assert.equal(cluster.type, "STRICT_DNS");
-    assert.ok(
-      egressTo(netpol, endpoint.port_value).length > 0,
-      `egress to ${name}'s port ${endpoint.port_value}`,
+  validateObjects([{ ...rule, spec: groups }]);
+  const rules = (groups.groups as Node[]).flatMap((g) => g.rules as Node[]);
+  assert.ok(rules.length > 0);
+  for (const r of rules.filter((r) => r.alert !== undefined)) {
+    assert.match(r.alert, /^[A-Za-z][A-Za-z0-9]*$/);
+    assert.ok(r.for, `${r.alert}: no for`);
+    assert.deepEqual(Object.keys(r.labels), ["severity"], `${r.alert}: labels`);
+    assert.ok(["critical", "warning"].includes(r.labels.severity), `${r.alert}: severity`);
+    assert.deepEqual(
+      Object.keys(r.annotations).sort(),
+      ["description", "summary"],
+      `${r.alert}: annotations`,
     );
   }
-  assert.ok(
-    egressTo(netpol, 53, "UDP").length > 0 && egressTo(netpol, 53, "TCP").length > 0,
-    "egress to DNS",
-  );
-  assert.ok(egressTo(netpol, 6379).length > 0, "egress to Redis");
-
-  const policyFile = path.join(tmp, `policy-${Math.random().toString(36).slice(2)}.yaml`);
-  const envoyFile = path.join(tmp, `envoy-${Math.random().toString(36).slice(2)}.yaml`);
-  writeFileSync(policyFile, policyText);
-  writeFileSync(envoyFile, envoyText);
-  return { policyFile, envoyFile, envoy: envoyDoc };
-}
-
-function secretEnv(objects: Manifest[]): NodeJS.ProcessEnv {
-  return Object.assign({}, ...ofKind(objects, "Secret").map((s) => s.stringData ?? {}));
 }
 
 // ---- the tests
 
-describe("deploy/: every YAML file parses, and every object is a known kind with a valid shape", () => {
+describe("deploy/: every YAML file parses, and means the same to every YAML reader", () => {
   const files = yamlFiles(DEPLOY);
   test("there are manifests to check", () => {
     assert.ok(files.length >= 15, `found ${files.length} YAML files`);
@@ -546,7 +145,9 @@ describe("deploy/: every YAML file parses, and every object is a known kind with
       const text = readFileSync(file, "utf8");
       switch (classify(file)) {
         case "kustomization":
-          kustomizationSchema.parse(yaml.load(text, K8S_YAML));
+        case "chart":
+          // kustomize and helm read these themselves (the builds below, helm.test.ts).
+          assert.ok(yaml.load(text, K8S_YAML));
           break;
         case "policy":
           // Policies are read by extproc (YAML 1.2); the schema check is extproc's own.
@@ -557,45 +158,54 @@ describe("deploy/: every YAML file parses, and every object is a known kind with
           break;
         case "rules":
           // Prometheus reads rule files as YAML 1.2; promtool checks the expressions (test/ops/).
-          ruleGroupsSchema.parse(yaml.load(text));
+          checkAlertRules(yaml.load(text) as Node);
           break;
         case "manifests": {
           const docs = yaml.loadAll(text, K8S_YAML);
           assert.ok(docs.length > 0);
-          validated(docs as Node[]);
           // YAML 1.1 and 1.2 must agree, so the file means the same to every reader.
           assert.deepEqual(yaml.loadAll(text), docs, "YAML 1.1 and 1.2 read this file differently: quote it");
         }
       }
     });
   }
-  test("every manifest file is part of an install", () => {
-    const used = new Set<string>();
-    for (const dir of Object.values(INSTALLS)) build(dir).files.forEach((f) => used.add(f));
-    // The sample policy is their source, the compose bootstrap docker-compose.yml's (checked below).
-    // The alert rules' source is deploy/prometheus/ (the PrometheusRule is rendered from it).
-    const outside: string[] = [FILES.policySource, FILES.envoyCompose, OPS_FILES.alerts];
-    const unused = files.filter((f) => !used.has(f) && !outside.includes(rel(f)));
-    assert.deepEqual(unused.map(rel), []);
+  test("every manifest under deploy/kubernetes and deploy/istio is part of an install", () => {
+    const installed = new Set(Object.values(INSTALLS).flatMap((dir) => built(dir).map(identity)));
+    const manifests = files.filter(
+      (f) => classify(f) === "manifests" && /^deploy\/(kubernetes|istio)\//.test(rel(f)),
+    );
+    assert.ok(manifests.length >= 10, `found ${manifests.length} manifest files`);
+    const unused = manifests.flatMap((f) =>
+      (yaml.loadAll(readFileSync(f, "utf8"), K8S_YAML) as Node[])
+        .filter((o) => !installed.has(identity(o)))
+        .map((o) => `${rel(f)}: ${identity(o)}`),
+    );
+    assert.deepEqual(unused, []);
   });
 });
 
 describe("deploy/kubernetes: the base install", () => {
-  const built = build(INSTALLS.base);
-  const objects = validated(built.objects);
+  const objects = built(INSTALLS.base);
 
   test("references resolve, selectors select the pods, ports exist", () => checkReferences(objects));
 
   test("the gateway pod: Envoy + extproc over the Unix socket, probes, draining, network policy", () => {
-    const { policyFile, envoyFile } = checkGatewayPod(objects);
+    const { policyFile, envoyFile } = checkGatewayPod(objects, { redisEgress: true });
     // extproc would start with this policy against this bootstrap (its own start-up check).
     loadPolicy(policyFile, { envoyConfigFile: envoyFile, env: secretEnv(objects) });
   });
 
   test("the policy ConfigMap keeps a stable name (hot reload); Envoy's and the script's are hashed (rollout)", () => {
-    assert.equal(built.hashed.get("llm-gateway-policy"), false);
-    assert.equal(built.hashed.get("llm-gateway-envoy"), true);
-    assert.equal(built.hashed.get("llm-gateway-scripts"), true);
+    const volumes = named(ofKind(objects, "Deployment"), "llm-gateway").spec.template.spec.volumes as Node[];
+    const configMapOf = (volume: string) => volumes.find((v) => v.name === volume)?.configMap?.name;
+    assert.equal(configMapOf("policy"), "llm-gateway-policy");
+    assert.match(configMapOf("envoy-config") ?? "", /^llm-gateway-envoy-[a-z0-9]{10}$/);
+    assert.match(configMapOf("scripts") ?? "", /^llm-gateway-scripts-[a-z0-9]{10}$/);
+    for (const name of ["policy", "envoy-config", "scripts"].map(configMapOf))
+      assert.ok(
+        ofKind(objects, "ConfigMap").some((c) => c.metadata.name === name),
+        `no ConfigMap ${name}`,
+      );
   });
 
   test("everything lands in the llm-gateway namespace, which enforces the restricted Pod Security Standard", () => {
@@ -611,28 +221,34 @@ describe("deploy/kubernetes: the base install", () => {
     assert.match(read("deploy/kubernetes/base/secret.yaml"), /^# PLACEHOLDER/);
   });
 
+  test("the images: Envoy 1.40 and the extproc image built from the Dockerfile", () => {
+    const deployment = named(ofKind(objects, "Deployment"), "llm-gateway");
+    assert.equal(containerNamed(deployment, "envoy").image, "envoyproxy/envoy:v1.40.0");
+    assert.equal(containerNamed(deployment, "extproc").image, "llm-gateway-extproc:dev");
+  });
+
   test("HPA, PDB and Service target the gateway", () => {
     const deployment = named(ofKind(objects, "Deployment"), "llm-gateway");
-    const hpa: Hpa = named(ofKind(objects, "HorizontalPodAutoscaler"), "llm-gateway");
+    const hpa = named(ofKind(objects, "HorizontalPodAutoscaler"), "llm-gateway");
     assert.equal(hpa.spec.scaleTargetRef.name, deployment.metadata.name);
-    assert.equal(hpa.spec.metrics[0]!.resource.name, "cpu");
-    const pdb: Pdb = named(ofKind(objects, "PodDisruptionBudget"), "llm-gateway");
+    assert.equal(hpa.spec.metrics[0].resource.name, "cpu");
+    const pdb = named(ofKind(objects, "PodDisruptionBudget"), "llm-gateway");
     assert.ok(selects(pdb.spec.selector, podLabels(deployment)));
-    const service: Service = named(ofKind(objects, "Service"), "llm-gateway");
+    const service = named(ofKind(objects, "Service"), "llm-gateway");
     assert.deepEqual(
-      service.spec.ports.map((p) => p.targetPort),
+      (service.spec.ports as Node[]).map((p) => p.targetPort),
       ["http", "https"],
     );
   });
 });
 
 describe("deploy/kubernetes/overlays/redis: several replicas with a shared quota store", () => {
-  const objects = validated(build(INSTALLS.redis).objects);
+  const objects = built(INSTALLS.redis);
 
   test("references resolve, selectors select the pods, ports exist", () => checkReferences(objects));
 
   test("the gateway pod is the base's, with the Redis policy", () => {
-    const { policyFile, envoyFile } = checkGatewayPod(objects);
+    const { policyFile, envoyFile } = checkGatewayPod(objects, { redisEgress: true });
     const policy = loadPolicy(policyFile, { envoyConfigFile: envoyFile, env: secretEnv(objects) });
     const { store, redis, onStoreFailure, replicas } = policy.quota;
     assert.deepEqual({ store, redis: { url: redis?.url }, onStoreFailure, replicas }, REDIS_QUOTA);
@@ -655,9 +271,10 @@ describe("deploy/kubernetes/overlays/redis: several replicas with a shared quota
     const netpol = ofKind(objects, "NetworkPolicy").find((n) =>
       selects(n.spec.podSelector, podLabels(redis)),
     )!;
-    const peers = (netpol.spec.ingress ?? []).flatMap((r) => r.from ?? []);
+    const peers = (netpol.spec.ingress ?? []).flatMap((r: Node) => r.from ?? []);
     assert.ok(
-      peers.length > 0 && peers.every((p) => p.podSelector && selects(p.podSelector, podLabels(gateway))),
+      peers.length > 0 &&
+        peers.every((p: Node) => p.podSelector && selects(p.podSelector, podLabels(gateway))),
     );
     assert.deepEqual(netpol.spec.egress ?? [], [], "Redis needs no egress");
     const gatewayNetpol = ofKind(objects, "NetworkPolicy").find((n) =>
@@ -671,9 +288,9 @@ describe("deploy/kubernetes/overlays/redis: several replicas with a shared quota
 });
 
 describe("deploy/istio: ext_proc in an existing Istio ingress gateway", () => {
-  const objects = validated(build(INSTALLS.istio).objects);
-  const filter: EnvoyFilter = named(ofKind(objects, "EnvoyFilter"), "llm-gateway-ext-proc");
-  const patches = (applyTo: string) => filter.spec.configPatches.filter((p) => p.applyTo === applyTo);
+  const objects = built(INSTALLS.istio);
+  const filter = named(ofKind(objects, "EnvoyFilter"), "llm-gateway-ext-proc");
+  const patches = (applyTo: string) => filter.spec.configPatches.filter((p: Node) => p.applyTo === applyTo);
   const patch = (applyTo: string) => {
     const [only, ...rest] = patches(applyTo);
     assert.ok(only && rest.length === 0, `exactly one ${applyTo} patch`);
@@ -681,8 +298,8 @@ describe("deploy/istio: ext_proc in an existing Istio ingress gateway", () => {
   };
   const value = (applyTo: string) => patch(applyTo).patch.value as Node;
   const source = envoySource();
-  const gateway: IstioGateway = named(ofKind(objects, "Gateway"), "llm-gateway");
-  const vs: VirtualService = named(ofKind(objects, "VirtualService"), "llm-gateway");
+  const gateway = named(ofKind(objects, "Gateway"), "llm-gateway");
+  const vs = named(ofKind(objects, "VirtualService"), "llm-gateway");
   const host = vs.spec.hosts[0]!;
 
   test("references resolve, selectors select the pods, ports exist", () => checkReferences(objects));
@@ -690,7 +307,7 @@ describe("deploy/istio: ext_proc in an existing Istio ingress gateway", () => {
   test("the EnvoyFilter targets the ingress gateway, in its namespace, gateway context only", () => {
     assert.deepEqual(filter.spec.workloadSelector.labels, { istio: "ingressgateway" });
     assert.equal(filter.metadata.namespace, "istio-system");
-    assert.ok(filter.spec.configPatches.every((p) => p.match.context === "GATEWAY"));
+    assert.ok(filter.spec.configPatches.every((p: Node) => p.match.context === "GATEWAY"));
     assert.deepEqual(gateway.spec.selector, filter.spec.workloadSelector.labels);
   });
 
@@ -707,7 +324,7 @@ describe("deploy/istio: ext_proc in an existing Istio ingress gateway", () => {
 
   test("ext_proc is switched on for the LLM host's virtual host only", () => {
     const p = patch("VIRTUAL_HOST");
-    const server = gateway.spec.servers.find((s) => s.hosts.includes(host))!;
+    const server = gateway.spec.servers.find((s: Node) => s.hosts.includes(host))!;
     assert.equal(p.match.routeConfiguration?.vhost?.name, `${host}:${server.port.number}`);
     assert.deepEqual((p.patch.value as Node).typed_per_filter_config["envoy.filters.http.ext_proc"], {
       "@type": "type.googleapis.com/envoy.extensions.filters.http.ext_proc.v3.ExtProcPerRoute",
@@ -726,7 +343,7 @@ describe("deploy/istio: ext_proc in an existing Istio ingress gateway", () => {
     assert.equal(service.metadata.namespace, namespace);
     assert.equal(address.address, `${svcName}.${namespace}.svc.cluster.local`);
     assert.equal(service.spec.clusterIP, "None", "headless: the gateway balances over every extproc pod");
-    const port = service.spec.ports.find((p) => p.port === address.port_value);
+    const port = service.spec.ports.find((p: Node) => p.port === address.port_value);
     assert.ok(port, `Service ${svcName} has no port ${address.port_value}`);
     const deployment = ofKind(objects, "Deployment").find((d) =>
       selects({ matchLabels: service.spec.selector }, podLabels(d)),
@@ -737,13 +354,13 @@ describe("deploy/istio: ext_proc in an existing Istio ingress gateway", () => {
     const netpol = ofKind(objects, "NetworkPolicy").find((n) =>
       selects(n.spec.podSelector, podLabels(deployment)),
     )!;
-    const fromGateway = (netpol.spec.ingress ?? []).find((r) =>
+    const fromGateway = (netpol.spec.ingress ?? []).find((r: Node) =>
       r.from?.some(
-        (peer) => peer.podSelector && selects(peer.podSelector, filter.spec.workloadSelector.labels),
+        (peer: Node) => peer.podSelector && selects(peer.podSelector, filter.spec.workloadSelector.labels),
       ),
     );
     assert.deepEqual(
-      fromGateway?.ports?.map((p) => p.port),
+      fromGateway?.ports?.map((p: Node) => p.port),
       [resolvePort(extproc, port.targetPort)],
     );
   });
@@ -778,7 +395,7 @@ describe("deploy/istio: ext_proc in an existing Istio ingress gateway", () => {
     // Istio's accepted retryOn values (pilot's validation).
     const retryOn = new Set(["5xx", "gateway-error", "reset", "reset-before-request", "connect-failure", "retriable-4xx", "refused-stream", "retriable-status-codes", "retriable-headers", "envoy-ratelimited"]); // prettier-ignore
     for (const [pool, { cluster: clusterName }] of routing.routes) {
-      const route = vs.spec.http.find((r) => r.match?.[0]?.headers?.[routing.header]?.exact === pool);
+      const route = vs.spec.http.find((r: Node) => r.match?.[0]?.headers?.[routing.header]?.exact === pool);
       assert.ok(route, `no VirtualService route for ${routing.header}: ${pool}`);
       const envoyRoute = routes.find((r) => r.route?.cluster === clusterName)!;
       assert.deepEqual(route.headers?.request?.remove, envoyRoute.request_headers_to_remove);
@@ -793,9 +410,7 @@ describe("deploy/istio: ext_proc in an existing Istio ingress gateway", () => {
       for (const r of route.retries?.retryOn?.split(",") ?? [])
         assert.ok(retryOn.has(r), `Istio rejects retryOn ${r}`);
 
-      const rule: DestinationRule = ofKind(objects, "DestinationRule").find(
-        (d) => d.spec.host === target.address,
-      )!;
+      const rule = ofKind(objects, "DestinationRule").find((d) => d.spec.host === target.address)!;
       assert.ok(rule, `no DestinationRule for ${target.address}`);
       assert.equal(rule.metadata.namespace, filter.metadata.namespace, "in the gateway's namespace");
       const cluster = clusterNamed(source, clusterName)!;
@@ -832,7 +447,7 @@ describe("deploy/istio: ext_proc in an existing Istio ingress gateway", () => {
     const { "@type": _type, ...hcmPatch } = value("NETWORK_FILTER").typed_config;
     Object.assign(hcm, hcmPatch);
     hcm.http_filters = [value("HTTP_FILTER"), { ...hcm.http_filters.at(-1) }];
-    const toEnvoyRoute = (r: VirtualService["spec"]["http"][number]): Node =>
+    const toEnvoyRoute = (r: Node): Node =>
       r.directResponse
         ? {
             match: { prefix: "/" },
@@ -876,10 +491,10 @@ describe("deploy/istio: ext_proc in an existing Istio ingress gateway", () => {
       ],
     };
     doc.static_resources.listeners = [listener];
-    const pools = vs.spec.http.flatMap((r) => r.route ?? []).map((r) => r.destination);
+    const pools = vs.spec.http.flatMap((r: Node) => r.route ?? []).map((r: Node) => r.destination);
     doc.static_resources.clusters = [
       value("CLUSTER"),
-      ...pools.map((d) => ({
+      ...pools.map((d: Node) => ({
         name: d.host,
         type: "STRICT_DNS",
         connect_timeout: "2s",
@@ -983,7 +598,7 @@ describe("docker-compose.yml: the same topology as the pod", () => {
   const envoy = services.envoy!;
   const extproc = services.extproc!;
   const env = extproc.environment as Record<string, string>;
-  const base = validated(build(INSTALLS.base).objects);
+  const base = built(INSTALLS.base);
   const deployment = named(ofKind(base, "Deployment"), "llm-gateway");
   const podEnvoy = containerNamed(deployment, "envoy");
   const podExtproc = containerNamed(deployment, "extproc");
@@ -1094,7 +709,7 @@ describe("docker-compose.yml: the same topology as the pod", () => {
 
   test("stopping: drain.sh where the pod has it; stop_grace_period covers extproc's shutdown", () => {
     const hook = podEnvoy.lifecycle!.preStop!.exec!.command;
-    const script = hook.find((arg) => arg.endsWith("/drain.sh"))!;
+    const script = hook.find((arg: Node) => arg.endsWith("/drain.sh"))!;
     assert.equal(repositoryPath(envoy, script), "deploy/kubernetes/base/drain.sh");
     // docker-compose.yml says how to run it by hand (compose has no preStop hook).
     const byHand = [path.basename(hook[0]!), ...hook.slice(1)].join(" ");
@@ -1134,21 +749,22 @@ describe("docker-compose.yml: the same topology as the pod", () => {
 });
 
 describe("deploy/kubernetes/monitoring: scraping and alerting with the Prometheus Operator", () => {
-  const objects = validated(build(INSTALLS.monitoring).objects);
-  const pod = named(ofKind(validated(build(INSTALLS.base).objects), "Deployment"), "llm-gateway").spec
-    .template;
+  const objects = built(INSTALLS.monitoring);
+  const pod = named(ofKind(built(INSTALLS.base), "Deployment"), "llm-gateway").spec.template;
 
   test("the PodMonitor selects the gateway pod and scrapes both containers under the rules' job names", () => {
     checkReferences(objects);
-    const monitor: PodMonitor = named(ofKind(objects, "PodMonitor"), "llm-gateway");
+    const monitor = named(ofKind(objects, "PodMonitor"), "llm-gateway");
     assert.ok(selects(monitor.spec.selector, pod.metadata.labels ?? {}));
-    const ports = new Map(
-      pod.spec.containers.flatMap((c) => (c.ports ?? []).map((p) => [p.name, c.name] as const)),
+    const ports = new Map<string, string>(
+      (pod.spec.containers as Node[]).flatMap((c) =>
+        ((c.ports ?? []) as Node[]).map((p) => [p.name, c.name] as const),
+      ),
     );
-    const scraped = monitor.spec.podMetricsEndpoints.map((e) => ({
+    const scraped = (monitor.spec.podMetricsEndpoints as Node[]).map((e) => ({
       container: ports.get(e.port),
       path: e.path,
-      job: e.relabelings?.find((r) => r.targetLabel === "job")?.replacement,
+      job: (e.relabelings as Node[] | undefined)?.find((r) => r.targetLabel === "job")?.replacement,
     }));
     assert.deepEqual(scraped, [
       { container: "envoy", path: POD.ops.metrics, job: JOBS.envoy },
@@ -1157,28 +773,9 @@ describe("deploy/kubernetes/monitoring: scraping and alerting with the Prometheu
   });
 
   test("the PrometheusRule holds exactly the rule groups of deploy/prometheus/alerts.yaml", () => {
-    const rule: PrometheusRule = named(ofKind(objects, "PrometheusRule"), "llm-gateway");
-    assert.deepEqual(rule.spec, ruleGroupsSchema.parse(yaml.load(read(OPS_FILES.alerts))));
+    const rule = named(ofKind(objects, "PrometheusRule"), "llm-gateway");
+    assert.deepEqual(rule.spec, yaml.load(read(OPS_FILES.alerts)));
   });
-});
-
-describe("kubectl kustomize builds every install (a skip without kubectl, a failure in CI)", () => {
-  const kubectl = spawnSync("kubectl", ["version", "--client"], { encoding: "utf8" });
-  for (const [name, dir] of Object.entries(INSTALLS)) {
-    test(dir, { skip: skipUnless(kubectl.status === 0, "kubectl") }, () => {
-      assert.equal(kubectl.status, 0, `kubectl version --client: ${kubectl.stderr ?? kubectl.error}`);
-      const run = spawnSync("kubectl", ["kustomize", path.join(ROOT, dir)], { encoding: "utf8" });
-      assert.equal(run.status, 0, run.stderr);
-      const objects = validated(yaml.loadAll(run.stdout, K8S_YAML) as Node[]);
-      checkReferences(objects);
-      const mine = validated(build(dir).objects);
-      // Same objects as the small kustomize above, up to the generated names' hash suffixes.
-      const key = (o: Manifest) =>
-        `${o.kind}/${o.metadata.namespace}/${o.metadata.name.replace(/-[a-z0-9]{10}$/, "")}`;
-      assert.deepEqual(objects.map(key).sort(), mine.map(key).sort());
-      if (name === "base" || name === "redis") checkGatewayPod(objects);
-    });
-  }
 });
 
 describe("deploy/README.md", () => {
@@ -1194,7 +791,8 @@ describe("deploy/README.md", () => {
     assert.deepEqual(missing, []);
   });
   test("says how to create the secrets the manifests expect", () => {
-    for (const secret of EXTERNAL_SECRETS) assert.match(readme, new RegExp(`create secret tls ${secret}`));
-    for (const cm of EXTERNAL_CONFIGMAPS) assert.match(readme, new RegExp(`create configmap ${cm}`));
+    for (const secret of OPERATOR_CREATES.secrets)
+      assert.match(readme, new RegExp(`create secret tls ${secret}`));
+    for (const cm of OPERATOR_CREATES.configMaps) assert.match(readme, new RegExp(`create configmap ${cm}`));
   });
 });

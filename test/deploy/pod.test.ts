@@ -1,43 +1,23 @@
 /**
- * The Kubernetes pod, run on this machine (test/deploy/local-gateway.ts): the committed
- * deploy/kubernetes/base/envoy.yaml with a real Envoy started with the pod's flags, extproc listening on a
- * Unix socket as in the pod, demo model servers standing in for the pools, and the preStop script
+ * The Kubernetes pod as kustomize renders it, run on this machine (rendered-pod.ts, local-gateway.ts): a real
+ * Envoy with the pod's flags and bootstrap, extproc with the pod's environment and policy listening on a Unix
+ * socket as in the pod, demo model servers standing in for the pools, and the preStop script
  * deploy/kubernetes/base/drain.sh draining it.
  */
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
 import path from "node:path";
 import { test } from "node:test";
-import * as yaml from "js-yaml";
-import { DEMO_KEYS, DEMO_POOL_B_KEY, waitFor } from "../harness/index.js";
+import { DEMO_KEYS, waitFor } from "../harness/index.js";
 import { childEnv, launch } from "../harness/children.js";
 import { parseChatStream } from "../harness/sse.js";
+import { POD, ROOT } from "../../deploy/render/index.js";
 import { describeLocalGateway } from "./local-gateway.js";
-import { FILES, POD, ROOT } from "./render-envoy.js";
-
-type Node = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
-
-const deployment = yaml.load(
-  readFileSync(path.join(ROOT, "deploy/kubernetes/base/deployment.yaml"), "utf8"),
-) as Node;
-const envoyContainer = (deployment.spec.template.spec.containers as Node[]).find((c) => c.name === "envoy")!;
+import { localPodOptions } from "./rendered-pod.js";
+import { kustomizeBuild } from "./tools.js";
 
 describeLocalGateway(
-  "the Kubernetes pod run locally: Envoy and extproc over the Unix socket",
-  {
-    bootstrap: FILES.envoyK8s,
-    envoyArgs: envoyContainer.args,
-    extprocEnv: (socket, metrics) => ({
-      EXTPROC_POLICY: path.join(ROOT, FILES.policyK8s),
-      // The committed pod bootstrap, as in the pod: extproc refuses pools it cannot route.
-      EXTPROC_ENVOY_CONFIG: path.join(ROOT, FILES.envoyK8s),
-      EXTPROC_LISTEN: `unix://${socket}`,
-      EXTPROC_METRICS_LISTEN: metrics,
-      EXTPROC_AUDIT_LOG: path.join(path.dirname(socket), "audit.log"),
-      EXTPROC_SHUTDOWN_GRACE_MS: "5000",
-      POOL_B_API_KEY: DEMO_POOL_B_KEY,
-    }),
-  },
+  "the Kubernetes pod (kustomize build deploy/kubernetes) run locally: Envoy and extproc over the Unix socket",
+  localPodOptions(kustomizeBuild("deploy/kubernetes"), "llm-gateway"),
   (gateway) => {
     test("drain.sh: readiness fails, a stream in flight finishes, the hooks return once it has", async () => {
       const tokens = 25;

@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import path from "node:path";
 import { describe, test } from "node:test";
-import { ROOT } from "../harness/root.js";
+import { ROOT } from "../../deploy/render/files.js";
 
 const read = (file: string) => readFileSync(path.join(ROOT, file), "utf8");
 

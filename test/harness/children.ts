@@ -4,7 +4,7 @@
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { createWriteStream } from "node:fs";
-import { ROOT } from "./root.js";
+import { ROOT } from "../../deploy/render/files.js";
 
 /**
  * What a child takes from this process's environment: finding programs (PATH) and a home and temporary

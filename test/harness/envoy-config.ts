@@ -3,6 +3,7 @@ import path from "node:path";
 import * as yaml from "js-yaml";
 import { SERVED_POOL_FORMAT, SERVED_POOL_HEADER } from "../../extproc/envoy/headers.js";
 import { routeLists } from "../../extproc/policy/envoy-routing.js";
+import { placeEnvoyConfig, socketAddress } from "../../deploy/render/placement.js";
 
 /** Every port the gateway stack listens on. */
 export interface StackPorts {
@@ -40,30 +41,32 @@ export interface RenderOptions {
 }
 
 /**
- * Renders envoy/envoy.yaml for a run: the same file users run, with ports and extproc's sockets replaced
- * structurally (by listener and cluster name, never by text substitution) and certificate paths made absolute.
+ * Renders envoy/envoy.yaml for a run: the same file users run, placed on this run's ports and extproc's
+ * sockets (deploy/render/placement.ts: by listener and cluster name, never by text) with its files made
+ * absolute against the repository.
  */
 export function renderEnvoyConfig(file: string, options: RenderOptions): string {
-  const doc = yaml.load(readFileSync(file, "utf8")) as Node;
   const { ports } = options;
-  doc.admin.address.socket_address.port_value = ports.admin;
-  const listenerPorts: Record<string, number> = { listener_http: ports.http, listener_https: ports.https };
-  const clusterPorts: Record<string, number> = {
+  const loopback = (port: number) => socketAddress("127.0.0.1", port);
+  const pools: Record<string, number> = {
     "pool-a": ports.poolA,
     "pool-b": ports.poolB,
     ...options.extraPoolPorts,
   };
-  for (const listener of doc.static_resources.listeners as Node[]) {
-    const port = listenerPorts[listener.name];
-    if (port === undefined) throw new Error(`unexpected listener ${listener.name} in ${file}`);
-    listener.address.socket_address.port_value = port;
-    for (const chain of listener.filter_chains as Node[]) {
-      const tls = chain.transport_socket?.typed_config?.common_tls_context;
-      for (const cert of (tls?.tls_certificates ?? []) as Node[]) {
-        cert.certificate_chain.filename = path.resolve(options.root, cert.certificate_chain.filename);
-        cert.private_key.filename = path.resolve(options.root, cert.private_key.filename);
-      }
-      if (options.withoutExtProc) {
+  const doc = placeEnvoyConfig(yaml.load(readFileSync(file, "utf8")), {
+    listeners: { listener_http: loopback(ports.http), listener_https: loopback(ports.https) },
+    adminPort: ports.admin,
+    clusters: {
+      extproc: { addresses: options.extprocSockets.map((socket) => ({ pipe: { path: socket } })) },
+      ...Object.fromEntries(
+        Object.entries(pools).map(([name, port]) => [name, { addresses: [loopback(port)] }]),
+      ),
+    },
+    filename: (filename) => path.resolve(options.root, filename),
+  });
+  if (options.withoutExtProc) {
+    for (const listener of doc.static_resources.listeners as Node[]) {
+      for (const chain of listener.filter_chains as Node[]) {
         for (const filter of chain.filters as Node[]) {
           const hcm = filter.typed_config;
           hcm.http_filters = (hcm.http_filters as Node[]).filter(
@@ -71,24 +74,6 @@ export function renderEnvoyConfig(file: string, options: RenderOptions): string 
           );
         }
       }
-    }
-  }
-  for (const cluster of doc.static_resources.clusters as Node[]) {
-    if (cluster.cluster_type) continue; // an aggregate cluster has no endpoints of its own
-    const port = clusterPorts[cluster.name];
-    if (cluster.name !== "extproc" && port === undefined)
-      throw new Error(`unexpected cluster ${cluster.name} in ${file}`);
-    const addresses =
-      cluster.name === "extproc"
-        ? options.extprocSockets.map((socket) => ({ pipe: { path: socket } }))
-        : [{ socket_address: { address: "127.0.0.1", port_value: port } }];
-    for (const group of cluster.load_assignment.endpoints as Node[]) {
-      const template = (group.lb_endpoints as Node[])[0]!;
-      group.lb_endpoints = addresses.map((address) => {
-        const endpoint = structuredClone(template);
-        endpoint.endpoint.address = address;
-        return endpoint;
-      });
     }
   }
   // Envoy's YAML parser has no merge keys; write plain YAML without anchors.

@@ -13,12 +13,12 @@ import { startModelServer, type ModelServer } from "../model-server/index.js";
 import { childEnv, launch, terminate, type ExitStatus, type Launched } from "./children.js";
 import { CLOCK_FILE_VARIABLE, CLOCK_PRELOAD, OwnedClock, type ClockSettingOptions } from "./clock/index.js";
 import { renderEnvoyConfig, type StackPorts } from "./envoy-config.js";
-import { ROOT } from "./root.js";
+import { ROOT } from "../../deploy/render/files.js";
 
 export { DEFAULT_PORTS, type StackPorts } from "./envoy-config.js";
 export { childEnv, type ExitStatus } from "./children.js";
 export { CLEAR_OF_WINDOW_EDGES, type ClockSettingOptions } from "./clock/index.js";
-export { ROOT } from "./root.js";
+export { ROOT } from "../../deploy/render/files.js";
 
 /** Upstream credential the sample policy sends to pool B (`POOL_B_API_KEY`). */
 export const DEMO_POOL_B_KEY = "demo-pool-b-secret";

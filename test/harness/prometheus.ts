@@ -58,10 +58,6 @@ export const prometheusBinary = (): string => process.env.PROMETHEUS_BIN ?? "pro
 /** The promtool binary: PROMTOOL_BIN, or the one on PATH. */
 export const promtoolBinary = (): string => process.env.PROMTOOL_BIN ?? "promtool";
 
-/** Whether `prometheus` can run here (the tests skip, or fail in CI, without it). */
-export const prometheusAvailable = (): boolean =>
-  spawnSync(prometheusBinary(), ["--version"], { encoding: "utf8" }).status === 0;
-
 /** Runs promtool with `args` and returns its exit status and output. */
 export function promtool(args: readonly string[]): { status: number | null; output: string } {
   const run = spawnSync(promtoolBinary(), args, { encoding: "utf8", env: childEnv() });
@@ -74,8 +70,16 @@ interface ApiAnswer<T> {
   readonly error?: string;
 }
 
-/** Starts Prometheus and waits until it is ready. */
+/**
+ * Starts Prometheus and waits until it is ready. Without a runnable prometheus the test fails (it is
+ * installed by scripts/setup.sh like redis-server): a test that did not run is never reported as a pass.
+ */
 export async function startPrometheus(options: PrometheusOptions): Promise<Prometheus> {
+  const version = spawnSync(prometheusBinary(), ["--version"], { encoding: "utf8" });
+  if (version.status !== 0)
+    throw new Error(
+      `${prometheusBinary()} cannot run (scripts/setup.sh installs the Debian package; or set PROMETHEUS_BIN): ${version.error ?? version.stderr}`,
+    );
   const dir = mkdtempSync(path.join(tmpdir(), "llm-gateway-prometheus-"));
   const port = await freePort();
   const configFile = path.join(dir, "prometheus.yml");

@@ -10,7 +10,7 @@ import * as yaml from "js-yaml";
 import { APIError } from "openai";
 import { ROOT, startStack, waitFor, type Stack, type StackOptions } from "../harness/index.js";
 import { startPrometheus, type ActiveAlert, type Prometheus } from "../harness/prometheus.js";
-import { JOBS, OPS_FILES } from "../deploy/render-ops.js";
+import { JOBS, OPS_FILES } from "../../deploy/render/index.js";
 import { client } from "../e2e/helpers.js";
 
 /** The shipped rules file. */

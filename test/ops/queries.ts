@@ -6,8 +6,7 @@
 import { readdirSync, readFileSync } from "node:fs";
 import path from "node:path";
 import * as yaml from "js-yaml";
-import { ROOT } from "../harness/root.js";
-import { OPS_FILES } from "../deploy/render-ops.js";
+import { OPS_FILES, ROOT } from "../../deploy/render/index.js";
 
 /** A dashboard panel's query, named for messages. */
 export interface DashboardQuery {

@@ -5,7 +5,7 @@
  */
 import { readFileSync, renameSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import { ROOT } from "../root.js";
+import { ROOT } from "../../../deploy/render/files.js";
 
 /** The preload module, as `node --import` takes it. */
 export const CLOCK_PRELOAD = path.join(ROOT, "dist/test/harness/clock/preload.js");

@@ -1,5 +1,5 @@
 /**
- * The SRE side of deploy/, rendered by `npm run render:deploy` with the rest (render-envoy.ts's renderAll):
+ * The SRE side of deploy/, rendered by `npm run render:deploy` with the rest (./index.ts, renderAll):
  *
  * - deploy/grafana/*.json: the Grafana dashboards, defined here panel by panel so every one is laid out and
  *   wired to the data source the same way;
@@ -735,7 +735,7 @@ export function renderPrometheusRule(root: string): string {
     },
     spec: { groups: rules.groups },
   };
-  return `# GENERATED from ${OPS_FILES.alerts} by \`npm run render:deploy\` (test/deploy/render-ops.ts): do not edit.
+  return `# GENERATED from ${OPS_FILES.alerts} by \`npm run render:deploy\` (deploy/render/ops.ts): do not edit.
 # The gateway's alert rules for the Prometheus Operator; what each one means: deploy/prometheus/README.md.
 ${yaml.dump(rule, { noRefs: true, lineWidth: -1 })}`;
 }
