@@ -67,6 +67,14 @@ function setup(policy = unitPolicy(), store: QuotaStore = new MemoryQuotaStore()
 }
 type Setup = ReturnType<typeof setup>;
 
+/** A new exchange whose request (`body`) has been checked and forwarded. */
+async function forwarded(s: Setup, body: unknown): Promise<Exchange> {
+  const exchange = s.exchange();
+  await send(exchange, requestHeaders());
+  await send(exchange, requestBody(body));
+  return exchange;
+}
+
 /** Hands `message` to the exchange and decodes its answers from the bytes the server would send. */
 async function sendAll(exchange: Exchange, message: ProcessingRequestMessage): Promise<Reply[]> {
   return (await exchange.handle(message)).map((reply) => decodeReply(encodeResponse(reply)));
@@ -178,9 +186,7 @@ describe("Exchange: a streamed chat completion", () => {
 
   it("strips the usage chunk the client did not ask for, reads the usage from it and charges it", async () => {
     const s = setup();
-    const exchange = s.exchange();
-    await send(exchange, requestHeaders());
-    await send(exchange, requestBody(chat({ stream: true })));
+    const exchange = await forwarded(s, chat({ stream: true }));
     const headers = await send(
       exchange,
       responseHeaders({ ":status": "200", "content-type": "text/event-stream" }),
@@ -208,9 +214,7 @@ describe("Exchange: a streamed chat completion", () => {
 
   it("passes the usage chunk to a client that asked for it", async () => {
     const s = setup();
-    const exchange = s.exchange();
-    await send(exchange, requestHeaders());
-    await send(exchange, requestBody(chat({ stream: true, stream_options: { include_usage: true } })));
+    const exchange = await forwarded(s, chat({ stream: true, stream_options: { include_usage: true } }));
     await send(exchange, responseHeaders({ ":status": "200", "content-type": "text/event-stream" }));
     const last = await send(exchange, responseBody(sse([delta("Hi"), usageChunk(17, 1), "[DONE]"]), true));
     assert.equal(last.responseBody?.response?.bodyMutation ?? undefined, undefined);
@@ -281,9 +285,7 @@ describe("Exchange: a streamed chat completion", () => {
 
   it("charges nothing for an upstream error and releases the reservation", async () => {
     const s = setup();
-    const exchange = s.exchange();
-    await send(exchange, requestHeaders());
-    await send(exchange, requestBody(chat()));
+    const exchange = await forwarded(s, chat());
     const reply = await send(
       exchange,
       responseHeaders({ ":status": "500", "content-type": "application/json" }),
@@ -302,9 +304,7 @@ describe("Exchange: a streamed chat completion", () => {
 describe("Exchange: settlement", () => {
   it("writes the record with the usage when the quota store fails to settle", async () => {
     const s = setup(unitPolicy(), new UnsettlingStore());
-    const exchange = s.exchange();
-    await send(exchange, requestHeaders());
-    await send(exchange, requestBody(chat({ stream: true })));
+    const exchange = await forwarded(s, chat({ stream: true }));
     await send(exchange, responseHeaders({ ":status": "200", "content-type": "text/event-stream" }));
     await send(exchange, responseBody(sse([delta("Hi"), usageChunk(17, 1), "[DONE]"]), true));
     assert.equal(s.audit.written.length, 1);
@@ -332,9 +332,7 @@ describe("Exchange: settlement that fails", () => {
 describe("Exchange: a buffered answer", () => {
   it("charges the server's usage from a JSON answer passed through", async () => {
     const s = setup();
-    const exchange = s.exchange();
-    await send(exchange, requestHeaders());
-    await send(exchange, requestBody(chat()));
+    const exchange = await forwarded(s, chat());
     const headers = await send(
       exchange,
       responseHeaders({ ":status": "200", "content-type": "application/json" }),
@@ -359,9 +357,7 @@ describe("Exchange: a buffered answer", () => {
 describe("Exchange: the fallback pool", () => {
   it("reads which pool answered from the served-pool header, removes it, and records it", async () => {
     const s = setup();
-    const exchange = s.exchange();
-    await send(exchange, requestHeaders());
-    await send(exchange, requestBody(chat()));
+    const exchange = await forwarded(s, chat());
     const reply = await send(
       exchange,
       responseHeaders({
@@ -380,9 +376,7 @@ describe("Exchange: the fallback pool", () => {
 
   it("removes the header but ignores a pool that is not one of the model's fallbacks", async () => {
     const s = setup();
-    const exchange = s.exchange();
-    await send(exchange, requestHeaders());
-    await send(exchange, requestBody(chat()));
+    const exchange = await forwarded(s, chat());
     const reply = await send(
       exchange,
       responseHeaders({

@@ -63,8 +63,7 @@ export const MAX_BODY_BYTES = 8 * 1024 * 1024;
 
 /**
  * A request body from this size on may take longer than Envoy's 2 s message_timeout to parse, scan and
- * count (1-4 MB/s), and one that arrives in several chunks may take that long to upload: for them extproc
- * first asks Envoy for more time (up to max_message_timeout).
+ * count (1-4 MB/s): for them extproc first asks Envoy for more time (up to max_message_timeout).
  */
 export const LARGE_BODY_BYTES = 256 * 1024;
 
@@ -124,7 +123,6 @@ export class Exchange {
   private readonly requestBody = new HeldBody();
   /** The answer, when the endpoint reads it whole (to rewrite it); otherwise it streams through. */
   private answer: HeldBody | undefined;
-  private askedForTime = false;
 
   constructor(private readonly deps: ProcessorDeps) {
     this.ctx = new RequestContext(deps.policy());
@@ -167,16 +165,14 @@ export class Exchange {
   }
 
   /**
-   * Whether the request-headers answer may outlast Envoy's message_timeout because of `message`: a body
-   * still uploading, or a large one parsed, scanned and counted next. True at most once per exchange (Envoy
-   * takes one extension per message).
+   * Whether handling `message` may outlast Envoy's message_timeout: it completes a large request body,
+   * which is parsed, scanned and counted next. Asked for on that last chunk only: Envoy restarts its one
+   * timer with every chunk it sends, which would undo an extension asked for earlier.
    */
   needsMoreTime(message: ProcessingRequestMessage): boolean {
     const chunk = message.requestBody;
-    if (this.askedForTime || chunk == null || this.heldHeaders === undefined) return false;
-    const large = this.requestBody.bytes + (chunk.body?.length ?? 0) >= LARGE_BODY_BYTES;
-    this.askedForTime = chunk.endOfStream !== true || large;
-    return this.askedForTime;
+    if (chunk?.endOfStream !== true || this.heldHeaders === undefined) return false;
+    return this.requestBody.bytes + (chunk.body?.length ?? 0) >= LARGE_BODY_BYTES;
   }
 
   /** True once the exchange is complete and audited: Envoy will send nothing more on this stream. */

@@ -3,7 +3,7 @@
  * Exchange: what Envoy sees on the stream, message by message.
  */
 import assert from "node:assert/strict";
-import { after, before, describe, it } from "node:test";
+import { afterEach, beforeEach, describe, it } from "node:test";
 import * as grpc from "@grpc/grpc-js";
 import pino from "pino";
 import {
@@ -28,11 +28,13 @@ const chatOfSize = (bytes: number) => ({
 });
 
 describe("ext_proc server", () => {
-  const unit = unitDeps();
+  // A server per test: the unit quota's clock stands still, so its bucket never refills.
+  let unit: ReturnType<typeof unitDeps>;
   let server: ExtProcServer;
   let client: grpc.Client;
 
-  before(async () => {
+  beforeEach(async () => {
+    unit = unitDeps();
     server = await startExtProcServer(unit.deps, {
       listen: "127.0.0.1:0",
       maxMessageBytes: 16 * 1024 * 1024,
@@ -43,7 +45,7 @@ describe("ext_proc server", () => {
     });
   });
 
-  after(async () => {
+  afterEach(async () => {
     client.close();
     await server.shutdown(1000);
   });
@@ -87,16 +89,16 @@ describe("ext_proc server", () => {
     assert.ok(replies[2]!.requestBody?.response, "then the body");
   });
 
-  it("asks for more time once for a body that arrives in several chunks, however small", async () => {
-    const body = Buffer.from(JSON.stringify(chatOfSize(1024)));
+  it("asks for more time on the last chunk of a large body that arrives in several, once", async () => {
+    const body = Buffer.from(JSON.stringify(chatOfSize(300 * 1024)));
     const chunk = (part: Buffer, endOfStream: boolean) =>
       decoded({ requestBody: { body: part, endOfStream } });
     const { received: replies } = await converse(
       [
         requestHeaders(),
-        chunk(body.subarray(0, 100), false),
-        chunk(body.subarray(100, 200), false),
-        chunk(body.subarray(200), true),
+        chunk(body.subarray(0, 100_000), false),
+        chunk(body.subarray(100_000, 200_000), false),
+        chunk(body.subarray(200_000), true),
       ],
       5,
     );
