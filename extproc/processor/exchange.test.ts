@@ -67,9 +67,8 @@ function setup(policy = unitPolicy(), store: QuotaStore = new MemoryQuotaStore()
 }
 type Setup = ReturnType<typeof setup>;
 
-/** A new exchange whose request (`body`) has been checked and forwarded. */
-async function forwarded(s: Setup, body: unknown): Promise<Exchange> {
-  const exchange = s.exchange();
+/** An exchange (a new one by default) whose request (`body`) has been checked and forwarded. */
+async function forwarded(s: Setup, body: unknown, exchange = s.exchange()): Promise<Exchange> {
   await send(exchange, requestHeaders());
   await send(exchange, requestBody(body));
   return exchange;
@@ -102,6 +101,9 @@ const chat = (extra: Record<string, unknown> = {}) => ({
   max_tokens: 50,
   ...extra,
 });
+
+/** A model server's headers for a stream. */
+const SSE_HEADERS = responseHeaders({ ":status": "200", "content-type": "text/event-stream" });
 
 const sse = (events: unknown[]): string =>
   events.map((e) => `data: ${typeof e === "string" ? e : JSON.stringify(e)}\n\n`).join("");
@@ -187,10 +189,7 @@ describe("Exchange: a streamed chat completion", () => {
   it("strips the usage chunk the client did not ask for, reads the usage from it and charges it", async () => {
     const s = setup();
     const exchange = await forwarded(s, chat({ stream: true }));
-    const headers = await send(
-      exchange,
-      responseHeaders({ ":status": "200", "content-type": "text/event-stream" }),
-    );
+    const headers = await send(exchange, SSE_HEADERS);
     assert.equal(headers.modeOverride, undefined, "Envoy streams every body: no mode to switch");
     const first = await send(exchange, responseBody(sse([delta("Hello"), delta(" there")]), false));
     assert.equal(
@@ -215,7 +214,7 @@ describe("Exchange: a streamed chat completion", () => {
   it("passes the usage chunk to a client that asked for it", async () => {
     const s = setup();
     const exchange = await forwarded(s, chat({ stream: true, stream_options: { include_usage: true } }));
-    await send(exchange, responseHeaders({ ":status": "200", "content-type": "text/event-stream" }));
+    await send(exchange, SSE_HEADERS);
     const last = await send(exchange, responseBody(sse([delta("Hi"), usageChunk(17, 1), "[DONE]"]), true));
     assert.equal(last.responseBody?.response?.bodyMutation ?? undefined, undefined);
   });
@@ -226,7 +225,7 @@ describe("Exchange: a streamed chat completion", () => {
     const request = chat({ stream: true, stream_options: { include_usage: true } });
     await send(exchange, requestHeaders());
     await send(exchange, requestBody(request));
-    await send(exchange, responseHeaders({ ":status": "200", "content-type": "text/event-stream" }));
+    await send(exchange, SSE_HEADERS);
     await send(exchange, responseBody(sse([delta("Hello, how "), delta("are you")]), false));
     await send(exchange, responseBody(sse([delta(" today?"), "[DONE]"]), true));
 
@@ -248,7 +247,7 @@ describe("Exchange: a streamed chat completion", () => {
     const request = chat({ stream: true });
     await send(exchange, requestHeaders());
     await send(exchange, requestBody(request));
-    await send(exchange, responseHeaders({ ":status": "200", "content-type": "text/event-stream" }));
+    await send(exchange, SSE_HEADERS);
     await send(exchange, responseBody(sse([delta("Partial answer")]), false));
     assert.equal(exchange.finished, false);
     exchange.close();
@@ -305,7 +304,7 @@ describe("Exchange: settlement", () => {
   it("writes the record with the usage when the quota store fails to settle", async () => {
     const s = setup(unitPolicy(), new UnsettlingStore());
     const exchange = await forwarded(s, chat({ stream: true }));
-    await send(exchange, responseHeaders({ ":status": "200", "content-type": "text/event-stream" }));
+    await send(exchange, SSE_HEADERS);
     await send(exchange, responseBody(sse([delta("Hi"), usageChunk(17, 1), "[DONE]"]), true));
     assert.equal(s.audit.written.length, 1);
     const [record] = await s.audit.records();
@@ -317,10 +316,9 @@ describe("Exchange: settlement", () => {
 describe("Exchange: settlement that fails", () => {
   it("still writes the record, with the server's usage, when settlement rejects", async () => {
     const s = setup();
-    const exchange = new Exchange({ ...s.deps, quota: new RejectingSettlement(s.deps.quota) });
-    await send(exchange, requestHeaders());
-    await send(exchange, requestBody(chat({ stream: true })));
-    await send(exchange, responseHeaders({ ":status": "200", "content-type": "text/event-stream" }));
+    const rejecting = new Exchange({ ...s.deps, quota: new RejectingSettlement(s.deps.quota) });
+    const exchange = await forwarded(s, chat({ stream: true }), rejecting);
+    await send(exchange, SSE_HEADERS);
     await send(exchange, responseBody(sse([delta("Hi"), usageChunk(17, 1), "[DONE]"]), true));
     const [record] = await s.audit.records();
     assert.equal(s.audit.written.length, 1);
