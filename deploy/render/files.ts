@@ -1,5 +1,6 @@
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { OPS_FILES } from "./ops.js";
 
 /** Repository root (this file is dist/deploy/render/files.js once built). */
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../..");
@@ -24,7 +25,8 @@ export const FILES = {
 /**
  * The chart's copies (Helm reads files only inside its chart): generated file → what it copies byte for
  * byte. The chart's pod runs the same bootstrap, script and sample policy as deploy/kubernetes, and its Istio
- * mode the same EnvoyFilter and example routing as deploy/istio.
+ * mode the same EnvoyFilter and example routing as deploy/istio; its PrometheusRule the same rules as
+ * deploy/kubernetes/monitoring.
  */
 export const CHART_COPIES: Readonly<Record<string, string>> = {
   [`${CHART}/files/envoy.yaml`]: FILES.envoyK8s,
@@ -32,4 +34,5 @@ export const CHART_COPIES: Readonly<Record<string, string>> = {
   [`${CHART}/files/policy.yaml`]: FILES.policyK8s,
   [`${CHART}/files/istio/envoyfilter.yaml`]: FILES.envoyFilter,
   [`${CHART}/files/istio/routing.yaml`]: FILES.istioRouting,
+  [`${CHART}/files/alerts.yaml`]: OPS_FILES.alerts,
 };

@@ -35,6 +35,12 @@ const OWN_POLICY = read(FILES.policySource).replace(
 );
 assert.notEqual(OWN_POLICY, read(FILES.policySource), "the sample's quota section moved");
 
+/** Both Prometheus Operator objects on, with the label a kube-prometheus-stack release selects on. */
+const MONITORING = {
+  podMonitor: { enabled: true, labels: { release: "kube-prometheus-stack" } },
+  prometheusRule: { enabled: true, labels: { release: "kube-prometheus-stack" } },
+} as const;
+
 /** The value sets every test renders; each exercises values the others leave at their defaults. */
 const VALUE_SETS = {
   defaults: { values: {} },
@@ -72,6 +78,10 @@ const VALUE_SETS = {
   },
   istio: {
     values: { istio: { enabled: true, host: "llm.corp.example", gatewayNamespace: "istio-ingress" } },
+  },
+  "Prometheus Operator monitoring": { values: { monitoring: MONITORING } },
+  "Istio mode with Prometheus Operator monitoring": {
+    values: { istio: { enabled: true }, monitoring: MONITORING },
   },
 } as const satisfies Record<string, { values: Node; external?: Node }>;
 type ValueSet = keyof typeof VALUE_SETS;
@@ -310,5 +320,57 @@ describe("values", () => {
         podSelector: { matchLabels: filter.spec.workloadSelector.labels },
       },
     ]);
+  });
+});
+
+describe("monitoring with the Prometheus Operator: deploy/kubernetes/monitoring's objects, off by default", () => {
+  /** What a PodMonitor scrapes in a pod: each endpoint's container (by port name), path and job label. */
+  const scraped = (monitor: Node, pod: Node) => {
+    const containers = new Map<string, string>(
+      (pod.spec.containers as Node[]).flatMap((c) =>
+        ((c.ports ?? []) as Node[]).map((p) => [p.name, c.name] as const),
+      ),
+    );
+    return (monitor.spec.podMetricsEndpoints as Node[]).map((e) => ({
+      container: containers.get(e.port),
+      path: e.path,
+      interval: e.interval,
+      job: (e.relabelings as Node[] | undefined)?.find((r) => r.targetLabel === "job")?.replacement,
+    }));
+  };
+  const kustomize = kustomizeBuild("deploy/kubernetes/monitoring");
+  const kustomizePod = named(ofKind(kustomizeBuild("deploy/kubernetes"), "Deployment"), "llm-gateway").spec
+    .template;
+  const expected = scraped(named(ofKind(kustomize, "PodMonitor"), "llm-gateway"), kustomizePod);
+
+  test("the defaults render neither a PodMonitor nor a PrometheusRule", () => {
+    assert.deepEqual(ofKind(rendered("defaults"), "PodMonitor"), []);
+    assert.deepEqual(ofKind(rendered("defaults"), "PrometheusRule"), []);
+  });
+
+  test("the PodMonitor selects the chart's pod and scrapes both containers as the kustomize one does", () => {
+    const objects = rendered("Prometheus Operator monitoring");
+    const pod = named(ofKind(objects, "Deployment"), "llm-gateway").spec.template;
+    const monitor = named(ofKind(objects, "PodMonitor"), "llm-gateway");
+    assert.ok(selects(monitor.spec.selector, pod.metadata.labels));
+    assert.equal(monitor.metadata.labels.release, "kube-prometheus-stack");
+    assert.deepEqual(scraped(monitor, pod), expected);
+  });
+
+  test("the PrometheusRule holds the same rule groups as deploy/kubernetes/monitoring's", () => {
+    const rule = named(ofKind(rendered("Prometheus Operator monitoring"), "PrometheusRule"), "llm-gateway");
+    assert.equal(rule.metadata.labels.release, "kube-prometheus-stack");
+    assert.deepEqual(rule.spec, named(ofKind(kustomize, "PrometheusRule"), "llm-gateway").spec);
+  });
+
+  test("Istio mode: the pod is extproc alone, so only its metrics are scraped", () => {
+    const objects = rendered("Istio mode with Prometheus Operator monitoring");
+    const deployment = named(ofKind(objects, "Deployment"), "llm-gateway-extproc");
+    const monitor = named(ofKind(objects, "PodMonitor"), "llm-gateway-extproc");
+    assert.ok(selects(monitor.spec.selector, deployment.spec.template.metadata.labels));
+    assert.deepEqual(
+      scraped(monitor, deployment.spec.template),
+      expected.filter((e) => e.container === "extproc"),
+    );
   });
 });
