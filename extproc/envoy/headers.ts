@@ -30,10 +30,13 @@ export function readHeaders(headers: { headers?: WireHeader[] } | null | undefin
   const out = new Map<string, string>();
   for (const h of headers?.headers ?? []) {
     if (!h.key) continue;
-    const value =
-      h.rawValue && h.rawValue.length > 0 ? Buffer.from(h.rawValue).toString("latin1") : (h.value ?? "");
+    const value = h.rawValue && h.rawValue.length > 0 ? latin1(h.rawValue) : (h.value ?? "");
     const previous = out.get(h.key);
     out.set(h.key, previous === undefined ? value : `${previous}, ${value}`);
   }
   return out;
 }
+
+/** The bytes as latin1 text, read in place (protobufjs hands out views into the message; no copy). */
+const latin1 = (bytes: Uint8Array): string =>
+  Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("latin1");
