@@ -6,11 +6,13 @@
  * that refuses or stalls.
  */
 import assert from "node:assert/strict";
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
-import { DEMO_KEYS, startStack, waitFor, type Stack } from "../harness/index.js";
+import { TRACES_CLUSTER } from "../../deploy/render/tracing.js";
+import { renderEnvoyConfig } from "../harness/envoy-config.js";
+import { DEFAULT_PORTS, DEMO_KEYS, ROOT, startStack, waitFor, type Stack } from "../harness/index.js";
 import { startOtlpReceiver, type OtlpReceiver, type ReceivedSpan } from "../harness/otlp-receiver.js";
 import { writePolicy } from "../harness/policy.js";
 import { auditRecordOf, client, extprocMetrics, markForwarded, sampleValue, userChat } from "./helpers.js";
@@ -238,6 +240,21 @@ describe("tracing on: one trace per request across Envoy and extproc", () => {
     assert.equal(exchange.attributes["http.response.status_code"], 404);
     assert.equal(exchange.attributes["gen_ai.response.model"], undefined);
     named("ext_proc request_body");
+  });
+});
+
+describe("tracing off by default", () => {
+  it("has no tracer and no collector in envoy/envoy.yaml, nor in what the harness renders from it", () => {
+    const source = readFileSync(path.join(ROOT, "envoy/envoy.yaml"), "utf8");
+    const rendered = renderEnvoyConfig(path.join(ROOT, "envoy/envoy.yaml"), {
+      ports: DEFAULT_PORTS,
+      root: ROOT,
+      extprocSockets: [".run/extproc.sock"],
+    });
+    for (const text of [source, rendered]) {
+      assert.doesNotMatch(text, /^\s*tracing:/m);
+      assert.ok(!text.includes("envoy.tracers.") && !text.includes(TRACES_CLUSTER));
+    }
   });
 });
 

@@ -34,12 +34,17 @@ export type ReceiverMode =
 /** A running receiver. */
 export interface OtlpReceiver {
   readonly port: number;
+  /** The spans received (the newest `keep`). */
   readonly spans: ReceivedSpan[];
+  /** Spans received in all. */
+  readonly received: number;
   /** Every request body as received (to look for text that must not be there). */
   readonly bodies: Buffer[];
   /** Export requests received, answered or not. */
   readonly requests: number;
   mode: ReceiverMode;
+  /** Whether bodies are decoded and kept (a benchmark turns it off once checked: it only needs them taken). */
+  decode: boolean;
   close(): Promise<void>;
 }
 
@@ -110,24 +115,36 @@ export function decodeExport(body: Buffer, contentType: string): ReceivedSpan[] 
   return out;
 }
 
-/** Starts a receiver on a free loopback port. */
-export async function startOtlpReceiver(mode: ReceiverMode = { answer: "ok" }): Promise<OtlpReceiver> {
+/**
+ * Starts a receiver on a free loopback port, answering as `mode` says and keeping the newest `keep` spans
+ * and request bodies (a benchmark's run sends hundreds of thousands).
+ */
+export async function startOtlpReceiver(
+  mode: ReceiverMode = { answer: "ok" },
+  keep = Number.POSITIVE_INFINITY,
+): Promise<OtlpReceiver> {
   const spans: ReceivedSpan[] = [];
   const bodies: Buffer[] = [];
   const stalled: ServerResponse[] = [];
   let requests = 0;
+  let received = 0;
   const handle = (req: IncomingMessage, res: ServerResponse, body: Buffer) => {
     requests++;
     if (req.method !== "POST" || req.url !== "/v1/traces") return void res.writeHead(404).end();
     if (receiver.mode.answer === "stall") return void stalled.push(res);
     if (receiver.mode.answer === "status") return void res.writeHead(receiver.mode.status).end();
+    if (!receiver.decode) return void res.writeHead(200, { "content-type": "application/x-protobuf" }).end();
     bodies.push(body);
     const contentType = req.headers["content-type"] ?? "";
     try {
-      spans.push(...decodeExport(body, contentType));
+      const decoded = decodeExport(body, contentType);
+      received += decoded.length;
+      spans.push(...decoded);
     } catch (err) {
       return void res.writeHead(400, { "content-type": "text/plain" }).end(String(err));
     }
+    if (spans.length > keep) spans.splice(0, spans.length - keep);
+    if (bodies.length > keep) bodies.splice(0, bodies.length - keep);
     res.writeHead(200, { "content-type": contentType }).end();
   };
   const server = createServer((req, res) => {
@@ -143,7 +160,11 @@ export async function startOtlpReceiver(mode: ReceiverMode = { answer: "ok" }): 
     get requests() {
       return requests;
     },
+    get received() {
+      return received;
+    },
     mode,
+    decode: true,
     close: () =>
       new Promise<void>((resolve) => {
         stalled.forEach((res) => res.destroy());
