@@ -34,8 +34,8 @@ export interface SpanSink {
 /** Epoch nanoseconds from the monotonic clock (so a span never ends before it starts). */
 export const nowNs = (): number => (performance.timeOrigin + performance.now()) * 1e6;
 
-/** A span being recorded. */
-class OpenSpan {
+/** A span being recorded; handed to the sink as it is once ended (no copy). */
+class OpenSpan implements FinishedSpan {
   readonly spanId = newSpanId();
   readonly startNs = nowNs();
   endNs = this.startNs;
@@ -43,14 +43,11 @@ class OpenSpan {
   status: number = StatusCode.UNSET;
 
   constructor(
-    readonly name: string,
+    readonly traceId: Buffer,
+    public name: string,
     readonly kind: number,
     readonly parentSpanId: Buffer,
   ) {}
-
-  finished(traceId: Buffer): FinishedSpan {
-    return { ...this, traceId };
-  }
 }
 
 /** The `error.type` of a thrown value: a GatewayError's stable code, else the error's class name. */
@@ -77,7 +74,7 @@ export class RequestTrace {
     private readonly sink: SpanSink,
     private readonly parent: SpanContext,
   ) {
-    this.exchange = new OpenSpan("ext_proc", SpanKind.SERVER, parent.spanId);
+    this.exchange = new OpenSpan(parent.traceId, "ext_proc", SpanKind.SERVER, parent.spanId);
   }
 
   /** Adds `attributes` to the exchange's span (what is known before its end, e.g. the host asked for). */
@@ -95,7 +92,7 @@ export class RequestTrace {
     const name = `ext_proc ${phase}`;
     if (this.phase?.name !== name) {
       this.closePhase();
-      this.phase = new OpenSpan(name, SpanKind.INTERNAL, this.exchange.spanId);
+      this.phase = new OpenSpan(this.traceId, name, SpanKind.INTERNAL, this.exchange.spanId);
       this.messageStartNs = this.phase.startNs;
     } else this.messageStartNs = nowNs();
   }
@@ -114,7 +111,7 @@ export class RequestTrace {
    * error's type; resolves or rejects as `step` does.
    */
   async step<T>(name: string, step: () => T | Promise<T>): Promise<T> {
-    const span = new OpenSpan(name, SpanKind.INTERNAL, (this.phase ?? this.exchange).spanId);
+    const span = new OpenSpan(this.traceId, name, SpanKind.INTERNAL, (this.phase ?? this.exchange).spanId);
     try {
       return await step();
     } catch (err) {
@@ -123,7 +120,7 @@ export class RequestTrace {
       throw err;
     } finally {
       span.endNs = nowNs();
-      if (!this.ended) this.sink.add(span.finished(this.traceId));
+      if (!this.ended) this.sink.add(span);
     }
   }
 
@@ -137,13 +134,13 @@ export class RequestTrace {
     this.ended = true;
     const span = this.exchange;
     span.endNs = nowNs();
-    span.attributes = {
-      ...span.attributes,
-      ...attributes,
-      ...(errorType !== undefined && { "error.type": errorType }),
-    };
-    span.status = errorType === undefined ? StatusCode.UNSET : StatusCode.ERROR;
-    this.sink.add({ ...span.finished(this.traceId), name });
+    span.name = name;
+    Object.assign(span.attributes, attributes);
+    if (errorType !== undefined) {
+      span.attributes["error.type"] = errorType;
+      span.status = StatusCode.ERROR;
+    }
+    this.sink.add(span);
   }
 
   private closePhase(): void {
@@ -152,7 +149,7 @@ export class RequestTrace {
     phase.attributes["llm_gateway.ext_proc.messages"] = this.phaseMessages;
     // Time extproc spent on the phase's messages, without the waits between them (a stream's gaps).
     phase.attributes["llm_gateway.ext_proc.busy_us"] = Math.round(this.phaseBusyNs / 1000);
-    this.sink.add(phase.finished(this.traceId));
+    this.sink.add(phase);
     this.phase = undefined;
     this.phaseMessages = 0;
     this.phaseBusyNs = 0;
