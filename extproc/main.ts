@@ -14,6 +14,7 @@ import { connectRedis, MemoryQuotaStore, QuotaService, RedisQuotaStore } from ".
 import { replayUsage } from "./quota/replay.js";
 import { monthWindow } from "./quota/windows.js";
 import { startExtProcServer } from "./server/index.js";
+import { createTracer } from "./tracing/index.js";
 import { preloadEncoding } from "./tokens/index.js";
 import { WorkerPool } from "./workers/index.js";
 
@@ -111,6 +112,14 @@ async function main(): Promise<void> {
   const stopFollowing =
     store instanceof RedisQuotaStore ? revocations.follow(store.client, store.prefix, logger) : () => {};
   const quota = new QuotaService({ store, shared: quotaSettings.store === "redis", metrics, logger, now });
+  // Off unless a collector is configured: then no tracer exists and nothing is sent anywhere.
+  const tracing =
+    settings.traces &&
+    createTracer(settings.traces, {
+      exported: (spans) => metrics.traceSpansExported.inc(spans),
+      dropped: (reason, spans) => metrics.traceSpansDropped.inc({ reason }, spans),
+    });
+  if (settings.traces) logger.info({ endpoint: settings.traces.endpoint }, "tracing on");
   const server = await startExtProcServer(
     {
       policy: () => policies.current,
@@ -123,6 +132,7 @@ async function main(): Promise<void> {
       workers,
       logger,
       revocations,
+      tracer: tracing?.tracer,
     },
     { listen: settings.listen, maxMessageBytes: settings.maxMessageBytes, logger },
   );
@@ -147,6 +157,8 @@ async function main(): Promise<void> {
         stopFollowing();
         // Records still waiting for a token count and settlement need the workers and the store.
         await audit.flush();
+        // The spans of the requests just finished go out too (one export timeout at most).
+        await tracing?.shutdown();
         // At shutdown the newest durable head leaves the host, also when it became durable within the minute
         // of the last checkpoint (no later flush would have logged it).
         if (durableHead && durableHead.seq > checkpointedSeq) checkpoint(durableHead);

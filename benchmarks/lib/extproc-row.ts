@@ -4,6 +4,7 @@
  */
 import { readFileSync } from "node:fs";
 import { performance } from "node:perf_hooks";
+import type { StackOptions } from "../../test/harness/index.js";
 import type { PolicyDoc } from "../../test/harness/policy.js";
 import { BASE_HEADERS, CHAT_PATH, MODE_LABELS, MODES, readAnswer, sendOnce, type Mode } from "./request.js";
 import type { StartedRow } from "./scenario.js";
@@ -24,6 +25,10 @@ export interface ExtprocRowSpec {
   readonly expect: Expectations;
   /** Further problems with the written policy file (e.g. checked with extproc's own code). */
   readonly policyProblems?: (file: string) => Promise<string[]>;
+  /** Traces on in Envoy and extproc, sent to this collector (see startStack's `traces`). */
+  readonly traces?: StackOptions["traces"];
+  /** Further problems with the row once its check requests are answered (by their x-request-id). */
+  readonly requestProblems?: (requestIds: readonly string[]) => Promise<string[]>;
 }
 
 /**
@@ -40,7 +45,7 @@ const CHECK = {
 /** Starts Envoy + extproc with the core policy changed by `spec.edit`. */
 export async function startExtprocRow(env: RowEnv, spec: ExtprocRowSpec): Promise<StartedRow> {
   const policyFile = writeBenchPolicy(env.workDir, spec.edit);
-  const { stack, proxies } = await startGateway(env, policyFile);
+  const { stack, proxies } = await startGateway(env, policyFile, spec.traces);
   const url = `http://127.0.0.1:${stack.ports.http}${CHAT_PATH}`;
   return {
     url,
@@ -52,12 +57,14 @@ export async function startExtprocRow(env: RowEnv, spec: ExtprocRowSpec): Promis
     },
     check: async () => {
       const problems = spec.policyProblems ? await spec.policyProblems(policyFile) : [];
+      const requestIds: string[] = [];
       for (const mode of MODES)
         problems.push(
-          ...(await checkRequest(url, stack.auditLog, mode, spec.expect)).map(
+          ...(await checkRequest(url, stack.auditLog, mode, spec.expect, requestIds)).map(
             (x) => `${MODE_LABELS[mode]}: ${x}`,
           ),
         );
+      if (spec.requestProblems) problems.push(...(await spec.requestProblems(requestIds)));
       return problems;
     },
     stop: () => stack.stop(),
@@ -76,6 +83,7 @@ async function checkRequest(
   auditLog: string,
   mode: Mode,
   expect: Expectations,
+  requestIds: string[],
 ): Promise<string[]> {
   const headers = {
     ...BASE_HEADERS,
@@ -96,6 +104,7 @@ async function checkRequest(
       `answer ${JSON.stringify(answer)}, expected ${expect.pii ? "<EMAIL_…> in it" : "it unchanged"}`,
     );
   const requestId = res.headers.get("x-request-id");
+  if (requestId) requestIds.push(requestId);
   const record = requestId ? await auditRecord(auditLog, requestId) : undefined;
   if (!record) return [...problems, `no audit record for x-request-id ${requestId ?? "(absent)"}`];
   const pii = record.pii as Record<"request" | "response", Record<string, { action?: string }>> | undefined;

@@ -61,7 +61,8 @@ export const USAGE = `Usage: node dist/benchmarks/gateway.js [flags]   (or: npm 
   --saturation-duration-s S    seconds per saturation row, at most (default ${DEFAULTS["saturation-duration-s"]})
   --warmup N                   unmeasured requests before every row (default ${DEFAULTS.warmup})
   --rows ID,ID                 only these rows besides envoy and envoy+extproc (ids: direct,
-                               envoy+extproc+quotas+pii, litellm, ai-gateway; default all)
+                               envoy+extproc+quotas+pii, envoy+extproc+tracing, litellm,
+                               ai-gateway; default all)
   --no-pin                     do not pin processes to CPUs with taskset
   --quick                      small numbers for a smoke run, as BENCH_QUICK=1 (explicit flags still win)
   --json                       JSON result on stdout; the human-readable report moves to stderr

@@ -14,6 +14,7 @@ import {
   startStack,
   waitFor,
   type Stack,
+  type StackOptions,
 } from "../../test/harness/index.js";
 import { writePolicy, type PolicyDoc } from "../../test/harness/policy.js";
 import type { Tracked } from "./measure.js";
@@ -126,13 +127,18 @@ const argAfter = (argv: readonly string[], flag: string): string | undefined => 
  * `policyFile` unless `policyFile` is undefined (then Envoy runs without the ext_proc filter); both pinned
  * to the proxies' CPU.
  */
-export async function startGateway(env: RowEnv, policyFile: string | undefined): Promise<GatewayStack> {
+export async function startGateway(
+  env: RowEnv,
+  policyFile: string | undefined,
+  traces?: StackOptions["traces"],
+): Promise<GatewayStack> {
   const cpus = env.placement.proxyCpus;
   const stack = await startStack({
     modelServerPort: env.modelServerPort,
     workDir: env.workDir,
     envoyCpus: cpus,
     ...(policyFile ? { extprocCpus: cpus, policyFile } : { withoutExtProc: true }),
+    ...(traces && { traces }),
   });
   const children = childrenOf(process.pid);
   const envoyConfig = path.join(stack.workDir, "envoy.yaml");

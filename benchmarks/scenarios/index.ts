@@ -3,6 +3,7 @@ import type { Scenario } from "../lib/scenario.js";
 import { aiGateway } from "./ai-gateway.js";
 import { direct } from "./direct.js";
 import { envoyExtprocQuotasPii } from "./envoy-extproc-quotas-pii.js";
+import { envoyExtprocTracing } from "./envoy-extproc-tracing.js";
 import { envoyExtproc } from "./envoy-extproc.js";
 import { envoy } from "./envoy.js";
 import { litellm } from "./litellm.js";
@@ -12,6 +13,7 @@ export const SCENARIOS: readonly Scenario[] = [
   envoy,
   envoyExtproc,
   envoyExtprocQuotasPii,
+  envoyExtprocTracing,
   litellm,
   aiGateway,
 ];

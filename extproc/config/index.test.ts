@@ -18,6 +18,7 @@ const DEFAULTS: Settings = {
   workers: 1,
   logLevel: "info",
   redisPassword: undefined,
+  traces: undefined,
 };
 
 describe("readSettings", () => {
@@ -39,6 +40,10 @@ describe("readSettings", () => {
       EXTPROC_WORKERS: "3",
       LOG_LEVEL: "debug",
       REDIS_PASSWORD: "s3cret",
+      EXTPROC_TRACES_ENDPOINT: "https://collector.observability:4318/v1/traces",
+      EXTPROC_TRACES_SERVICE_NAME: "gateway-eu",
+      EXTPROC_TRACES_FLUSH_MS: "500",
+      EXTPROC_TRACES_QUEUE_SPANS: "100",
     });
     assert.deepEqual(settings, {
       policyFile: "/etc/gw/policy.yaml",
@@ -54,7 +59,20 @@ describe("readSettings", () => {
       workers: 3,
       logLevel: "debug",
       redisPassword: "s3cret",
+      traces: {
+        endpoint: "https://collector.observability:4318/v1/traces",
+        serviceName: "gateway-eu",
+        flushMs: 500,
+        queueSpans: 100,
+      },
     });
+  });
+
+  it("keeps tracing off unless a collector is named, whatever else is set", () => {
+    assert.equal(
+      readSettings({ EXTPROC_TRACES_SERVICE_NAME: "x", EXTPROC_TRACES_FLUSH_MS: "50" }).traces,
+      undefined,
+    );
   });
 
   it("reads the former name of EXTPROC_WORKERS, which wins when both are set", () => {
@@ -81,6 +99,11 @@ describe("readSettings", () => {
     ["EXTPROC_WORKERS", "-1"],
     ["EXTPROC_TOKENIZER_WORKERS", "many"],
     ["LOG_LEVEL", "verbose"],
+    ["EXTPROC_TRACES_ENDPOINT", "collector:4318"],
+    ["EXTPROC_TRACES_ENDPOINT", "grpc://collector:4317"],
+    ["EXTPROC_TRACES_SERVICE_NAME", ""],
+    ["EXTPROC_TRACES_FLUSH_MS", "5"],
+    ["EXTPROC_TRACES_QUEUE_SPANS", "0"],
   ];
   for (const [name, value] of bad) {
     it(`refuses ${name}=${JSON.stringify(value)}, naming the variable`, () => {

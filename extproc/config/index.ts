@@ -1,3 +1,5 @@
+import path from "node:path";
+import { fileURLToPath } from "node:url";
 import { z } from "zod";
 
 /**
@@ -30,6 +32,15 @@ const variables = z.object({
   REDIS_PASSWORD: z.string().optional(),
   /** Directory of the ext_proc protos; defaults to the repository's proto/. */
   EXTPROC_PROTO_DIR: z.string().optional(),
+  /** The collector's OTLP/HTTP traces URL; unset: no tracing, nothing sent anywhere. */
+  EXTPROC_TRACES_ENDPOINT: z
+    .string()
+    .url()
+    .regex(/^https?:\/\//, "must be an http:// or https:// URL")
+    .optional(),
+  EXTPROC_TRACES_SERVICE_NAME: z.string().min(1).default("llm-gateway-extproc"),
+  EXTPROC_TRACES_FLUSH_MS: z.coerce.number().int().min(10).default(1000),
+  EXTPROC_TRACES_QUEUE_SPANS: z.coerce.number().int().min(1).default(4096),
 });
 
 type Variables = z.infer<typeof variables>;
@@ -53,6 +64,19 @@ export interface Settings {
   readonly workers: number;
   readonly logLevel: LogLevel;
   readonly redisPassword: string | undefined;
+  /** OTLP trace export; undefined when tracing is off (the default). */
+  readonly traces: TraceSettings | undefined;
+}
+
+/** Where and how extproc sends its spans. */
+export interface TraceSettings {
+  /** The collector's OTLP/HTTP traces URL (`…/v1/traces`). */
+  readonly endpoint: string;
+  readonly serviceName: string;
+  /** How often queued spans are sent. */
+  readonly flushMs: number;
+  /** Most spans waiting to be sent; more are dropped (and counted). */
+  readonly queueSpans: number;
 }
 
 /** Reads settings from `env`; throws an Error naming each bad variable. */
@@ -75,6 +99,14 @@ export function readSettings(env: NodeJS.ProcessEnv = process.env): Settings {
     workers: s.EXTPROC_WORKERS ?? s.EXTPROC_TOKENIZER_WORKERS,
     logLevel: s.LOG_LEVEL,
     redisPassword: s.REDIS_PASSWORD,
+    traces: s.EXTPROC_TRACES_ENDPOINT
+      ? {
+          endpoint: s.EXTPROC_TRACES_ENDPOINT,
+          serviceName: s.EXTPROC_TRACES_SERVICE_NAME,
+          flushMs: s.EXTPROC_TRACES_FLUSH_MS,
+          queueSpans: s.EXTPROC_TRACES_QUEUE_SPANS,
+        }
+      : undefined,
   };
 }
 
@@ -89,6 +121,12 @@ export function readLogLevel(env: NodeJS.ProcessEnv = process.env): LogLevel {
 /** EXTPROC_PROTO_DIR alone, read when the protos load (at import); undefined when unset. */
 export function readProtoDir(env: NodeJS.ProcessEnv = process.env): string | undefined {
   return readVariable("EXTPROC_PROTO_DIR", env);
+}
+
+/** The directory of the protos extproc speaks: EXTPROC_PROTO_DIR, or the repository's proto/. */
+export function protoDirectory(env: NodeJS.ProcessEnv = process.env): string {
+  // This file is dist/extproc/config/index.js once built.
+  return readProtoDir(env) ?? path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../../proto");
 }
 
 /**

@@ -1,14 +1,12 @@
-import { fileURLToPath } from "node:url";
 import path from "node:path";
 import protobuf from "protobufjs";
-import { readProtoDir } from "../config/index.js";
+import { protoDirectory } from "../config/index.js";
 
 /**
  * Loads the ext_proc messages from proto/ with protobufjs. Encoding with protobufjs directly (instead of
  * @grpc/proto-loader) avoids converting every message to a plain object and back on the hot path.
  */
-const protoDir =
-  readProtoDir() ?? path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../../proto");
+const protoDir = protoDirectory();
 
 const root = new protobuf.Root();
 root.resolvePath = (_origin, target) =>

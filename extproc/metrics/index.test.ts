@@ -23,6 +23,8 @@ const DOCUMENTED: Record<string, { type: string; labels: string[] }> = {
   llm_gateway_policy_last_success_timestamp_seconds: { type: "gauge", labels: [] },
   llm_gateway_policy_info: { type: "gauge", labels: ["digest"] },
   llm_gateway_model_price: { type: "gauge", labels: ["model", "type", "currency"] },
+  llm_gateway_trace_spans_exported_total: { type: "counter", labels: [] },
+  llm_gateway_trace_spans_dropped_total: { type: "counter", labels: ["reason"] },
 };
 
 const RECORD: AuditRecord = {

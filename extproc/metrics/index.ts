@@ -17,6 +17,8 @@ export interface GatewayMetrics {
   readonly guardrailTriggers: Counter<"guardrail" | "action">;
   readonly auditDurableSeq: Gauge;
   readonly policy: PolicyMetrics;
+  readonly traceSpansExported: Counter;
+  readonly traceSpansDropped: Counter<"reason">;
 }
 
 /** Creates the metric set on a fresh registry, with Node process metrics included. */
@@ -109,6 +111,17 @@ export function createMetrics(): GatewayMetrics {
       help: "seq of the newest audit record fsynced to disk: kept off the host, it shows a cut audit tail.",
       registers: [registry],
     }),
+    traceSpansExported: new Counter({
+      name: "llm_gateway_trace_spans_exported_total",
+      help: "Spans the collector accepted (tracing on only).",
+      registers: [registry],
+    }),
+    traceSpansDropped: new Counter({
+      name: "llm_gateway_trace_spans_dropped_total",
+      help: "Spans never delivered, by reason: queue_full (the collector too slow or down), export_failed (it refused or did not answer).",
+      labelNames: ["reason"],
+      registers: [registry],
+    }),
     quotaStoreDegraded: new Gauge({
       name: "llm_gateway_quota_store_degraded",
       help: "1 while the shared quota store is unreachable (requests fail closed or use local limits).",
@@ -118,6 +131,7 @@ export function createMetrics(): GatewayMetrics {
   // Both results exist from the start: Prometheus' increase() cannot see a series' first value, so a
   // failure series born at 1 would never alert.
   for (const result of ["success", "failure"]) metrics.policy.reloads.inc({ result }, 0);
+  for (const reason of ["queue_full", "export_failed"]) metrics.traceSpansDropped.inc({ reason }, 0);
   return metrics;
 }
 

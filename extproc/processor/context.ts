@@ -16,6 +16,7 @@ import {
 import type { PiiSession } from "../pii/index.js";
 import type { Admission, QuotaService } from "../quota/index.js";
 import type { WorkerPool } from "../workers/index.js";
+import type { RequestTrace, Tracer } from "../tracing/index.js";
 
 /** What every request processor needs from the running service. */
 export interface ProcessorDeps {
@@ -33,6 +34,8 @@ export interface ProcessorDeps {
   readonly logger: Logger;
   /** Identities revoked through Redis (empty without a Redis quota store). */
   readonly revocations: RevocationList;
+  /** Starts requests' traces; absent when tracing is off. */
+  readonly tracer?: Tracer;
 }
 
 /** Monotonic milliseconds, for latencies. */
@@ -76,6 +79,8 @@ export class RequestContext {
    * waits for usage: if the server never sends usage, this text is counted instead.
    */
   readonly streamedTexts: string[] = [];
+  /** This request's spans, when it is traced (steps record theirs with `traced(ctx.trace, …)`). */
+  trace: RequestTrace | undefined;
   /** Set once the response has been fully seen (or refused): the exchange can be audited. */
   complete = false;
 

@@ -18,6 +18,7 @@ import { encodeResponse } from "../envoy/protocol.js";
 import { GatewayError } from "../errors/index.js";
 import { countExchange } from "../metrics/exchange.js";
 import type { Admission } from "../quota/index.js";
+import { summarize, traced } from "../tracing/index.js";
 import { monotonicMs, RequestContext, type AuthenticatedContext, type ProcessorDeps } from "./context.js";
 import type { EndpointProcessor, PhaseResult } from "./endpoint.js";
 import { inferenceEndpoints } from "./inference.js";
@@ -129,8 +130,13 @@ export class Exchange {
   /** The answer, when the endpoint reads it whole (to rewrite it); otherwise it streams through. */
   private answer: HeldBody | undefined;
 
-  constructor(private readonly deps: ProcessorDeps) {
+  /** `traceparent`: the span context Envoy sent in the ext_proc stream's metadata (when it traces). */
+  constructor(
+    private readonly deps: ProcessorDeps,
+    traceparent?: string,
+  ) {
     this.ctx = new RequestContext(deps.policy());
+    this.ctx.trace = deps.tracer?.startRequest(traceparent);
   }
 
   /**
@@ -142,6 +148,8 @@ export class Exchange {
   async handle(message: ProcessingRequestMessage): Promise<object[]> {
     const phase = phaseOf(message);
     const started = monotonicMs();
+    const { trace } = this.ctx;
+    if (phase && trace) trace.enterPhase(PHASE_LABELS[phase].phase);
     try {
       if (phase === undefined) throw new Error("ProcessingRequest without a phase");
       return await this.dispatch(phase, message);
@@ -165,6 +173,7 @@ export class Exchange {
       const elapsed = monotonicMs() - started;
       this.ctx.gatewayMs += elapsed;
       if (phase) this.deps.metrics.phaseDuration.observe(PHASE_LABELS[phase], elapsed / 1000);
+      trace?.leavePhase();
       if (this.ctx.complete) this.finish();
     }
   }
@@ -316,6 +325,7 @@ export class Exchange {
     const claims = jwt ? (structToJson(jwt).jwt_payload as Record<string, unknown> | undefined) : undefined;
     const identity = authenticate(ctx.policy, headers, this.deps.now(), claims, this.deps.revocations);
     const host = headers.get(":authority") ?? "";
+    ctx.trace?.annotate({ "server.address": host.replace(/:\d+$/, "").slice(0, 200) });
     const environment = ctx.policy.environmentOf(host);
     const authenticated = ctx.authenticated({ ...identity, environment: environment ?? undefined });
     if (environment === null) {
@@ -352,7 +362,15 @@ export class Exchange {
     const { ctx } = this;
     const record = ctx.toAuditRecord();
     // With a reservation, the record waits for the settlement: it carries the usage that was charged.
-    this.deps.audit.write(ctx.admission ? this.settled(ctx.admission, record) : record);
+    const final = ctx.admission ? this.settled(ctx.admission, record) : record;
+    this.deps.audit.write(final);
+    const { trace } = ctx;
+    if (trace) {
+      void Promise.resolve(final).then((settled) => {
+        const { name, attributes, errorType } = summarize(settled);
+        trace.end(name, attributes, errorType);
+      });
+    }
     const requested = record.requested_model;
     countExchange(this.deps.metrics, {
       record,
@@ -365,10 +383,12 @@ export class Exchange {
   private async settled(admission: Admission, record: AuditRecord): Promise<AuditRecord> {
     const { ctx } = this;
     try {
-      const charged = await this.deps.quota.settleExchange(
-        admission,
-        { usage: ctx.usage, status: ctx.status, streamedTexts: ctx.streamedTexts },
-        (texts, encoding) => this.deps.workers.countTokens(texts, encoding),
+      const charged = await traced(ctx.trace, "quota.settle", () =>
+        this.deps.quota.settleExchange(
+          admission,
+          { usage: ctx.usage, status: ctx.status, streamedTexts: ctx.streamedTexts },
+          (texts, encoding) => this.deps.workers.countTokens(texts, encoding),
+        ),
       );
       return charged ? { ...record, usage: charged.usage, usage_source: charged.source } : record;
     } catch (err) {

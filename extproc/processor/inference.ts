@@ -25,6 +25,7 @@ import { UsageChunkRemover } from "../openai/usage-chunk.js";
 import { modelRenamer } from "../openai/model-name.js";
 import { countPromptTokens } from "../quota/index.js";
 import { resolveModel } from "../routing/index.js";
+import { traced } from "../tracing/index.js";
 import { monotonicMs, type AuthenticatedContext, type ProcessorDeps } from "./context.js";
 import type { EndpointProcessor } from "./endpoint.js";
 
@@ -91,15 +92,21 @@ export class InferenceProcessor implements EndpointProcessor {
 
     // A key already out of quota is refused before a large body is scanned (seconds for a few MB).
     if (body.length >= PRECHECK_BODY_BYTES) {
-      await deps.quota.precheck({ policy: ctx.policy, identity, model, requestId: ctx.requestId });
+      await traced(ctx.trace, "quota.precheck", () =>
+        deps.quota.precheck({ policy: ctx.policy, identity, model, requestId: ctx.requestId }),
+      );
     }
     const guardrails = applicableGuardrails(ctx.policy, identity, model.name);
-    ctx.guardrails = await applyGuardrails(guardrails, request, this.schema, deps.workers);
-    const texts = await protectRequest(
-      ctx.policy.pii,
-      { identity, model: model.name, texts: requestTexts(request, this.schema) },
-      (scanner, texts, enabled) => deps.workers.findPii(scanner, texts, enabled),
-      (session) => (ctx.pii = session),
+    ctx.guardrails = await traced(ctx.trace, "guardrails.scan", () =>
+      applyGuardrails(guardrails, request, this.schema, deps.workers),
+    );
+    const texts = await traced(ctx.trace, "pii.scan", () =>
+      protectRequest(
+        ctx.policy.pii,
+        { identity, model: model.name, texts: requestTexts(request, this.schema) },
+        (scanner, texts, enabled) => deps.workers.findPii(scanner, texts, enabled),
+        (session) => (ctx.pii = session),
+      ),
     );
     if (texts) {
       let i = 0;
@@ -109,17 +116,19 @@ export class InferenceProcessor implements EndpointProcessor {
     // Prompt tokens are counted once, on the text that will actually be sent, and only if something needs them.
     let promptTokens: Promise<number> | undefined;
     const countInput = () =>
-      (promptTokens ??= countPromptTokens(request, model, (texts, encoding) =>
-        deps.workers.countTokens(texts, encoding),
+      (promptTokens ??= traced(ctx.trace, "tokens.count", () =>
+        countPromptTokens(request, model, (texts, encoding) => deps.workers.countTokens(texts, encoding)),
       ));
     await checkInputTokens(ctx.guardrails, countInput);
-    ctx.admission = await deps.quota.admit({
-      policy: ctx.policy,
-      identity,
-      model,
-      requestId: ctx.requestId,
-      estimate: async () => ({ input: await countInput(), output: cap?.total ?? 0 }),
-    });
+    ctx.admission = await traced(ctx.trace, "quota.admit", () =>
+      deps.quota.admit({
+        policy: ctx.policy,
+        identity,
+        model,
+        requestId: ctx.requestId,
+        estimate: async () => ({ input: await countInput(), output: cap?.total ?? 0 }),
+      }),
+    );
 
     if (this.generating && cap) applyOutputCap(this.generating, request, cap);
     request.model = model.upstreamModel;

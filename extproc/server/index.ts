@@ -9,6 +9,7 @@ import {
   ProcessingResponse,
 } from "../envoy/protocol.js";
 import { Exchange, type ProcessorDeps } from "../processor/index.js";
+import { TRACEPARENT } from "../tracing/index.js";
 import { freeUnixSocketPath } from "./socket.js";
 
 /** Options for {@link startExtProcServer}. */
@@ -66,7 +67,9 @@ export async function startExtProcServer(
 
   const process = (call: grpc.ServerDuplexStream<ProcessingRequestMessage, object>): void => {
     deps.metrics.activeStreams.inc();
-    const exchange = new Exchange(deps);
+    // Envoy's span for this ext_proc call, when Envoy traces: the parent of extproc's spans.
+    const traceparent = deps.tracer && call.metadata.get(TRACEPARENT)[0];
+    const exchange = new Exchange(deps, typeof traceparent === "string" ? traceparent : undefined);
     let ended = false;
     const end = (error?: Error): void => {
       if (ended) return;

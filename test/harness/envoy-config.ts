@@ -4,6 +4,7 @@ import * as yaml from "js-yaml";
 import { SERVED_POOL_FORMAT, SERVED_POOL_HEADER } from "../../extproc/envoy/headers.js";
 import { routeLists } from "../../extproc/policy/envoy-routing.js";
 import { placeEnvoyConfig, socketAddress } from "../../deploy/render/placement.js";
+import { withEnvoyTracing, type EnvoyTracing } from "../../deploy/render/tracing.js";
 
 /** Every port the gateway stack listens on. */
 export interface StackPorts {
@@ -38,6 +39,8 @@ export interface RenderOptions {
   readonly extprocSockets: readonly string[];
   /** Ports of clusters beyond pool-a and pool-b (e.g. a fallback pool), by cluster name. */
   readonly extraPoolPorts?: Readonly<Record<string, number>>;
+  /** Turn Envoy's tracing on, exporting to this collector. */
+  readonly tracing?: EnvoyTracing;
 }
 
 /**
@@ -64,6 +67,7 @@ export function renderEnvoyConfig(file: string, options: RenderOptions): string 
     },
     filename: (filename) => path.resolve(options.root, filename),
   });
+  if (options.tracing) withEnvoyTracing(doc, options.tracing);
   if (options.withoutExtProc) {
     for (const listener of doc.static_resources.listeners as Node[]) {
       for (const chain of listener.filter_chains as Node[]) {

@@ -78,6 +78,11 @@ export interface StackOptions {
   readonly clockAt?: number;
   /** Demo model servers beyond pool A and pool B (their clusters must be in `envoyConfig`). */
   readonly extraPools?: ReadonlyArray<{ readonly name: string; readonly models: readonly string[] }>;
+  /**
+   * Traces on, in Envoy and (unless `extproc: false`) extproc, sent to the OTLP/HTTP receiver on this
+   * loopback port, each flushing every `flushIntervalMs` (default 200).
+   */
+  readonly traces?: { readonly port: number; readonly flushIntervalMs?: number; readonly extproc?: boolean };
 }
 
 /** A running stack. */
@@ -232,6 +237,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     options.clockAt === undefined
       ? undefined
       : new OwnedClock(path.join(workDir, "clock.json"), options.clockAt);
+  const traces = options.traces && { flushIntervalMs: 200, ...options.traces };
   let extprocs: Launched[] = [];
   const stopExtProc = async (): Promise<void> => {
     await Promise.all(extprocs.map((p) => terminate(p)));
@@ -256,6 +262,11 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
       LOG_LEVEL: "info",
       POOL_B_API_KEY: DEMO_POOL_B_KEY,
       ...(clock && { [CLOCK_FILE_VARIABLE]: clock.file }),
+      ...(traces?.extproc !== false &&
+        traces && {
+          EXTPROC_TRACES_ENDPOINT: `http://127.0.0.1:${traces.port}/v1/traces`,
+          EXTPROC_TRACES_FLUSH_MS: String(traces.flushIntervalMs),
+        }),
       ...options.extprocEnv,
     });
     const node = [
@@ -323,6 +334,12 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
         withoutExtProc: options.withoutExtProc,
         extprocSockets: replicas.map((r) => r.socket),
         extraPoolPorts: Object.fromEntries(extraPools.map((p) => [p.name, p.port])),
+        ...(traces && {
+          tracing: {
+            collector: { address: "127.0.0.1", port: traces.port },
+            flushIntervalMs: traces.flushIntervalMs,
+          },
+        }),
       }),
     );
     // Access log lines reach the file within 250 ms (Envoy buffers them for 10 s by default).
