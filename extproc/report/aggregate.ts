@@ -67,6 +67,29 @@ const bump = (map: Map<string, number>, key: string, by = 1): void => {
   map.set(key, (map.get(key) ?? 0) + by);
 };
 
+/** Adds one record to `sum`; `input` undefined: the record has no usage. */
+function addTo(
+  sum: Sum,
+  input: number | undefined,
+  output: number,
+  micros: number | undefined,
+  day: string,
+  outcome: "refusals" | "errors" | undefined,
+  reason: string,
+): void {
+  sum.requests++;
+  if (input !== undefined) {
+    sum.input += input;
+    sum.output += output;
+    if (micros === undefined) sum.unpriced++;
+  }
+  if (micros !== undefined) {
+    sum.micros += micros;
+    if (micros !== 0) bump(sum.daily, day, micros);
+  }
+  if (outcome) bump(sum[outcome], reason);
+}
+
 /** Records in [`from`, `to`) added up per group of `by`. */
 export class Aggregator {
   private readonly groups = new Map<string, { group: GroupTotals["group"]; sum: Sum }>();
@@ -101,21 +124,12 @@ export class Aggregator {
     const cost = record.cost;
     const micros = cost && typeof cost.micros === "number" ? cost.micros : undefined;
     if (micros !== undefined) this.currencies.add(String(cost!.currency));
-    for (const sum of [entry.sum, this.total]) {
-      sum.requests++;
-      if (record.usage) {
-        sum.input += count(record.usage.prompt_tokens);
-        sum.output += count(record.usage.completion_tokens);
-        if (micros === undefined) sum.unpriced++;
-      }
-      if (micros !== undefined) {
-        sum.micros += micros;
-        if (micros !== 0) bump(sum.daily, day, micros);
-      }
-      const reason = text(record.reason) ?? "unknown";
-      if (record.decision === "deny") bump(sum.refusals, reason);
-      else if (reason !== "ok") bump(sum.errors, reason);
-    }
+    const input = record.usage ? count(record.usage.prompt_tokens) : undefined;
+    const output = record.usage ? count(record.usage.completion_tokens) : 0;
+    const reason = text(record.reason) ?? "unknown";
+    const outcome = record.decision === "deny" ? "refusals" : reason !== "ok" ? "errors" : undefined;
+    addTo(entry.sum, input, output, micros, day, outcome, reason);
+    addTo(this.total, input, output, micros, day, outcome, reason);
   }
 
   /** The groups in order of their dimension values (null first), then the totals and the days. */

@@ -133,32 +133,22 @@ function numberOf(t: Totals, field: (typeof NUMBER_COLUMNS)[number][0]): number 
 function outcomesTable(report: Report): string {
   const columns = outcomeColumns(report);
   if (columns.length === 0) return "";
-  const head = [
-    ...report.by.map((d) => `<th>${escape(d)}</th>`),
-    ...columns.map((c) => {
+  const row = (index: string, labels: string, t: Totals): string[] =>
+    columns.flatMap((c) => {
       const [kind, reason] = c.split(/:(.*)/s) as [string, string];
-      return `<th class="n"><span class="kind ${kind}">${kind}</span> ${escape(reason)}</th>`;
-    }),
-  ];
-  const cells = (t: Totals): string =>
-    columns
-      .map((c) => {
-        const [kind, reason] = c.split(/:(.*)/s) as [string, string];
-        const n = (kind === "refused" ? t.refusals : t.errors)[reason] ?? 0;
-        return `<td class="n${n === 0 ? " zero" : ""}" data-field="${escape(c)}">${grouped(String(n))}</td>`;
-      })
-      .join("");
-  const rows = report.groups
-    .map((g, i) => ({ g, i }))
-    .filter(({ g }) => sum(g.refusals) + sum(g.errors) > 0)
-    .map(
-      ({ g, i }) =>
-        `<tr data-row="${i}">${report.by.map((d) => `<td>${escape(shown(g.group[d]))}</td>`).join("")}${cells(g)}</tr>`,
-    );
-  const total = `<tr data-row="total" class="total"><td colspan="${report.by.length}">Total</td>${cells(report.total)}</tr>`;
+      const n = (kind === "refused" ? t.refusals : t.errors)[reason] ?? 0;
+      if (n === 0) return [];
+      return [
+        `<tr data-row="${index}"${index === "total" ? ' class="total"' : ""}>${labels}<td><span class="kind ${kind}">${kind}</span></td><td><code>${escape(reason)}</code></td><td class="n" data-field="${escape(c)}">${grouped(String(n))}</td></tr>`,
+      ];
+    });
+  const rows = report.groups.flatMap((g, i) =>
+    row(String(i), report.by.map((d) => `<td>${escape(shown(g.group[d]))}</td>`).join(""), g),
+  );
+  const totals = row("total", `<td colspan="${report.by.length}">Total</td>`, report.total);
   return `<section>
 <h2>Refusals and errors by reason</h2>
-<table class="outcomes"><thead><tr>${head.join("")}</tr></thead><tbody>${rows.join("\n")}</tbody><tfoot>${total}</tfoot></table>
+<table class="outcomes"><thead><tr>${report.by.map((d) => `<th>${escape(d)}</th>`).join("")}<th>outcome</th><th>reason</th><th class="n">Requests</th></tr></thead><tbody>${rows.join("\n")}</tbody><tfoot>${totals.join("\n")}</tfoot></table>
 </section>`;
 }
 
@@ -203,7 +193,7 @@ function chart(report: Report): string {
   for (let v = 0; v <= top + step / 2; v += step) {
     parts.push(
       `<line class="grid" x1="${margin.left}" x2="${width - margin.right}" y1="${y(v).toFixed(1)}" y2="${y(v).toFixed(1)}"/>`,
-      `<text class="tick" x="${margin.left - 8}" y="${(y(v) + 4).toFixed(1)}" text-anchor="end">${escape(axisMoney(v))}</text>`,
+      `<text class="tick" x="${margin.left - 8}" y="${(y(v) + 4).toFixed(1)}" text-anchor="end">${escape(axisMoney(v, step))}</text>`,
     );
   }
   const labelEvery = Math.ceil(days.length / 16);
@@ -245,12 +235,9 @@ function niceScale(peak: number): { step: number; top: number } {
   return { step, top: Math.ceil(Math.max(peak, 1) / step) * step };
 }
 
-/** An axis label: the amount with as few decimals as make sense. */
-function axisMoney(micros: number): string {
-  const amount = micros / 1e6;
-  const decimals =
-    amount === 0 || amount >= 10 ? 0 : amount >= 1 ? 1 : Math.min(6, Math.ceil(-Math.log10(amount)) + 1);
-  return amount.toFixed(decimals);
+/** An axis label: the amount with the decimals the axis step needs, the same on every label. */
+function axisMoney(micros: number, step: number): string {
+  return (micros / 1e6).toFixed(Math.min(6, Math.max(0, 6 - Math.floor(Math.log10(step)))));
 }
 
 const STYLE = `
@@ -283,8 +270,9 @@ td.n,th.n{text-align:right;font-variant-numeric:tabular-nums}
 tbody tr:nth-child(even){background:#fbfbfc}
 tbody tr:hover{background:#f0f4f8}
 tfoot td{font-weight:700;border-top:2px solid #cbd2d9;border-bottom:0}
+tfoot tr+tr td{border-top:0}
+table.outcomes{width:auto;min-width:50%}
 .micros{color:#9aa5b1;font-size:.85em}
-.zero{color:#cbd2d9}
 .kind{font-size:10px;padding:1px 5px;border-radius:4px}
 .kind.refused{background:var(--badbg);color:var(--bad)}
 .kind.error{background:#fff4e5;color:#9a5b00}

@@ -17,9 +17,11 @@ export function integrityLine(report: Report): string {
   return `Audit chain verified: ${integrity.records} records in ${files}, hash chain intact${torn}.`;
 }
 
-/** The period in words: `2026-11-01T00:00:00.000Z to 2026-12-01T00:00:00.000Z (exclusive)`. */
+/** The period in words: `2026-11-01 to 2026-12-01 (exclusive)`; a boundary that is not a midnight keeps its time. */
 export function periodText(report: Report): string {
-  return `${report.from ?? "the first record"} to ${report.to ? `${report.to} (exclusive)` : "the last record"}`;
+  const instant = (iso: string) => iso.replace("T00:00:00.000Z", "").replace(".000Z", "Z");
+  const from = report.from ? instant(report.from) : "the first record";
+  return `${from} to ${report.to ? `${instant(report.to)} (exclusive)` : "the last record"}`;
 }
 
 /** A dimension value for display. */
