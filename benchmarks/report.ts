@@ -15,9 +15,8 @@ import path from "node:path";
 import { performance } from "node:perf_hooks";
 import { Writable } from "node:stream";
 import { parseArgs } from "node:util";
-import { GENESIS, lineHash } from "../extproc/audit/index.js";
+import { forEachLine, GENESIS, lineHash } from "../extproc/audit/index.js";
 import { runCli } from "../extproc/cli/main.js";
-import { forEachLine } from "../extproc/report/index.js";
 import { seededRandom } from "../test/harness/random.js";
 
 const TEAMS = ["research", "support", "sales", "finance", "legal", "platform", "marketing", "data"];
@@ -100,8 +99,16 @@ async function pass(file: string, each: (line: string) => void): Promise<number>
   return performance.now() - started;
 }
 
+/** What the child measured: wall time, CPU time (user + system, start-up included), peak RSS, the report. */
+interface ChildResult {
+  readonly wallMs: number;
+  readonly cpuSeconds: number;
+  readonly maxRssMb: number;
+  readonly output: string;
+}
+
 /** `llm-gateway report` in a child process (this file with `--child`): its wall time and peak RSS. */
-function reportInChild(file: string): Promise<{ wallMs: number; maxRssMb: number; output: string }> {
+function reportInChild(file: string): Promise<ChildResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [import.meta.filename, "--child", file], {
       stdio: ["ignore", "pipe", "inherit"],
@@ -111,7 +118,7 @@ function reportInChild(file: string): Promise<{ wallMs: number; maxRssMb: number
     child.on("error", reject);
     child.on("exit", (code) => {
       if (code !== 0) return reject(new Error(`report child exited ${code}`));
-      resolve(JSON.parse(stdout) as { wallMs: number; maxRssMb: number; output: string });
+      resolve(JSON.parse(stdout) as ChildResult);
     });
   });
 }
@@ -134,8 +141,9 @@ async function child(file: string): Promise<void> {
   } as never);
   const wallMs = performance.now() - started;
   if (code !== 0) throw new Error(`report exited ${code}`);
-  const maxRssMb = process.resourceUsage().maxRSS / 1024;
-  process.stdout.write(JSON.stringify({ wallMs, maxRssMb, output }));
+  const usage = process.resourceUsage();
+  const cpuSeconds = (usage.userCPUTime + usage.systemCPUTime) / 1e6;
+  process.stdout.write(JSON.stringify({ wallMs, cpuSeconds, maxRssMb: usage.maxRSS / 1024, output }));
 }
 
 async function main(): Promise<void> {
@@ -170,6 +178,7 @@ async function main(): Promise<void> {
       fileMb: Math.round(bytes / 1e6),
       generateSeconds: generateMs / 1000,
       reportSeconds: report.wallMs / 1000,
+      reportCpuSeconds: report.cpuSeconds,
       recordsPerSecond: Math.round(records / (report.wallMs / 1000)),
       peakRssMb: Math.round(report.maxRssMb),
       groups: parsed.groups.length,
@@ -187,6 +196,7 @@ async function main(): Promise<void> {
         `records                  ${records} (${result.fileMb} MB, ${result.groups} groups by team,model)`,
         `generate                 ${s(result.generateSeconds)}`,
         `report (json)            ${s(result.reportSeconds)}, ${result.recordsPerSecond} records/s, peak RSS ${result.peakRssMb} MB`,
+        `  CPU time               ${s(report.cpuSeconds)} (${((report.cpuSeconds / records) * 1e6).toFixed(2)} µs per record)`,
         `  read lines only        ${s(readMs / 1000)} (${share(readMs)})`,
         `  read + SHA-256         ${s(hashMs / 1000)} (hash alone ≈ ${s((hashMs - readMs) / 1000)}, ${share(hashMs - readMs)})`,
         `  read + JSON.parse      ${s(parseMs / 1000)} (parse alone ≈ ${s((parseMs - readMs) / 1000)}, ${share(parseMs - readMs)})`,

@@ -540,3 +540,22 @@ export class ChainVerifier {
     return undefined;
   }
 }
+
+/**
+ * Calls `each` with every line of `file` (split at "\n" only, as the chain's lines are split; a last line without
+ * one included), in 1 MiB reads. Synchronous per line: an async iterator costs a promise per line.
+ */
+export async function forEachLine(file: string, each: (line: string) => void): Promise<void> {
+  let rest = "";
+  // The stream's UTF-8 decoder keeps a character split across reads whole.
+  for await (const chunk of createReadStream(file, { encoding: "utf8", highWaterMark: 1 << 20 })) {
+    const text = rest + (chunk as string);
+    let start = 0;
+    for (let end = text.indexOf("\n"); end !== -1; end = text.indexOf("\n", start)) {
+      each(text.slice(start, end));
+      start = end + 1;
+    }
+    rest = text.slice(start);
+  }
+  if (rest.length > 0) each(rest);
+}

@@ -18,10 +18,10 @@
  *                                                (docs/reports.md); exit 1 when the hash chain is broken
  */
 import { randomBytes } from "node:crypto";
-import { accessSync, constants, readFileSync, realpathSync, statSync } from "node:fs";
+import { accessSync, constants, realpathSync, statSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { parseArgs, type ParseArgsConfig } from "node:util";
-import { verifyAuditChain, type ChainHead } from "../audit/index.js";
+import { ChainVerifier, forEachLine, type ChainHead } from "../audit/index.js";
 import { revocationKeys } from "../auth/revocations.js";
 import { diffPolicies } from "../policy/diff.js";
 import { loadPolicy, PolicyError, sha256Hex } from "../policy/index.js";
@@ -171,9 +171,6 @@ async function runCommand(
   }
   if (group === "audit" && command === "verify" && file) {
     for (const f of [file, ...moreFiles]) assertReadable("audit verify", f);
-    const lines = function* () {
-      for (const f of [file, ...moreFiles]) yield* readFileSync(f, "utf8").split("\n");
-    };
     const anchors: ChainHead[] = [];
     for (const anchor of values.anchor!) {
       const match = /^(\d+):([0-9a-f]{64})$/.exec(anchor);
@@ -183,7 +180,10 @@ async function runCommand(
       }
       anchors.push({ seq: Number(match[1]), hash: match[2]! });
     }
-    const verdict = verifyAuditChain(lines(), anchors);
+    // Streamed: a month of records is more than one string can hold.
+    const verifier = new ChainVerifier(anchors);
+    for (const f of [file, ...moreFiles]) await forEachLine(f, (line) => void verifier.check(line));
+    const verdict = verifier.end();
     if (verdict.ok) {
       const anchored =
         anchors.length > 0 ? `, ${verdict.anchorsChecked} of ${anchors.length} anchors matched` : "";

@@ -5,14 +5,7 @@
  */
 export { formatMicros, type GroupTotals, type Totals } from "./aggregate.js";
 export { formatHtml } from "./html.js";
-export {
-  buildReport,
-  forEachLine,
-  MixedCurrencyError,
-  type Integrity,
-  type Report,
-  type ReportOptions,
-} from "./read.js";
+export { buildReport, MixedCurrencyError, type Integrity, type Report, type ReportOptions } from "./read.js";
 export { DIMENSIONS, parseDimensions, parseInstant, ReportUsageError, type Dimension } from "./period.js";
 export { formatCsv, formatTable, integrityLine } from "./text.js";
 

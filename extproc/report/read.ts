@@ -2,8 +2,7 @@
  * Reading audit files for a report: streamed line by line (a month of a busy site is millions of lines),
  * each line parsed once and its hash chain checked by the audit module's {@link ChainVerifier} on the way.
  */
-import { createReadStream } from "node:fs";
-import { ChainVerifier, type ChainBreak } from "../audit/index.js";
+import { ChainVerifier, forEachLine, type ChainBreak } from "../audit/index.js";
 import { Aggregator, type GroupTotals, type Totals } from "./aggregate.js";
 import type { Dimension } from "./period.js";
 
@@ -110,23 +109,4 @@ function describeBreak(
       ? `${verdict.problem}; ${where.file} does not continue the chain of ${previous.path} (files out of order, or one missing?)`
       : verdict.problem;
   return { file: where.file, line: where.line, problem };
-}
-
-/**
- * Calls `each` with every line of `file` (split at "\n" only, as `audit verify` splits; a last line without
- * one included), in 1 MiB reads. Synchronous per line: an async iterator costs a promise per line.
- */
-export async function forEachLine(file: string, each: (line: string) => void): Promise<void> {
-  let rest = "";
-  // The stream's UTF-8 decoder keeps a character split across reads whole.
-  for await (const chunk of createReadStream(file, { encoding: "utf8", highWaterMark: 1 << 20 })) {
-    const text = rest + (chunk as string);
-    let start = 0;
-    for (let end = text.indexOf("\n"); end !== -1; end = text.indexOf("\n", start)) {
-      each(text.slice(start, end));
-      start = end + 1;
-    }
-    rest = text.slice(start);
-  }
-  if (rest.length > 0) each(rest);
 }
