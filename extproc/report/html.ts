@@ -253,7 +253,7 @@ h2{font-size:16px;margin:28px 0 10px;font-weight:600}
 .cards{display:grid;grid-template-columns:repeat(auto-fit,minmax(160px,1fr));gap:12px}
 .card{background:var(--card);border:1px solid var(--line);border-radius:10px;padding:14px 16px}
 .card .label{color:var(--muted);font-size:12px;text-transform:uppercase;letter-spacing:.06em}
-.card .value{font-size:24px;font-weight:650;margin-top:4px;font-variant-numeric:tabular-nums}
+.card .value{font-size:24px;font-weight:650;margin-top:4px;font-variant-numeric:tabular-nums;white-space:nowrap}
 .card small{font-size:13px;color:var(--muted);font-weight:500}
 figure{margin:0;background:var(--card);border:1px solid var(--line);border-radius:10px;padding:12px 16px}
 svg{width:100%;height:auto;display:block}

@@ -251,6 +251,11 @@ describe("report integrity", () => {
     });
     assert.equal(report.integrity.records, 4);
     assert.equal(report.total.input_tokens, 10 + 20 + 2 + 8 + 6);
+    const html = formatHtml(report);
+    assert.match(
+      html,
+      /<p class="integrity broken" id="integrity" role="alert">⚠ AUDIT CHAIN BROKEN at .*:5: /,
+    );
   });
 });
 
