@@ -48,7 +48,7 @@ const sum = (record: Record<string, number>): number => Object.values(record).re
 export function formatHtml(report: Report): string {
   const currency = report.currency ?? "";
   const broken = report.integrity.broken !== null;
-  const title = `Spend report · ${report.from?.slice(0, 10) ?? "start"} – ${report.to?.slice(0, 10) ?? "end"}`;
+  const title = `Spend report · ${periodText(report)}`;
   return `<!doctype html>
 <html lang="en">
 <head>
