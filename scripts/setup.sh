@@ -58,6 +58,15 @@ if [ -z "${PROMETHEUS_BIN:-}" ] && ! command -v prometheus >/dev/null 2>&1; then
   fi
 fi
 
+# Chromium (Debian package) for test/e2e/report.test.ts: renders the HTML report headless (screenshot, DOM).
+if [ -z "${CHROMIUM_BIN:-}" ] && ! command -v chromium >/dev/null 2>&1; then
+  echo "setup: installing chromium (apt)"
+  sudo=""
+  [ "$(id -u)" = 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends chromium >/dev/null
+fi
+
 if [ ! -s envoy/certs/dev.crt ] || [ ! -s envoy/certs/dev.key ]; then
   echo "setup: generating the dev TLS certificate envoy/certs/dev.crt (CN=localhost)"
   mkdir -p envoy/certs

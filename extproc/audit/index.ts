@@ -73,6 +73,11 @@ export interface AuditRecord {
   usage: Usage | null;
   /** Present when `usage` is. */
   usage_source?: UsageSource;
+  /**
+   * What `usage` cost at the prices of the policy the request ran under (what a budget was charged); present
+   * when `usage` is and the served model has a price. Records written before it existed lack it.
+   */
+  cost?: AuditCost;
   latency_ms: {
     /** First header seen → last byte of the response processed. */
     total: number;
@@ -91,6 +96,13 @@ export interface AuditRecord {
   /** Only when the policy sets `audit.logPrompts`. */
   request_body?: unknown;
   completion?: string;
+}
+
+/** A request's cost: whole millionths of `currency` (rounded up per request, as budgets count it). */
+export interface AuditCost {
+  readonly micros: number;
+  /** The policy's `pricing.currency`. */
+  readonly currency: string;
 }
 
 /** Where audit records go: a JSON line per request. */
@@ -372,9 +384,12 @@ function assertWritable(file: string): void {
   closeSync(openSync(file, "a"));
 }
 
-/** A line's `seq` and `prev`, or what is wrong with it. */
-function chainedRecord(line: string): { seq: number; prev: string } | string {
-  let record: { seq?: unknown; prev?: unknown };
+/** A chained audit line as parsed: its `seq` and `prev`, and the rest of the record. */
+export type ChainedLine = { readonly seq: number; readonly prev: string } & Partial<StoredAuditRecord>;
+
+/** A line's record (with `seq` and `prev`), or what is wrong with it. */
+function chainedRecord(line: string): ChainedLine | string {
+  let record: { seq?: unknown; prev?: unknown } | null;
   try {
     record = JSON.parse(line) as typeof record;
   } catch {
@@ -382,7 +397,7 @@ function chainedRecord(line: string): { seq: number; prev: string } | string {
   }
   if (typeof record?.seq !== "number" || typeof record.prev !== "string")
     return "record has no seq/prev (not a chained audit record)";
-  return { seq: record.seq, prev: record.prev };
+  return record as ChainedLine;
 }
 
 /** Outcome of {@link verifyAuditChain}. */
@@ -396,7 +411,15 @@ export type ChainVerdict =
       /** Lines a crash cut short, which extproc chained its next record to when it restarted. */
       readonly tornLines: readonly number[];
     }
-  | { readonly ok: false; readonly records: number; readonly line: number; readonly problem: string };
+  | ChainBreak;
+
+/** Where and why a chain is broken; `line` counts every line checked, from 1. */
+export type ChainBreak = {
+  readonly ok: false;
+  readonly records: number;
+  readonly line: number;
+  readonly problem: string;
+};
 
 /**
  * Checks a hash chain over the lines of one or more audit files, in order (rotated files oldest first).
@@ -407,18 +430,79 @@ export type ChainVerdict =
  * when the next record chains to its exact bytes with the next seq (what a restarted extproc writes).
  */
 export function verifyAuditChain(lines: Iterable<string>, anchors: readonly ChainHead[] = []): ChainVerdict {
-  const anchorHash = new Map(anchors.map((a) => [a.seq, a.hash]));
-  let anchorsChecked = 0;
-  let prev: string | undefined;
-  let seq: number | undefined;
-  let records = 0;
-  let lineNo = 0;
-  const tornLines: number[] = [];
-  let torn: { line: number; hash: string; problem: string } | undefined;
+  const verifier = new ChainVerifier(anchors);
   for (const line of lines) {
-    lineNo++;
-    if (line.length === 0) continue;
+    verifier.check(line);
+    if (verifier.failure) break;
+  }
+  return verifier.end();
+}
+
+/**
+ * {@link verifyAuditChain} one line at a time, for readers that stream files and read the records too: each
+ * line is parsed once, here, and its record handed back. After the first break the chain is no longer
+ * checked (lines are still parsed), so a reader can go on while reporting the break.
+ */
+export class ChainVerifier {
+  private readonly anchorHash: Map<number, string>;
+  private readonly newestAnchor: number;
+  private anchorsChecked = 0;
+  private prev: string | undefined;
+  private seq: number | undefined;
+  private records = 0;
+  private lineNo = 0;
+  private readonly tornLines: number[] = [];
+  private torn: { line: number; hash: string; problem: string } | undefined;
+  private broken: ChainBreak | undefined;
+
+  constructor(anchors: readonly ChainHead[] = []) {
+    this.anchorHash = new Map(anchors.map((a) => [a.seq, a.hash]));
+    this.newestAnchor = Math.max(0, ...anchors.map((a) => a.seq));
+  }
+
+  /** The first break found so far (a torn line is not one until the line after it is seen). */
+  get failure(): ChainBreak | undefined {
+    return this.broken;
+  }
+
+  /** Lines checked so far (the `line` of a break counts the same way). */
+  get lines(): number {
+    return this.lineNo;
+  }
+
+  /** Checks the next line; returns its record, or undefined for an empty line or one that is not a record. */
+  check(line: string): ChainedLine | undefined {
+    this.lineNo++;
+    if (line.length === 0) return undefined;
     const record = chainedRecord(line);
+    if (!this.broken) this.broken = this.step(line, record);
+    return typeof record === "string" ? undefined : record;
+  }
+
+  /** The verdict once every line has been checked. */
+  end(): ChainVerdict {
+    const { records, seq } = this;
+    if (this.broken) return this.broken;
+    if (this.torn) return { ok: false, records, line: this.torn.line, problem: this.torn.problem };
+    if (this.newestAnchor > (seq ?? 0)) {
+      return {
+        ok: false,
+        records,
+        line: this.lineNo,
+        problem: `the chain ends at seq ${seq ?? 0} but seq ${this.newestAnchor} was anchored: records ${(seq ?? 0) + 1}–${this.newestAnchor} were cut off`,
+      };
+    }
+    return {
+      ok: true,
+      records,
+      lastHash: this.prev ?? GENESIS,
+      anchorsChecked: this.anchorsChecked,
+      tornLines: this.tornLines,
+    };
+  }
+
+  private step(line: string, record: ChainedLine | string): ChainBreak | undefined {
+    const { records, seq, torn } = this;
     if (torn) {
       // Only the record extproc writes after restarting on a torn tail makes a bad line acceptable.
       if (
@@ -427,54 +511,63 @@ export function verifyAuditChain(lines: Iterable<string>, anchors: readonly Chai
         (seq !== undefined && record.seq !== seq + 1)
       )
         return { ok: false, records, line: torn.line, problem: torn.problem };
-      tornLines.push(torn.line);
-      prev = torn.hash;
-      torn = undefined;
+      this.tornLines.push(torn.line);
+      this.prev = torn.hash;
+      this.torn = undefined;
     }
     if (typeof record === "string") {
-      torn = { line: lineNo, hash: lineHash(line), problem: record };
-      continue;
+      this.torn = { line: this.lineNo, hash: lineHash(line), problem: record };
+      return undefined;
     }
     if (seq !== undefined && record.seq !== seq + 1) {
       return {
         ok: false,
         records,
-        line: lineNo,
+        line: this.lineNo,
         problem: `record seq ${record.seq} follows seq ${seq}: ${record.seq > seq + 1 ? `records ${seq + 1}–${record.seq - 1} are missing` : "out of order"}`,
       };
     }
-    if (prev !== undefined && record.prev !== prev) {
+    if (this.prev !== undefined && record.prev !== this.prev) {
       return {
         ok: false,
         records,
-        line: lineNo,
+        line: this.lineNo,
         problem: `record seq ${record.seq}: prev hash does not match the previous line (it was changed or removed)`,
       };
     }
-    prev = lineHash(line);
-    seq = record.seq;
-    records++;
-    const anchored = anchorHash.get(seq);
+    this.prev = lineHash(line);
+    this.seq = record.seq;
+    this.records++;
+    const anchored = this.anchorHash.get(record.seq);
     if (anchored !== undefined) {
-      if (anchored !== prev)
+      if (anchored !== this.prev)
         return {
           ok: false,
-          records: records - 1,
-          line: lineNo,
-          problem: `record seq ${seq} is not the record anchored when it was written (its hash was ${anchored})`,
+          records: this.records - 1,
+          line: this.lineNo,
+          problem: `record seq ${record.seq} is not the record anchored when it was written (its hash was ${anchored})`,
         };
-      anchorsChecked++;
+      this.anchorsChecked++;
     }
+    return undefined;
   }
-  if (torn) return { ok: false, records, line: torn.line, problem: torn.problem };
-  const newest = Math.max(0, ...anchors.map((a) => a.seq));
-  if (newest > (seq ?? 0)) {
-    return {
-      ok: false,
-      records,
-      line: lineNo,
-      problem: `the chain ends at seq ${seq ?? 0} but seq ${newest} was anchored: records ${(seq ?? 0) + 1}–${newest} were cut off`,
-    };
+}
+
+/**
+ * Calls `each` with every line of `file` (split at "\n" only, as the chain's lines are split; a last line without
+ * one included), in 1 MiB reads. Synchronous per line: an async iterator costs a promise per line.
+ */
+export async function forEachLine(file: string, each: (line: string) => void): Promise<void> {
+  let rest = "";
+  // The stream's UTF-8 decoder keeps a character split across reads whole.
+  for await (const chunk of createReadStream(file, { encoding: "utf8", highWaterMark: 1 << 20 })) {
+    const text = rest + (chunk as string);
+    let start = 0;
+    for (let end = text.indexOf("\n"); end !== -1; end = text.indexOf("\n", start)) {
+      each(text.slice(start, end));
+      start = end + 1;
+    }
+    rest = text.slice(start);
   }
-  return { ok: true, records, lastHash: prev ?? GENESIS, anchorsChecked, tornLines };
+  if (rest.length > 0) each(rest);
 }

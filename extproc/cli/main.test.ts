@@ -1,8 +1,11 @@
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import path from "node:path";
 import { PassThrough, Readable } from "node:stream";
 import { describe, it } from "node:test";
+import { GENESIS, lineHash } from "../audit/index.js";
 import { loadPolicy, sha256Hex } from "../policy/index.js";
 import { runCli } from "./main.js";
 
@@ -94,6 +97,59 @@ describe("cli as a process", () => {
     const dir = cli("audit", "verify", import.meta.dirname);
     assert.equal(dir.status, 1);
     assert.equal(dir.stderr, `audit verify: cannot read ${import.meta.dirname}: is a directory\n`);
+  });
+
+  it("report: exit 0 on an intact chain, 1 on a broken one (still reported, the verdict on stderr), 2 on misuse", () => {
+    const dir = mkdtempSync(path.join(tmpdir(), "cli-report-"));
+    const file = path.join(dir, "audit.log");
+    const line = (seq: number, prev: string) =>
+      JSON.stringify({
+        seq,
+        prev,
+        time: `2026-11-0${seq}T00:00:00.000Z`,
+        kind: "llm_request",
+        team: "t",
+        decision: "allow",
+        reason: "ok",
+        usage: { prompt_tokens: 2, completion_tokens: 3 },
+        cost: { micros: 7, currency: "EUR" },
+      });
+    const first = line(1, GENESIS);
+    writeFileSync(file, `${first}\n${line(2, lineHash(first))}\n`);
+    const ok = cli(
+      "report",
+      file,
+      "--from",
+      "2026-11-01",
+      "--to",
+      "2026-11-03",
+      "--by",
+      "team",
+      "--format",
+      "json",
+    );
+    assert.equal(ok.status, 0, ok.stderr);
+    assert.equal((JSON.parse(ok.stdout) as { total: { cost: string } }).total.cost, "0.000014");
+    assert.equal(ok.stderr, "Audit chain verified: 2 records in 1 file, hash chain intact.\n");
+    writeFileSync(file, `${first}\n${line(2, GENESIS)}\n`);
+    const broken = cli("report", file, "--by", "team", "--format", "csv");
+    assert.equal(broken.status, 1);
+    assert.match(broken.stdout, /^row,team,/);
+    assert.match(broken.stderr, new RegExp(`^AUDIT CHAIN BROKEN at ${file}:2: `));
+    for (const args of [
+      ["--from", "2026-11-31"],
+      ["--by", "colour"],
+      ["--format", "pdf"],
+      ["--from", "2026-11-02", "--to", "2026-11-01"],
+    ]) {
+      const misuse = cli("report", file, ...args);
+      assert.equal(misuse.status, 2, args.join(" "));
+      assert.match(misuse.stderr, /^report: /);
+      noStackTrace(misuse.stderr);
+    }
+    const missing = cli("report", path.join(dir, "nope.log"));
+    assert.equal(missing.status, 1);
+    assert.equal(missing.stderr, `report: cannot read ${path.join(dir, "nope.log")}: no such file\n`);
   });
 
   it("reports an unreachable Redis for key revoke in one line and exits 1", () => {

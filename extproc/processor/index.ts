@@ -17,7 +17,7 @@ import {
 import { encodeResponse } from "../envoy/protocol.js";
 import { GatewayError } from "../errors/index.js";
 import { countExchange } from "../metrics/exchange.js";
-import type { Admission } from "../quota/index.js";
+import { auditCost, type Admission } from "../quota/index.js";
 import { summarize, traced } from "../tracing/index.js";
 import { monotonicMs, RequestContext, type AuthenticatedContext, type ProcessorDeps } from "./context.js";
 import type { EndpointProcessor, PhaseResult } from "./endpoint.js";
@@ -361,8 +361,13 @@ export class Exchange {
     this.audited = true;
     const { ctx } = this;
     const record = ctx.toAuditRecord();
+    // Priced once the usage is final, at the prices of the policy this request ran under.
+    const priced = (final: AuditRecord): AuditRecord => {
+      const cost = auditCost(ctx.model, ctx.policy.currency, final.usage);
+      return cost ? { ...final, cost } : final;
+    };
     // With a reservation, the record waits for the settlement: it carries the usage that was charged.
-    const final = ctx.admission ? this.settled(ctx.admission, record) : record;
+    const final = ctx.admission ? this.settled(ctx.admission, record).then(priced) : priced(record);
     this.deps.audit.write(final);
     const { trace } = ctx;
     if (trace) {

@@ -10,7 +10,7 @@ import type { GatewayError } from "../errors/index.js";
 import { gatewayRejectionOf } from "../errors/test-support.js";
 import { createMetrics, type GatewayMetrics } from "../metrics/index.js";
 import { parsePolicy, sha256Hex, type Model, type Policy } from "../policy/index.js";
-import { applicableLimits, costMicros, QuotaService, type Admission } from "./index.js";
+import { applicableLimits, auditCost, costMicros, QuotaService, type Admission } from "./index.js";
 import { MemoryQuotaStore } from "./memory.js";
 import type { Charge, QuotaStore, ReserveResult } from "./store.js";
 
@@ -174,6 +174,14 @@ describe("costMicros", () => {
     assert.equal(costMicros(m1, 0, 1_000_000), 6_000_000);
     assert.equal(costMicros(m1, 1000, 500), 5000);
     assert.equal(costMicros(m1, 0, 0), 0);
+  });
+
+  it("prices an audit record's usage in the policy's currency, only when there is usage and a price", () => {
+    const usage = { prompt_tokens: 1000, completion_tokens: 500 };
+    assert.deepEqual(auditCost(m1, "EUR", usage), { micros: 5000, currency: "EUR" });
+    assert.equal(auditCost(m1, "EUR", null), undefined);
+    assert.equal(auditCost({ ...m1, price: undefined }, "EUR", usage), undefined);
+    assert.equal(auditCost(undefined, "EUR", usage), undefined);
   });
 
   it("rounds a fraction of a millionth up", () => {

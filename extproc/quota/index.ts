@@ -1,4 +1,5 @@
 import type { Logger } from "pino";
+import type { AuditCost } from "../audit/index.js";
 import type { Identity } from "../auth/index.js";
 import { GatewayError } from "../errors/index.js";
 import type { GatewayMetrics } from "../metrics/index.js";
@@ -72,6 +73,19 @@ export function costMicros(model: Model, input: number, output: number): number 
   if (!model.price) return 0;
   // Round away floating-point noise (2.4 + 0.6 = 3.0000000000000004) before rounding up to whole micros.
   return Math.ceil(Number((input * model.price.input + output * model.price.output).toFixed(6)));
+}
+
+/**
+ * What `usage` of `model` cost, for the audit record: at the prices of the policy the request ran under, so a
+ * report honours a price change mid-month. Undefined without usage or a price.
+ */
+export function auditCost(
+  model: Model | undefined,
+  currency: string,
+  usage: { readonly prompt_tokens: number; readonly completion_tokens: number } | null,
+): AuditCost | undefined {
+  if (!model?.price || !usage) return undefined;
+  return { micros: costMicros(model, usage.prompt_tokens, usage.completion_tokens), currency };
 }
 
 /**
