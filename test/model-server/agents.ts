@@ -138,6 +138,9 @@ const functionCallItem = (id: string, callId: string, name: string, args: string
   status,
 });
 
+const sortedFields = (data: Record<string, unknown>) =>
+  Object.fromEntries(Object.entries(data).sort(([a], [b]) => (a < b ? -1 : 1)));
+
 /** A whole Responses answer. */
 export function responsesAnswer(
   body: Record<string, unknown>,
@@ -168,8 +171,9 @@ export function responsesEvents(
   const id = `resp_${hex()}`;
   const events: AgentEvent[] = [];
   let sequence = 0;
+  // vLLM sorts each event's own fields by name.
   const add = (type: string, data: Record<string, unknown>) =>
-    events.push({ name: type, data: { ...data, sequence_number: sequence++, type } });
+    events.push({ name: type, data: sortedFields({ ...data, sequence_number: sequence++, type }) });
   const inProgress = responseObject(id, created, body, answer, "in_progress", []);
   add("response.created", { response: inProgress });
   add("response.in_progress", { response: inProgress });
