@@ -51,13 +51,14 @@ export function anthropicType(status: number): string {
 export function openAiErrorFromChat(status: number, body: unknown): Record<string, unknown> {
   const wrapper = objectOf(body);
   const error = objectOf(wrapper?.error);
-  const code = error?.code;
+  const code = stringOf(error?.code) ?? numberOf(error?.code);
   return {
     error: {
       message: errorMessageOf(error ?? wrapper?.error ?? wrapper?.message, status),
       type: stringOf(error?.type) ?? stringOf(wrapper?.error_type) ?? openAiType(status),
       param: stringOf(error?.param) ?? null,
-      code: stringOf(code) ?? (numberOf(code) === undefined ? null : String(code)),
+      // Kept as the server sent it (vLLM: the status as a number), as its native /v1/responses does.
+      code: code ?? null,
     },
   };
 }
