@@ -27,6 +27,7 @@ import { REQUEST_SCHEMAS, type InferenceRequest } from "../openai/schemas.js";
 import { generatedText, usageOf } from "../openai/usage.js";
 import type { PiiSession } from "../pii/index.js";
 import { processAnswer, processResponseBody } from "../pii/response.js";
+import type { TranslatedApi } from "../translate/index.js";
 
 /** One inference API: what the governing processor needs to know of it. */
 export interface InferenceApi {
@@ -48,6 +49,16 @@ export interface InferenceApi {
   readonly protectAnswer: (session: PiiSession, answer: unknown) => boolean;
   /** How its streams look: chat-completion chunks, or typed events; absent if it never streams. */
   readonly stream?: "chat" | EventStreamShape;
+  /**
+   * The agent API a pool may speak natively or not (`pools.<name>.apis`): for a `translated` pool the
+   * request goes out as chat completions and the answer comes back converted (extproc/translate/).
+   */
+  readonly translation?: TranslatedApi;
+  /**
+   * For a translated pool that has no such endpoint: the answer the gateway gives itself, from its own
+   * prompt count (count_tokens).
+   */
+  readonly answerFromCount?: (promptTokens: number) => unknown;
 }
 
 const chatAnswer: AnswerShape = {
@@ -100,6 +111,7 @@ const responses: InferenceApi = {
   answer: responsesAnswer,
   protectAnswer: (session, answer) => processAnswer(session, answer, responsesAnswer),
   stream: responsesEvents,
+  translation: "responses",
 };
 
 const messagesSchema = ANTHROPIC_REQUEST_SCHEMAS["/v1/messages"]!;
@@ -113,6 +125,7 @@ const messages: InferenceApi = {
   answer: messagesAnswer,
   protectAnswer: (session, answer) => processAnswer(session, answer, messagesAnswer),
   stream: messagesEvents,
+  translation: "messages",
 };
 
 const countTokensSchema = ANTHROPIC_REQUEST_SCHEMAS["/v1/messages/count_tokens"]!;
@@ -122,6 +135,8 @@ const countTokens: InferenceApi = {
   prompt: anthropicPrompt(countTokensSchema),
   answer: countTokensAnswer,
   protectAnswer: () => false,
+  translation: "messages",
+  answerFromCount: (promptTokens) => ({ input_tokens: promptTokens }),
 };
 
 /** The inference APIs by path (POST only). */

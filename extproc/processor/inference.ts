@@ -4,13 +4,14 @@ import {
   SERVED_POOL_HEADER,
   type HeaderMapValues,
 } from "../envoy/headers.js";
-import { BodySendMode, type PhaseReply } from "../envoy/messages.js";
+import { BodySendMode, type LocalReply, type PhaseReply } from "../envoy/messages.js";
 import { GatewayError } from "../errors/index.js";
-import { parseRequestBody } from "../openai/schemas.js";
+import { parseRequestBody, type InferenceRequest } from "../openai/schemas.js";
 import { applicableGuardrails, applyGuardrails, checkInputTokens } from "../guardrails/index.js";
 import { mapRequestTexts, requestTexts } from "../openai/prompt.js";
 import { protectRequest } from "../pii/request.js";
 import { EventStreamPii } from "../pii/events.js";
+import { processResponseBody } from "../pii/response.js";
 import { StreamingPii } from "../pii/stream.js";
 import { SseSplitter } from "../openai/sse.js";
 import { eventName, serializeEvent, type EventStreamShape, type TypedEvent } from "../openai/events.js";
@@ -20,6 +21,7 @@ import { UsageChunkRemover } from "../openai/usage-chunk.js";
 import { modelRenamer } from "../openai/model-name.js";
 import { countPromptTokens } from "../quota/index.js";
 import { resolveModel } from "../routing/index.js";
+import { chatTranslation, type ChatTranslation, type StreamConverter } from "../translate/index.js";
 import { INFERENCE_APIS, type InferenceApi } from "./apis.js";
 import { monotonicMs, type AuthenticatedContext, type ProcessorDeps } from "./context.js";
 import type { EndpointProcessor } from "./endpoint.js";
@@ -37,6 +39,25 @@ interface EventStreamState {
   readonly usage: (event: TypedEvent) => Usage | undefined;
   readonly pii: EventStreamPii | undefined;
 }
+
+/** A request to a pool that speaks chat completions only: what converting its answer back needs. */
+interface Translation {
+  readonly chat: ChatTranslation;
+  /** The client's own request, governed (its answer echoes parameters of it). */
+  readonly request: InferenceRequest;
+  readonly promptTokens: number;
+  /** The chat stream being converted, once its headers say it streams. */
+  stream?: {
+    readonly splitter: SseSplitter;
+    readonly converter: StreamConverter;
+    readonly pii: StreamingPii | undefined;
+    lastEvent?: unknown;
+    done: boolean;
+  };
+}
+
+/** Path a translated request is forwarded to. */
+const CHAT_COMPLETIONS_PATH = "/v1/chat/completions";
 
 /** Per-request state of a chat or completions stream, kept on the processor instance (one instance per request). */
 interface StreamState {
@@ -59,6 +80,7 @@ export class InferenceProcessor implements EndpointProcessor {
   readonly api: string;
   private streamState: StreamState | undefined;
   private eventState: EventStreamState | undefined;
+  private translation: Translation | undefined;
   /** A JSON answer passed through as it arrives (nothing in it to rewrite), collected to read its usage. */
   private passThrough: JsonCollector | undefined;
   private clientWantsUsage = false;
@@ -84,7 +106,7 @@ export class InferenceProcessor implements EndpointProcessor {
     return { removeHeaders: STRIPPED_REQUEST_HEADERS };
   }
 
-  async requestBody(ctx: AuthenticatedContext, body: Buffer): Promise<PhaseReply> {
+  async requestBody(ctx: AuthenticatedContext, body: Buffer): Promise<PhaseReply | LocalReply> {
     const { deps, spec } = this;
     const { schema } = spec;
     const request = parseRequestBody(body, schema);
@@ -147,11 +169,20 @@ export class InferenceProcessor implements EndpointProcessor {
     if (ctx.policy.logPrompts) ctx.requestBody = request;
 
     const setHeaders: Array<[string, string]> = [[ROUTING_HEADER, model.pool.name]];
+    // A pool that speaks chat completions only gets the governed request converted, on the chat path.
+    let forward: Record<string, unknown> = request;
+    if (spec.translation && model.pool.apis[spec.translation] === "translated") {
+      if (spec.answerFromCount) return this.answerFromCount(ctx, spec.answerFromCount(await countInput()));
+      const chat = chatTranslation(spec.translation);
+      forward = chat.toChatRequest(request);
+      this.translation = { chat, request, promptTokens: await countInput() };
+      setHeaders.push([":path", CHAT_COMPLETIONS_PATH]);
+    }
     if (model.pool.upstreamAuthorization)
       setHeaders.push(["authorization", model.pool.upstreamAuthorization]);
     // The model server gets exactly the object the gateway checked, serialized once more: no duplicate key,
     // no byte sequence another JSON parser could read differently from the one that was authorized.
-    const newBody = Buffer.from(JSON.stringify(request), "utf8");
+    const newBody = Buffer.from(JSON.stringify(forward), "utf8");
     ctx.forwardedAt = monotonicMs();
     // A body Envoy streams goes to the model server chunked: the client's length is dropped.
     return { setHeaders, removeHeaders: ["content-length"], body: newBody, clearRouteCache: true };
@@ -168,7 +199,8 @@ export class InferenceProcessor implements EndpointProcessor {
     const served = headers.get(SERVED_POOL_HEADER);
     // Only a pool's declared fallbacks count (never the pool itself: the policy refuses that).
     if (served !== undefined && ctx.model?.pool.fallback.includes(served)) ctx.fallbackPool = served;
-    if (ctx.model && ctx.model.upstreamModel !== ctx.model.name)
+    // A translated answer is written with the policy's name for the model.
+    if (ctx.model && ctx.model.upstreamModel !== ctx.model.name && !this.translation)
       this.renameModel = modelRenamer(ctx.model.upstreamModel, ctx.model.name);
     const headerReply = {
       setHeaders: ctx.admission?.headers ?? [],
@@ -179,6 +211,7 @@ export class InferenceProcessor implements EndpointProcessor {
       return headerReply;
     }
     const contentType = headers.get("content-type") ?? "";
+    if (this.translation) return this.translatedHeaders(ctx, this.translation, headerReply, ok, contentType);
     if (ok && ctx.stream && contentType.startsWith("text/event-stream")) {
       const session = rewritesOutput(ctx) ? ctx.pii : undefined;
       const holdBack = ctx.policy.pii?.holdBackChars ?? 0;
@@ -213,6 +246,12 @@ export class InferenceProcessor implements EndpointProcessor {
   }
 
   responseBody(ctx: AuthenticatedContext, chunk: Buffer, endOfStream: boolean): PhaseReply {
+    if (this.translation) {
+      const reply = this.translation.stream
+        ? this.translatedChunk(ctx, this.translation, chunk, endOfStream)
+        : this.translatedAnswer(ctx, this.translation, chunk);
+      return endOfStream ? this.finished(ctx, reply) : reply;
+    }
     if (this.passThrough) {
       this.passThrough.push(chunk);
       if (!endOfStream) return {};
@@ -389,6 +428,130 @@ export class InferenceProcessor implements EndpointProcessor {
     }
     const out = kept.length === 1 ? kept[0]! : Buffer.concat(kept);
     return out.equals(chunk) ? {} : { body: out };
+  }
+
+  /** count_tokens on a pool without it: the gateway's own count is the answer (and costs no tokens). */
+  private answerFromCount(ctx: AuthenticatedContext, answer: unknown): LocalReply {
+    ctx.status = 200;
+    ctx.usage = { prompt_tokens: 0, completion_tokens: 0, total_tokens: 0 };
+    ctx.complete = true;
+    return {
+      status: 200,
+      body: JSON.stringify(answer),
+      contentType: "application/json",
+      details: "tokens_counted",
+      headers: ctx.admission?.headers ?? [],
+    };
+  }
+
+  /**
+   * Response headers of a translated request: a chat stream is converted event by event; any other answer
+   * (a chat completion, an error of any content type) is read whole and converted to the client's API.
+   */
+  private translatedHeaders(
+    ctx: AuthenticatedContext,
+    translation: Translation,
+    headerReply: { setHeaders: ReadonlyArray<readonly [string, string]>; removeHeaders?: string[] },
+    ok: boolean,
+    contentType: string,
+  ): PhaseReply {
+    if (ok && ctx.stream && contentType.startsWith("text/event-stream")) {
+      const session = rewritesOutput(ctx) ? ctx.pii : undefined;
+      translation.stream = {
+        splitter: new SseSplitter(),
+        converter: translation.chat.streamConverter({
+          request: translation.request,
+          model: ctx.model?.name,
+          promptTokens: translation.promptTokens,
+        }),
+        pii: session && new StreamingPii(session, ctx.policy.pii?.holdBackChars ?? 0),
+        done: false,
+      };
+      return { ...headerReply, responseBodyMode: BodySendMode.STREAMED };
+    }
+    return {
+      ...headerReply,
+      setHeaders: [...headerReply.setHeaders, ["content-type", "application/json"]],
+      responseBodyMode: BodySendMode.BUFFERED,
+    };
+  }
+
+  /**
+   * A whole chat answer (or error) of a translated request, in the client's API: usage and output PII are
+   * read and applied on the chat shape (every field the client reads comes from one of its fields).
+   */
+  private translatedAnswer(ctx: AuthenticatedContext, translation: Translation, body: Buffer): PhaseReply {
+    const text = body.toString("utf8");
+    let parsed: unknown = text;
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      if (ctx.status !== undefined && ctx.status < 300) ctx.reason = "upstream_invalid_json";
+    }
+    const status = ctx.status ?? 0;
+    if (status < 200 || status >= 300)
+      return { body: Buffer.from(JSON.stringify(translation.chat.fromChatError(status, parsed)), "utf8") };
+    const session = ctx.pii;
+    if (session && rewritesOutput(ctx)) processResponseBody(session, parsed);
+    ctx.usage = usageOf(parsed);
+    if (ctx.policy.logPrompts) ctx.completion = generatedText(parsed);
+    const answer = translation.chat.fromChatAnswer(parsed, {
+      request: translation.request,
+      model: ctx.model?.name,
+    });
+    return { body: Buffer.from(JSON.stringify(answer), "utf8") };
+  }
+
+  /**
+   * A chat stream of a translated request: each whole chat event has its usage read, its text kept while
+   * a reservation waits for usage, PII applied (on the chat shape, with the chat redactor's hold-back), and
+   * is then converted to the client API's events.
+   */
+  private translatedChunk(
+    ctx: AuthenticatedContext,
+    translation: Translation,
+    chunk: Buffer,
+    endOfStream: boolean,
+  ): PhaseReply {
+    const state = translation.stream!;
+    const out: Buffer[] = [];
+    const flushPii = () => {
+      const held = state.pii?.flushEvent(state.lastEvent);
+      if (held) out.push(state.converter.event(held));
+    };
+    for (const event of state.splitter.push(chunk)) {
+      if (state.done) continue;
+      if (event.data === "[DONE]") {
+        flushPii();
+        out.push(state.converter.done());
+        state.done = true;
+        continue;
+      }
+      let parsed: unknown;
+      try {
+        parsed = JSON.parse(event.data);
+      } catch {
+        continue; // not a chat event: nothing the client's API could carry
+      }
+      const usage = usageOf(parsed);
+      if (usage) {
+        ctx.usage = usage;
+        ctx.streamedTexts.length = 0;
+      } else if (ctx.metering) {
+        ctx.streamedTexts.push(generatedText(parsed));
+      }
+      state.pii?.apply(parsed);
+      if (ctx.policy.logPrompts) ctx.completion = (ctx.completion ?? "") + generatedText(parsed);
+      state.lastEvent = parsed;
+      out.push(state.converter.event(parsed));
+    }
+    if (endOfStream && !state.done) {
+      // A chat server that ends its stream without [DONE]: the client's stream still closes properly.
+      flushPii();
+      out.push(state.converter.done());
+      state.done = true;
+    }
+    return { body: Buffer.concat(out) };
   }
 
   /** Text the redactor still holds, as one extra event shaped like the stream's last one. */

@@ -398,3 +398,94 @@ describe("Envoy's own replies", () => {
     }
   });
 });
+
+describe("a pool that speaks chat completions only (translated)", () => {
+  const TRANSLATED = "llama-3.1-8b-instruct-v2";
+
+  it("messages.create goes out as a chat completion and comes back as a message, usage charged", async () => {
+    const forwarded = markForwarded(stack);
+    const { data, response } = await research()
+      .messages.create({ model: TRANSLATED, max_tokens: 40, system: "Be brief", messages: hello })
+      .withResponse();
+    const { pool, req } = forwarded.one();
+    assert.equal(pool, "pool-b");
+    assert.equal(req.path, "/v1/chat/completions");
+    const sent = JSON.parse(req.body);
+    assert.equal(sent.max_tokens, 40);
+    assert.deepEqual(sent.messages[0], { role: "system", content: "Be brief" });
+    assert.equal(data.type, "message");
+    assert.equal(data.model, TRANSLATED);
+    assert.match((data.content[0] as Anthropic.TextBlock).text, /answering:/);
+    const record = await auditRecordOf(stack, response.headers.get("x-request-id"));
+    assert.equal(record.api, "messages");
+    assert.equal(record.pool, "pool-b");
+    assert.equal(record.usage_source, "server");
+    assert.equal(record.usage?.completion_tokens, data.usage.output_tokens);
+  });
+
+  it("messages.stream with a tool call streamed in fragments: input redacted, usage charged", async () => {
+    const headers = {
+      "x-demo-tool-call": toolCallHeader("send_mail", { to: EMAIL, phone: PHONE }),
+      "x-demo-fragment-chars": "3",
+    };
+    const stream = research(headers).messages.stream({
+      model: TRANSLATED,
+      max_tokens: 50,
+      tools: [{ name: "send_mail", input_schema: { type: "object" } }],
+      messages: hello,
+    });
+    const { response } = await stream.withResponse();
+    const final = await stream.finalMessage();
+    const tool = final.content.find((b): b is Anthropic.ToolUseBlock => b.type === "tool_use")!;
+    assert.equal(tool.name, "send_mail");
+    assert.deepEqual(tool.input, { to: "<EMAIL_1>", phone: "<PHONE_1>" });
+    assert.equal(final.stop_reason, "tool_use");
+    const record = await auditRecordOf(stack, response.headers.get("x-request-id"));
+    assert.equal(record.stream, true);
+    assert.equal(record.usage_source, "server");
+    assert.ok((record.usage?.completion_tokens ?? 0) > 0);
+  });
+
+  it("a tool-use conversation: the tool result goes out as a chat tool message", async () => {
+    const tools: Anthropic.Tool[] = [{ name: "get_weather", input_schema: { type: "object" } }];
+    const messages: Anthropic.MessageParam[] = [{ role: "user", content: "Weather in Paris?" }];
+    const first = await research({
+      "x-demo-tool-call": toolCallHeader("get_weather", { city: "Paris" }),
+    }).messages.create({ model: TRANSLATED, max_tokens: 100, tools, messages });
+    const call = first.content.find((b): b is Anthropic.ToolUseBlock => b.type === "tool_use")!;
+    messages.push({ role: "assistant", content: first.content });
+    messages.push({
+      role: "user",
+      content: [{ type: "tool_result", tool_use_id: call.id, content: "18 degrees" }],
+    });
+    const forwarded = markForwarded(stack);
+    const stream = research().messages.stream({ model: TRANSLATED, max_tokens: 100, tools, messages });
+    const second = await stream.finalMessage();
+    assert.equal(second.stop_reason, "end_turn");
+    const sent = JSON.parse(forwarded.one().req.body);
+    const toolMessage = sent.messages.find((m: { role: string }) => m.role === "tool");
+    assert.equal(toolMessage.tool_call_id, call.id);
+    assert.equal(toolMessage.content, "18 degrees");
+  });
+
+  it("count_tokens is answered by the gateway's own count (the pool has no such endpoint)", async () => {
+    const forwarded = markForwarded(stack);
+    const count = await research().messages.countTokens({ model: TRANSLATED, messages: hello });
+    assert.ok(count.input_tokens > 0);
+    assert.deepEqual(forwarded.all(), []);
+  });
+
+  it("a chat server's error comes back in Anthropic's shape", async () => {
+    await assert.rejects(
+      research({ "x-demo-status": "503" }).messages.create({
+        model: TRANSLATED,
+        max_tokens: 5,
+        messages: hello,
+      }),
+      (err: unknown) =>
+        err instanceof Anthropic.APIError &&
+        err.status === 503 &&
+        (err.error as { type?: string }).type === "error",
+    );
+  });
+});

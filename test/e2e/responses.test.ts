@@ -333,3 +333,81 @@ describe("vLLM's byte shapes on a native pool", () => {
     );
   });
 });
+
+describe("a pool that speaks chat completions only (translated)", () => {
+  const TRANSLATED = "llama-3.1-8b-instruct-v2";
+
+  it("responses.create goes out as a chat completion and comes back as a response, usage charged", async () => {
+    const forwarded = markForwarded(stack);
+    const { data, response } = await research()
+      .responses.create({
+        model: TRANSLATED,
+        instructions: "Be brief",
+        input: "Hello there",
+        max_output_tokens: 40,
+      })
+      .withResponse();
+    const { pool, req } = forwarded.one();
+    assert.equal(pool, "pool-b");
+    assert.equal(req.path, "/v1/chat/completions");
+    assert.equal(JSON.parse(req.body).max_tokens, 40);
+    assert.equal(data.object, "response");
+    assert.equal(data.model, TRANSLATED);
+    assert.match(data.output_text, /answering:/);
+    const record = await auditRecordOf(stack, response.headers.get("x-request-id"));
+    assert.equal(record.api, "responses");
+    assert.equal(record.usage_source, "server");
+    assert.equal(record.usage?.completion_tokens, data.usage?.output_tokens);
+  });
+
+  it("a streamed function call in fragments: arguments redacted, usage charged", async () => {
+    const headers = {
+      "x-demo-tool-call": toolCallHeader("send_mail", { to: EMAIL, phone: PHONE }),
+      "x-demo-fragment-chars": "3",
+    };
+    const { data: stream, response } = await research(headers)
+      .responses.create({
+        model: TRANSLATED,
+        input: "hi",
+        tools: [{ type: "function", name: "send_mail", parameters: { type: "object" }, strict: false }],
+        stream: true,
+      })
+      .withResponse();
+    let completed: OpenAI.Responses.Response | undefined;
+    let deltas = "";
+    for await (const event of stream) {
+      if (event.type === "response.function_call_arguments.delta") deltas += event.delta;
+      if (event.type === "response.completed") completed = event.response;
+    }
+    const redacted = JSON.stringify({ to: "<EMAIL_1>", phone: "<PHONE_1>" });
+    assert.equal(deltas, redacted);
+    const call = completed!.output.find(
+      (o) => o.type === "function_call",
+    ) as OpenAI.Responses.ResponseFunctionToolCall;
+    assert.equal(call.name, "send_mail");
+    assert.equal(call.arguments, redacted);
+    const record = await auditRecordOf(stack, response.headers.get("x-request-id"));
+    assert.equal(record.usage_source, "server");
+    assert.equal(record.usage?.completion_tokens, completed!.usage?.output_tokens);
+  });
+
+  it("a tool-use conversation with the SDK's stream helper", async () => {
+    const tools: OpenAI.Responses.Tool[] = [
+      { type: "function", name: "get_weather", parameters: { type: "object" }, strict: false },
+    ];
+    const input: OpenAI.Responses.ResponseInputItem[] = [{ role: "user", content: "Weather in Paris?" }];
+    const first = await research({ "x-demo-tool-call": toolCallHeader("get_weather", { city: "Paris" }) })
+      .responses.stream({ model: TRANSLATED, tools, input })
+      .finalResponse();
+    const call = first.output.find(
+      (o) => o.type === "function_call",
+    ) as OpenAI.Responses.ResponseFunctionToolCall;
+    assert.deepEqual(JSON.parse(call.arguments), { city: "Paris" });
+    input.push(call, { type: "function_call_output", call_id: call.call_id, output: "18 degrees" });
+    const forwarded = markForwarded(stack);
+    const second = await research().responses.create({ model: TRANSLATED, tools, input });
+    assert.match(second.output_text, /18 degrees/);
+    const sent = JSON.parse(forwarded.one().req.body);
+    assert.equal(sent.messages.find((m: { role: string }) => m.role === "tool").tool_call_id, call.call_id);
+  });
+});
