@@ -31,16 +31,14 @@ export class ResponsesStreamConverter implements StreamConverter {
     const error = objectOf(objectOf(chatEvent)?.error);
     if (error !== undefined) {
       this.ended = true;
-      return Buffer.from(
-        this.emit("error", {
-          code: error.code == null ? null : String(error.code),
-          message: errorMessageOf(error),
-          param: typeof error.param === "string" ? error.param : null,
-        }),
-      );
+      return Buffer.from(this.start() + this.failed(errorMessageOf(error)));
     }
     const ops = this.chat.push(chatEvent);
     return Buffer.from(this.start() + ops.map((op) => this.render(op)).join(""));
+  }
+
+  get droppedChars(): number {
+    return this.chat.droppedChars;
   }
 
   done(usage?: ChatUsage): Buffer {
@@ -61,6 +59,27 @@ export class ResponsesStreamConverter implements StreamConverter {
     };
     const response = responseObject(context, { outcome, output });
     return Buffer.from(events + this.emit("response.completed", { response }));
+  }
+
+  /**
+   * response.failed for an upstream error mid-stream: the terminal event of the response's lifecycle (as
+   * response.completed is otherwise), with the output so far (an unfinished item as incomplete) and the
+   * error. The chat error's own code is the server's, not one of Responses' error codes: it rides in the
+   * message.
+   */
+  private failed(message: string): string {
+    const context = this.context!;
+    const open = this.chat.openIndex;
+    const output = this.chat.finished.map((block, i) =>
+      outputItem(context.head, block, i, i === open ? "incomplete" : "completed"),
+    );
+    const outcome = { finishReason: null, stopSequence: null, usage: this.chat.usage };
+    const response = {
+      ...responseObject(context, { outcome, output }),
+      status: "failed",
+      error: { code: "server_error", message },
+    };
+    return this.emit("response.failed", { response });
   }
 
   /** response.created and response.in_progress, once, when the first chat event gave the head. */
