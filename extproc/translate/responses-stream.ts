@@ -21,6 +21,7 @@ export class ResponsesStreamConverter implements StreamConverter {
   private sequence = 0;
   private context: ResponseContext | undefined;
   private ended = false;
+  private readonly itemIds: string[] = [];
 
   constructor(private readonly options: StreamOptions = {}) {
     this.chat = new ChatStreamAssembler(options.now);
@@ -102,7 +103,9 @@ export class ResponsesStreamConverter implements StreamConverter {
   private render(op: BlockOp): string {
     const head = this.context!.head;
     const block = op.op === "delta" ? this.chat.block(op.index) : op.block;
-    const at = { item_id: itemId(head, block, op.index), output_index: op.index };
+    // Each item's id is hashed once (when it opens), not once per delta.
+    if (op.op === "open") this.itemIds[op.index] = itemId(head, block, op.index);
+    const at = { item_id: this.itemIds[op.index]!, output_index: op.index };
     const text = block.kind === "text";
     const reasoning = block.kind === "reasoning";
     switch (op.op) {
@@ -166,6 +169,9 @@ export class ResponsesStreamConverter implements StreamConverter {
 
   /** One event, numbered; `type` is both the SSE event name and the payload's `type`. */
   private emit(type: string, fields: Json): string {
-    return sseEvent(type, { ...fields, sequence_number: this.sequence++, type });
+    // `fields` is always a fresh literal: completing it in place saves a copy per delta.
+    fields.sequence_number = this.sequence++;
+    fields.type = type;
+    return sseEvent(type, fields);
   }
 }
