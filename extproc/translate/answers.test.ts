@@ -140,20 +140,59 @@ describe("translated outcomes", () => {
     assert.deepEqual(m[1]!.data.usage, { input_tokens: 4, output_tokens: 0 });
   });
 
-  it("ends a Responses stream with an error event on an upstream error chunk, and sends nothing after", () => {
+  it("ends a Responses stream with response.failed on an upstream error chunk, and sends nothing after", () => {
     const converter = responses.streamConverter();
-    const [first] = chatStream({ text: ["a"] });
+    const [first, second] = chatStream({ text: ["a"] });
     const bytes = Buffer.concat([
       converter.event(first),
+      converter.event(second),
       converter.event({ error: { message: "engine died", type: "InternalServerError", code: 500 } }),
-      converter.event(first),
+      converter.event(second),
       converter.done(),
     ]);
     const events = parseSse(bytes.toString());
-    assert.deepEqual(events.at(-1), {
-      event: "error",
-      data: { code: "500", message: "engine died", param: null, sequence_number: 2, type: "error" },
+    assert.deepEqual(
+      events.map((e) => e.event),
+      [
+        "response.created",
+        "response.in_progress",
+        "response.output_item.added",
+        "response.content_part.added",
+        "response.output_text.delta",
+        "response.failed",
+      ],
+    );
+    const response = events.at(-1)!.data.response as Json;
+    assert.equal(response.status, "failed");
+    assert.deepEqual(response.error, { code: "server_error", message: "engine died" });
+    const [item] = response.output as Json[];
+    assert.equal(item!.status, "incomplete");
+    assert.deepEqual(item!.content, [{ annotations: [], text: "a", type: "output_text", logprobs: null }]);
+  });
+
+  it("fails a Responses stream whose first chunk is an error as a whole lifecycle", () => {
+    const events = parseSse(
+      responses
+        .streamConverter()
+        .event({ error: { message: "no" } })
+        .toString(),
+    );
+    assert.deepEqual(
+      events.map((e) => e.event),
+      ["response.created", "response.in_progress", "response.failed"],
+    );
+  });
+
+  it("reports tool-argument characters it could not deliver", () => {
+    const converter = messages.streamConverter();
+    const call = (index: number, fn: Record<string, unknown>) => ({
+      id: "chatcmpl-i",
+      choices: [{ index: 0, delta: { tool_calls: [{ index, id: `c${index}`, function: fn }] } }],
     });
+    converter.event(call(0, { name: "f", arguments: "{" }));
+    converter.event(call(1, { name: "g", arguments: "{}" }));
+    converter.event(call(0, { arguments: '"a":1}' }));
+    assert.equal(converter.droppedChars, 6);
   });
 
   it("numbers the translated events of a long stream without gaps", () => {

@@ -45,7 +45,7 @@ export class ChatStreamAssembler {
   /**
    * Argument characters of a tool call that arrived after a later tool call had begun. No chat server
    * interleaves tool calls (they stream them one after another), and neither client API can reopen a
-   * finished block, so such fragments cannot be delivered; they are counted for the caller to log.
+   * finished block, so such fragments cannot be delivered; they are counted (StreamConverter.droppedChars) for the caller to log.
    */
   droppedChars = 0;
 
@@ -55,6 +55,11 @@ export class ChatStreamAssembler {
   private lastTool: number | undefined;
 
   constructor(private readonly now: () => number = Date.now) {}
+
+  /** The index of the block still open, if any. */
+  get openIndex(): number | undefined {
+    return this.open;
+  }
 
   /** The block at `index` (one an op named). */
   block(index: number): Block {

@@ -40,6 +40,10 @@ export class MessagesStreamConverter implements StreamConverter {
     return Buffer.from(this.start() + ops.map((op) => this.render(op)).join(""));
   }
 
+  get droppedChars(): number {
+    return this.chat.droppedChars;
+  }
+
   done(usage?: ChatUsage): Buffer {
     if (this.ended) return Buffer.alloc(0);
     this.ended = true;

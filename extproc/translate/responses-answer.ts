@@ -19,15 +19,18 @@ export function callId(head: ChatHead, block: Block & { kind: "tool" }, index: n
   return block.callId ?? derivedId("call_", head.id, index);
 }
 
-/** The output item for a block, in progress (empty, as `response.output_item.added` shows it) or done. */
+/**
+ * The output item for a block: in progress (empty, as `response.output_item.added` shows it), or with its
+ * text, completed (or incomplete, when the stream failed within it).
+ */
 export function outputItem(
   head: ChatHead,
   { block, text }: FinishedBlock,
   index: number,
-  status: "in_progress" | "completed",
+  status: "in_progress" | "completed" | "incomplete",
 ): Json {
   const id = itemId(head, block, index);
-  const done = status === "completed";
+  const done = status !== "in_progress";
   switch (block.kind) {
     case "text":
       return {

@@ -21,6 +21,7 @@ export class ResponsesStreamConverter implements StreamConverter {
   private sequence = 0;
   private context: ResponseContext | undefined;
   private ended = false;
+  private readonly itemIds: string[] = [];
 
   constructor(private readonly options: StreamOptions = {}) {
     this.chat = new ChatStreamAssembler(options.now);
@@ -31,16 +32,14 @@ export class ResponsesStreamConverter implements StreamConverter {
     const error = objectOf(objectOf(chatEvent)?.error);
     if (error !== undefined) {
       this.ended = true;
-      return Buffer.from(
-        this.emit("error", {
-          code: error.code == null ? null : String(error.code),
-          message: errorMessageOf(error),
-          param: typeof error.param === "string" ? error.param : null,
-        }),
-      );
+      return Buffer.from(this.start() + this.failed(errorMessageOf(error)));
     }
     const ops = this.chat.push(chatEvent);
     return Buffer.from(this.start() + ops.map((op) => this.render(op)).join(""));
+  }
+
+  get droppedChars(): number {
+    return this.chat.droppedChars;
   }
 
   done(usage?: ChatUsage): Buffer {
@@ -63,6 +62,27 @@ export class ResponsesStreamConverter implements StreamConverter {
     return Buffer.from(events + this.emit("response.completed", { response }));
   }
 
+  /**
+   * response.failed for an upstream error mid-stream: the terminal event of the response's lifecycle (as
+   * response.completed is otherwise), with the output so far (an unfinished item as incomplete) and the
+   * error. The chat error's own code is the server's, not one of Responses' error codes: it rides in the
+   * message.
+   */
+  private failed(message: string): string {
+    const context = this.context!;
+    const open = this.chat.openIndex;
+    const output = this.chat.finished.map((block, i) =>
+      outputItem(context.head, block, i, i === open ? "incomplete" : "completed"),
+    );
+    const outcome = { finishReason: null, stopSequence: null, usage: this.chat.usage };
+    const response = {
+      ...responseObject(context, { outcome, output }),
+      status: "failed",
+      error: { code: "server_error", message },
+    };
+    return this.emit("response.failed", { response });
+  }
+
   /** response.created and response.in_progress, once, when the first chat event gave the head. */
   private start(): string {
     if (this.context !== undefined) return "";
@@ -83,7 +103,9 @@ export class ResponsesStreamConverter implements StreamConverter {
   private render(op: BlockOp): string {
     const head = this.context!.head;
     const block = op.op === "delta" ? this.chat.block(op.index) : op.block;
-    const at = { item_id: itemId(head, block, op.index), output_index: op.index };
+    // Each item's id is hashed once (when it opens), not once per delta.
+    if (op.op === "open") this.itemIds[op.index] = itemId(head, block, op.index);
+    const at = { item_id: this.itemIds[op.index]!, output_index: op.index };
     const text = block.kind === "text";
     const reasoning = block.kind === "reasoning";
     switch (op.op) {
@@ -147,6 +169,9 @@ export class ResponsesStreamConverter implements StreamConverter {
 
   /** One event, numbered; `type` is both the SSE event name and the payload's `type`. */
   private emit(type: string, fields: Json): string {
-    return sseEvent(type, { ...fields, sequence_number: this.sequence++, type });
+    // `fields` is always a fresh literal: completing it in place saves a copy per delta.
+    fields.sequence_number = this.sequence++;
+    fields.type = type;
+    return sseEvent(type, fields);
   }
 }

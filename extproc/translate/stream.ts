@@ -28,4 +28,6 @@ export interface StreamConverter {
    * (a server that ignores include_usage), e.g. the gateway's own count. Nothing after an upstream error.
    */
   done(usage?: ChatUsage): Buffer;
+  /** Tool-argument characters that could not be delivered (an upstream that interleaves tool calls): log them. */
+  readonly droppedChars: number;
 }
