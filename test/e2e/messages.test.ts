@@ -19,7 +19,7 @@ import {
   startAgentStack,
   toolCallHeader,
 } from "./agents-support.js";
-import { auditRecordOf, markForwarded, rawRequest } from "./helpers.js";
+import { auditRecordOf, extprocMetrics, markForwarded, rawRequest, sampleValue } from "./helpers.js";
 
 let stack: Stack;
 const MODEL = "llama-3.1-8b-instruct";
@@ -487,5 +487,18 @@ describe("a pool that speaks chat completions only (translated)", () => {
         err.status === 503 &&
         (err.error as { type?: string }).type === "error",
     );
+  });
+});
+
+describe("metrics", () => {
+  it("count the requests by api, refusals included", async () => {
+    // Refused once the endpoint is known (a refusal before it, such as a missing key, counts under api "").
+    await rawRequest(stack, "/v1/messages", {
+      headers: { "x-api-key": DEMO_KEYS.research, "content-type": "application/json" },
+      body: JSON.stringify({ model: "no-such-model", max_tokens: 5, messages: hello }),
+    });
+    const metrics = await extprocMetrics(stack);
+    assert.ok(sampleValue(metrics, "llm_gateway_requests_total", { api: "messages", decision: "allow" }) > 0);
+    assert.ok(sampleValue(metrics, "llm_gateway_requests_total", { api: "messages", decision: "deny" }) > 0);
   });
 });

@@ -18,7 +18,15 @@ import {
   startAgentStack,
   toolCallHeader,
 } from "./agents-support.js";
-import { assertOpenAIError, auditRecordOf, client, markForwarded, rawRequest } from "./helpers.js";
+import {
+  assertOpenAIError,
+  auditRecordOf,
+  client,
+  extprocMetrics,
+  markForwarded,
+  rawRequest,
+  sampleValue,
+} from "./helpers.js";
 
 let stack: Stack;
 const MODEL = "llama-3.1-8b-instruct";
@@ -409,5 +417,19 @@ describe("a pool that speaks chat completions only (translated)", () => {
     assert.match(second.output_text, /18 degrees/);
     const sent = JSON.parse(forwarded.one().req.body);
     assert.equal(sent.messages.find((m: { role: string }) => m.role === "tool").tool_call_id, call.call_id);
+  });
+});
+
+describe("metrics", () => {
+  it("count the requests by api, refusals included", async () => {
+    await rawRequest(stack, "/v1/responses", {
+      headers: jsonHeaders,
+      body: JSON.stringify({ model: "no-such-model", input: "hi" }),
+    }); // refused once the endpoint is known
+    const metrics = await extprocMetrics(stack);
+    assert.ok(
+      sampleValue(metrics, "llm_gateway_requests_total", { api: "responses", decision: "allow" }) > 0,
+    );
+    assert.ok(sampleValue(metrics, "llm_gateway_requests_total", { api: "responses", decision: "deny" }) > 0);
   });
 });
