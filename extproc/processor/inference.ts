@@ -482,14 +482,19 @@ export class InferenceProcessor implements EndpointProcessor {
    */
   private translatedAnswer(ctx: AuthenticatedContext, translation: Translation, body: Buffer): PhaseReply {
     const text = body.toString("utf8");
+    const status = ctx.status ?? 0;
+    const ok = status >= 200 && status < 300;
     let parsed: unknown = text;
     try {
       parsed = JSON.parse(text);
     } catch {
-      if (ctx.status !== undefined && ctx.status < 300) ctx.reason = "upstream_invalid_json";
+      // A success that is not JSON cannot be converted: it reaches the client as the server sent it.
+      if (ok) {
+        ctx.reason = "upstream_invalid_json";
+        return {};
+      }
     }
-    const status = ctx.status ?? 0;
-    if (status < 200 || status >= 300)
+    if (!ok)
       return { body: Buffer.from(JSON.stringify(translation.chat.fromChatError(status, parsed)), "utf8") };
     const session = ctx.pii;
     if (session && rewritesOutput(ctx)) processResponseBody(session, parsed);
