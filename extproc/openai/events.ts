@@ -62,14 +62,28 @@ export function eventName(raw: Buffer): string | undefined {
 /** A token count as a quota may be charged it. */
 export const isCount = (n: unknown): n is number => Number.isSafeInteger(n) && (n as number) >= 0;
 
-/** Applies `map` to every string in a JSON value (tool input objects), in place; returns the value. */
+/**
+ * Applies `map` to every string and property name in a JSON value (a tool call's input object, which the
+ * client reads whole, as it would read the same call's arguments text); returns the value, changed in place
+ * where it can be (an object whose property names change is rebuilt).
+ */
 export function mapJsonStrings(value: unknown, map: (text: string) => string): unknown {
   if (typeof value === "string") return map(value);
   if (Array.isArray(value)) {
     for (let i = 0; i < value.length; i++) value[i] = mapJsonStrings(value[i], map);
-  } else if (value && typeof value === "object") {
-    const object = value as Record<string, unknown>;
-    for (const key of Object.keys(object)) object[key] = mapJsonStrings(object[key], map);
+    return value;
   }
-  return value;
+  if (!value || typeof value !== "object") return value;
+  const object = value as Record<string, unknown>;
+  const names = Object.keys(object);
+  const entries = names.map((key) => [map(key), mapJsonStrings(object[key], map)] as const);
+  if (entries.every(([key], i) => key === names[i])) {
+    for (const [key, v] of entries) object[key] = v;
+    return object;
+  }
+  // Two names that become equal once redacted keep the later value: nothing unredacted is kept.
+  const renamed: Record<string, unknown> = {};
+  for (const [key, v] of entries)
+    Object.defineProperty(renamed, key, { value: v, writable: true, enumerable: true, configurable: true });
+  return renamed;
 }

@@ -74,7 +74,7 @@ function mapItem(item: unknown, map: (text: string) => string): void {
     if (!Array.isArray(parts)) continue;
     for (const part of parts as Array<Json | null>) mapPart(part, map);
   }
-  if (holder.action && typeof holder.action === "object") mapJsonStrings(holder.action, map);
+  if (holder.action && typeof holder.action === "object") holder.action = mapJsonStrings(holder.action, map);
 }
 
 function mapPart(part: Json | null, map: (text: string) => string): void {

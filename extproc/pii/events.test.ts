@@ -3,7 +3,7 @@ import { describe, it } from "node:test";
 import fc from "fast-check";
 import { messagesEvents } from "../anthropic/index.js";
 import type { Identity } from "../auth/index.js";
-import type { EventStreamShape, TypedEvent } from "../openai/events.js";
+import { mapJsonStrings, type EventStreamShape, type TypedEvent } from "../openai/events.js";
 import { responsesEvents } from "../openai/responses.js";
 import { parsePolicy, sha256Hex } from "../policy/index.js";
 import { EventStreamPii } from "./events.js";
@@ -210,5 +210,13 @@ describe("usage readers", () => {
       read({ name: undefined, data: { type: "response.incomplete", response: { usage: bad } } }),
       undefined,
     );
+  });
+});
+
+describe("mapJsonStrings", () => {
+  it("maps every string and property name of a tool input, nested, and keeps the rest", () => {
+    const input = { [EMAIL]: { list: [EMAIL, 3, null, true], to: EMAIL }, n: 1 };
+    const out = mapJsonStrings(structuredClone(input), (t) => t.replaceAll(EMAIL, "<EMAIL>"));
+    assert.deepEqual(out, { "<EMAIL>": { list: ["<EMAIL>", 3, null, true], to: "<EMAIL>" }, n: 1 });
   });
 });
