@@ -10,10 +10,12 @@ import { recordedBody, sseEvents } from "../vllm-recordings/index.js";
 
 /** A key allowed two requests a minute: the third is refused with 429. */
 export const LIMITED_KEY = "sk-agents-limited";
+/** A key with a per-minute token limit (so answers carry x-ratelimit-* token headers), on native pool A. */
+export const METERED_KEY = "sk-agents-metered";
 
 /**
- * The sample stack with one more key (team `agents`, native pool A's model only, two requests a minute),
- * for rate-limit tests that must not touch the demo keys' counters.
+ * The sample stack with two more keys (team `agents`, native pool A's model only): one allowed two requests
+ * a minute, one with a token limit, for rate-limit tests that must not touch the demo keys' counters.
  */
 export async function startAgentStack(name: string): Promise<Stack> {
   const dir = mkdtempSync(path.join(tmpdir(), `llm-gateway-${name}-`));
@@ -24,7 +26,13 @@ export async function startAgentStack(name: string): Promise<Stack> {
       team: "agents",
       sha256: createHash("sha256").update(LIMITED_KEY).digest("hex"),
     });
+    doc.keys.push({
+      id: "agents-metered",
+      team: "agents",
+      sha256: createHash("sha256").update(METERED_KEY).digest("hex"),
+    });
     doc.limits.push({ id: "agents-limited", scope: { key: "agents-limited" }, requestsPerMinute: 2 });
+    doc.limits.push({ id: "agents-metered", scope: { key: "agents-metered" }, tokensPerMinute: 100000 });
   });
   return startStack({ policyFile, workDir: dir });
 }

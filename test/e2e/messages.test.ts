@@ -14,6 +14,7 @@ import {
   anthropic,
   jsonShape,
   LIMITED_KEY,
+  METERED_KEY,
   recordedJsonShape,
   sseShape,
   startAgentStack,
@@ -47,9 +48,9 @@ function anthropicError(res: { status: number; json: unknown; text: string }, st
 describe("messages.create", () => {
   it("answers with the x-api-key of a demo key, reserves max_tokens, forwards the cap and audits the usage", async () => {
     const forwarded = markForwarded(stack);
-    // The support key may use the alias only; its per-minute token limit reports x-ratelimit-* headers.
-    const { data, response } = await anthropic(stack, DEMO_KEYS.support)
-      .messages.create({ model: "chat-default", max_tokens: 300, messages: hello })
+    // A per-minute token limit reports x-ratelimit-* headers.
+    const { data, response } = await anthropic(stack, METERED_KEY)
+      .messages.create({ model: MODEL, max_tokens: 300, messages: hello })
       .withResponse();
     assert.equal(data.type, "message");
     const block = data.content[0] as Anthropic.TextBlock;
@@ -58,7 +59,7 @@ describe("messages.create", () => {
     const { req } = forwarded.one();
     assert.equal(req.path, "/v1/messages");
     assert.equal(req.headers["x-api-key"], undefined, "the client's key is never forwarded");
-    assert.ok(!JSON.stringify(req.headers).includes(DEMO_KEYS.support), "nor is it sent in another header");
+    assert.ok(!JSON.stringify(req.headers).includes(METERED_KEY), "nor is it sent in another header");
     assert.equal(JSON.parse(req.body).max_tokens, 300);
     // The reservation (prompt + the whole max_tokens) is what the headers report as taken.
     const limit = Number(response.headers.get("x-ratelimit-limit-tokens"));
@@ -67,7 +68,7 @@ describe("messages.create", () => {
     const record = await auditRecordOf(stack, response.headers.get("x-request-id"));
     assert.equal(record.api, "messages");
     assert.equal(record.path, "/v1/messages");
-    assert.equal(record.key_id, "support-bot");
+    assert.equal(record.key_id, "agents-metered");
     assert.equal(record.usage_source, "server");
     assert.deepEqual(record.usage, {
       prompt_tokens: data.usage.input_tokens,
@@ -255,6 +256,30 @@ describe("PII", () => {
       to: "<EMAIL_1>",
       phone: "<PHONE_1>",
     });
+  });
+});
+
+describe("thinking blocks", () => {
+  const reasoning = `The user wants mail sent to ${EMAIL}, phone ${PHONE}. I will answer briefly.`;
+  const expected = "The user wants mail sent to <EMAIL_1>, phone <PHONE_1>. I will answer briefly.";
+  const headers = { "x-demo-reasoning": encodeURIComponent(reasoning), "x-demo-fragment-chars": "3" };
+
+  it("streamed 3 characters at a time: thinking_delta text is redacted whole", async () => {
+    const stream = research(headers).messages.stream({ model: MODEL, max_tokens: 50, messages: hello });
+    let deltas = "";
+    stream.on("thinking", (delta) => (deltas += delta));
+    const final = await stream.finalMessage();
+    assert.equal(deltas, expected);
+    const block = final.content[0] as Anthropic.ThinkingBlock;
+    assert.equal(block.type, "thinking");
+    assert.equal(block.thinking, expected);
+    assert.equal(block.signature, "demo-signature");
+    assert.equal(final.content[1]!.type, "text");
+  });
+
+  it("not streamed", async () => {
+    const answer = await research(headers).messages.create({ model: MODEL, max_tokens: 50, messages: hello });
+    assert.equal((answer.content[0] as Anthropic.ThinkingBlock).thinking, expected);
   });
 });
 

@@ -13,6 +13,7 @@ import { recordedBody } from "../vllm-recordings/index.js";
 import {
   jsonShape,
   LIMITED_KEY,
+  METERED_KEY,
   recordedJsonShape,
   sseShape,
   startAgentStack,
@@ -44,8 +45,8 @@ const jsonHeaders = { authorization: `Bearer ${DEMO_KEYS.research}`, "content-ty
 describe("responses.create", () => {
   it("answers, reserves max_output_tokens, forwards it with store:false, and audits the usage", async () => {
     const forwarded = markForwarded(stack);
-    const { data, response } = await client(stack, DEMO_KEYS.support)
-      .responses.create({ model: "chat-default", input: "Hello there", max_output_tokens: 300 })
+    const { data, response } = await client(stack, METERED_KEY)
+      .responses.create({ model: MODEL, input: "Hello there", max_output_tokens: 300 })
       .withResponse();
     assert.equal(data.object, "response");
     assert.match(data.output_text, /answering: Hello there/);
@@ -235,6 +236,35 @@ describe("PII", () => {
     assert.equal(call.arguments, redacted);
     const whole = await research(headers).responses.create({ model: MODEL, input: "hi" });
     assert.equal((whole.output[0] as OpenAI.Responses.ResponseFunctionToolCall).arguments, redacted);
+  });
+});
+
+describe("reasoning items", () => {
+  const reasoning = `The user wants mail sent to ${EMAIL}, phone ${PHONE}. I will answer briefly.`;
+  const expected = "The user wants mail sent to <EMAIL_1>, phone <PHONE_1>. I will answer briefly.";
+  const headers = { "x-demo-reasoning": encodeURIComponent(reasoning), "x-demo-fragment-chars": "3" };
+  type Reasoning = OpenAI.Responses.ResponseReasoningItem & { content?: Array<{ text: string }> };
+
+  it("streamed 3 characters at a time: reasoning_text deltas, the done text and the item are redacted", async () => {
+    const { data: stream } = await research(headers)
+      .responses.create({ model: MODEL, input: "hi", stream: true })
+      .withResponse();
+    let deltas = "";
+    let done = "";
+    let completed: OpenAI.Responses.Response | undefined;
+    for await (const event of stream) {
+      if (event.type === "response.reasoning_text.delta") deltas += event.delta;
+      if (event.type === "response.reasoning_text.done") done = event.text;
+      if (event.type === "response.completed") completed = event.response;
+    }
+    assert.equal(deltas, expected);
+    assert.equal(done, expected);
+    assert.equal((completed!.output[0] as Reasoning).content![0]!.text, expected);
+  });
+
+  it("not streamed", async () => {
+    const answer = await research(headers).responses.create({ model: MODEL, input: "hi" });
+    assert.equal((answer.output[0] as Reasoning).content![0]!.text, expected);
   });
 });
 

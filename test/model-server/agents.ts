@@ -21,6 +21,8 @@ export interface AgentAnswer {
   readonly maxTokens: number;
   /** Leave usage out (a server that reports none). */
   readonly omitUsage: boolean;
+  /** Reasoning before the answer (`x-demo-reasoning`), in the pieces it streams in: a reasoning item / thinking block. */
+  readonly reasoning: readonly string[] | undefined;
 }
 
 /** One SSE event to write: its name and data. */
@@ -129,6 +131,15 @@ const messageItem = (id: string, text: string, status: string) => ({
   phase: null,
 });
 
+const reasoningItem = (id: string, text: string) => ({
+  id,
+  summary: [],
+  type: "reasoning",
+  content: text === "" ? [] : [{ text, type: "reasoning_text" }],
+  encrypted_content: null,
+  status: null,
+});
+
 const functionCallItem = (id: string, callId: string, name: string, args: string, status: string) => ({
   arguments: args,
   call_id: callId,
@@ -148,17 +159,18 @@ export function responsesAnswer(
   created: number,
 ): Record<string, unknown> {
   const status = answer.truncated ? "incomplete" : "completed";
-  const output = answer.toolCall
-    ? [
-        functionCallItem(
+  const output = [
+    ...(answer.reasoning ? [reasoningItem(`rs_${hex()}`, answer.reasoning.join(""))] : []),
+    answer.toolCall
+      ? functionCallItem(
           `fc_${hex()}`,
           `call_${hex()}`,
           answer.toolCall.name,
           answer.toolCall.arguments,
           "completed",
-        ),
-      ]
-    : [messageItem(`msg_${hex()}`, answer.tokens.join(""), "completed")];
+        )
+      : messageItem(`msg_${hex()}`, answer.tokens.join(""), "completed"),
+  ];
   return responseObject(`resp_${hex()}`, created, body, answer, status, output);
 }
 
@@ -177,6 +189,24 @@ export function responsesEvents(
   const inProgress = responseObject(id, created, body, answer, "in_progress", []);
   add("response.created", { response: inProgress });
   add("response.in_progress", { response: inProgress });
+  const items: unknown[] = [];
+  let at = 0;
+  if (answer.reasoning) {
+    const itemId = `rs_${hex()}`;
+    const text = answer.reasoning.join("");
+    add("response.output_item.added", { item: reasoningItem(itemId, ""), output_index: at });
+    for (const piece of answer.reasoning)
+      add("response.reasoning_text.delta", {
+        content_index: 0,
+        delta: piece,
+        item_id: itemId,
+        output_index: at,
+      });
+    add("response.reasoning_text.done", { content_index: 0, item_id: itemId, output_index: at, text });
+    add("response.output_item.done", { item: reasoningItem(itemId, text), output_index: at });
+    items.push(reasoningItem(itemId, text));
+    at++;
+  }
   let item: unknown;
   if (answer.toolCall) {
     const { name, arguments: args } = answer.toolCall;
@@ -184,25 +214,25 @@ export function responsesEvents(
     const callId = `call_${hex()}`;
     add("response.output_item.added", {
       item: functionCallItem(itemId, callId, name, "", "in_progress"),
-      output_index: 0,
+      output_index: at,
     });
     for (const piece of answer.argumentPieces)
-      add("response.function_call_arguments.delta", { delta: piece, item_id: itemId, output_index: 0 });
+      add("response.function_call_arguments.delta", { delta: piece, item_id: itemId, output_index: at });
     add("response.function_call_arguments.done", {
       arguments: args,
       item_id: itemId,
       name,
-      output_index: 0,
+      output_index: at,
     });
     item = functionCallItem(itemId, callId, name, args, "completed");
   } else {
     const itemId = `msg_${hex()}`;
     const text = answer.tokens.join("");
-    add("response.output_item.added", { item: messageItem(itemId, "", "in_progress"), output_index: 0 });
+    add("response.output_item.added", { item: messageItem(itemId, "", "in_progress"), output_index: at });
     add("response.content_part.added", {
       content_index: 0,
       item_id: itemId,
-      output_index: 0,
+      output_index: at,
       part: textPart("", []),
     });
     for (const token of answer.tokens)
@@ -211,26 +241,27 @@ export function responsesEvents(
         delta: token,
         item_id: itemId,
         logprobs: [],
-        output_index: 0,
+        output_index: at,
       });
     add("response.output_text.done", {
       content_index: 0,
       item_id: itemId,
       logprobs: [],
-      output_index: 0,
+      output_index: at,
       text,
     });
     add("response.content_part.done", {
       content_index: 0,
       item_id: itemId,
-      output_index: 0,
+      output_index: at,
       part: textPart(text, null),
     });
     item = messageItem(itemId, text, "completed");
   }
-  add("response.output_item.done", { item, output_index: 0 });
+  add("response.output_item.done", { item, output_index: at });
+  items.push(item);
   const status = answer.truncated ? "incomplete" : "completed";
-  add("response.completed", { response: responseObject(id, created, body, answer, status, [item]) });
+  add("response.completed", { response: responseObject(id, created, body, answer, status, items) });
   return events;
 }
 
@@ -240,8 +271,12 @@ const stopReason = (answer: AgentAnswer) =>
 
 /** A whole Messages answer, in vLLM's field order. */
 export function messagesAnswer(answer: AgentAnswer): Record<string, unknown> {
+  const thinking = answer.reasoning
+    ? [{ type: "thinking", thinking: answer.reasoning.join(""), signature: "demo-signature" }]
+    : [];
   const content = answer.toolCall
     ? [
+        ...thinking,
         {
           type: "tool_use",
           id: `toolu_${hex()}`,
@@ -249,7 +284,7 @@ export function messagesAnswer(answer: AgentAnswer): Record<string, unknown> {
           input: JSON.parse(answer.toolCall.arguments) as unknown,
         },
       ]
-    : [{ type: "text", text: answer.tokens.join("") }];
+    : [...thinking, { type: "text", text: answer.tokens.join("") }];
   return {
     id: `chatcmpl-${hex()}`,
     type: "message",
@@ -280,24 +315,41 @@ export function messagesEvents(answer: AgentAnswer): AgentEvent[] {
       usage: { input_tokens: answer.promptTokens, output_tokens: 0 },
     },
   });
+  let at = 0;
+  if (answer.reasoning) {
+    add({
+      type: "content_block_start",
+      content_block: { type: "thinking", thinking: "", signature: "" },
+      index: at,
+    });
+    for (const piece of answer.reasoning)
+      add({ type: "content_block_delta", delta: { type: "thinking_delta", thinking: piece }, index: at });
+    add({
+      type: "content_block_delta",
+      delta: { type: "signature_delta", signature: "demo-signature" },
+      index: at,
+    });
+    add({ type: "content_block_stop", index: at });
+    at++;
+  }
   if (answer.toolCall) {
     add({
       type: "content_block_start",
       content_block: { type: "tool_use", id: `toolu_${hex()}`, name: answer.toolCall.name, input: {} },
-      index: 0,
+      index: at,
     });
     for (const piece of answer.argumentPieces)
       add({
         type: "content_block_delta",
         delta: { type: "input_json_delta", partial_json: piece },
-        index: 0,
+        index: at,
       });
   } else {
-    add({ type: "content_block_start", content_block: { type: "text", text: "" }, index: 0 });
+    add({ type: "content_block_start", content_block: { type: "text", text: "" }, index: at });
     for (const token of answer.tokens)
-      add({ type: "content_block_delta", delta: { type: "text_delta", text: token }, index: 0 });
+      add({ type: "content_block_delta", delta: { type: "text_delta", text: token }, index: at });
   }
-  add({ type: "content_block_stop", index: 0 });
+  add({ type: "content_block_stop", index: at });
   // Without usage, an empty object: Anthropic's clients read `usage.output_tokens` from every message_delta.
   add({
     type: "message_delta",

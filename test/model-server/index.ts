@@ -18,7 +18,8 @@
  * - `x-demo-split: 5,12`          stream the answer in pieces cut at these character offsets
  * - `x-demo-byte-split: 3,9`      write the whole event stream at the end, in network writes cut at these
  *                                 byte offsets (inside `data:`, inside a UTF-8 character, anywhere)
- * - `x-demo-reasoning: text`      (chat) also answer with this reasoning text (URI-encoded), before the content
+ * - `x-demo-reasoning: text`      also answer with this reasoning text (URI-encoded), before the content (chat:
+ *                                 a reasoning field; Responses: a reasoning item; Messages: a thinking block)
  * - `x-demo-reasoning-field: reasoning_content`  the field it goes in (default `reasoning`, as vLLM 0.32)
  * - `x-demo-tool-call: json`      (chat) answer with one tool call, `{"name","arguments"}` (URI-encoded JSON),
  *                                 instead of content; finish_reason `tool_calls`
@@ -477,6 +478,10 @@ async function answerAgentApi(
     truncated: !toolCall && typeof forced !== "string" && tokens.length >= maxTokens,
     maxTokens,
     omitUsage: req.headers["x-demo-omit-usage"] !== undefined,
+    reasoning:
+      typeof req.headers["x-demo-reasoning"] === "string"
+        ? fragments(decodeURIComponent(req.headers["x-demo-reasoning"]), fragmentChars)
+        : undefined,
   };
   const created = Math.floor(Date.now() / 1000);
   const responses = path === "/v1/responses";
