@@ -46,7 +46,7 @@ function anthropicError(res: { status: number; json: unknown; text: string }, st
 }
 
 describe("messages.create", () => {
-  it("answers with the x-api-key of a demo key, reserves max_tokens, forwards the cap and audits the usage", async () => {
+  it("answers with the key as x-api-key, reserves max_tokens, forwards the cap and audits the usage", async () => {
     const forwarded = markForwarded(stack);
     // A per-minute token limit reports x-ratelimit-* headers.
     const { data, response } = await anthropic(stack, METERED_KEY)
