@@ -121,7 +121,10 @@ describe("authenticate", () => {
   it("refuses a request without a key with missing_api_key", () => {
     const err = refusal(headers({}));
     assert.equal(err.code, "missing_api_key");
-    assert.equal(err.message, "You didn't provide an API key. Send it as 'Authorization: Bearer <key>'.");
+    assert.equal(
+      err.message,
+      "You didn't provide an API key. Send it as 'Authorization: Bearer <key>' (or 'x-api-key: <key>', as Anthropic's clients do).",
+    );
     assert.equal(refusal(headers({ "x-api-key": "" })).code, "missing_api_key");
   });
 

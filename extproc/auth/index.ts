@@ -83,7 +83,7 @@ function identify(
   if (!key) {
     throw new GatewayError(
       "missing_api_key",
-      "You didn't provide an API key. Send it as 'Authorization: Bearer <key>'.",
+      "You didn't provide an API key. Send it as 'Authorization: Bearer <key>' (or 'x-api-key: <key>', as Anthropic's clients do).",
     );
   }
   const entry = policy.keysBySha256.get(sha256Hex(key));

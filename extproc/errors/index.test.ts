@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { describe, it } from "node:test";
 import * as yaml from "js-yaml";
-import { ERRORS } from "./index.js";
+import { anthropicErrorType, ERRORS, GatewayError, type ErrorCode } from "./index.js";
 
 const read = (file: string) => readFileSync(new URL(`../../../${file}`, import.meta.url), "utf8");
 
@@ -84,5 +84,46 @@ describe("the errors page (docs/errors.md)", () => {
         code,
       );
     }
+  });
+});
+
+describe("Anthropic's error shape (the Messages API)", () => {
+  it("gives every code the type Anthropic documents for its status, beside the stable code", () => {
+    const documented: Record<number, string> = {
+      400: "invalid_request_error",
+      401: "authentication_error",
+      403: "permission_error",
+      404: "not_found_error",
+      413: "request_too_large",
+      429: "rate_limit_error",
+      500: "api_error",
+      503: "overloaded_error",
+      529: "overloaded_error",
+    };
+    for (const code of Object.keys(ERRORS) as ErrorCode[]) {
+      const error = new GatewayError(code, "why");
+      const body = JSON.parse(error.toBody("anthropic"));
+      assert.deepEqual(Object.keys(body), ["type", "error"]);
+      assert.equal(body.type, "error");
+      assert.equal(body.error.code, code);
+      assert.equal(body.error.message, "why");
+      const expected =
+        documented[error.status] ?? (error.status >= 500 ? "api_error" : "invalid_request_error");
+      assert.equal(body.error.type, expected, code);
+      assert.equal(anthropicErrorType(error.status), expected);
+    }
+  });
+
+  it("Envoy's own replies on /v1/messages carry the same codes as their OpenAI-shaped twins", () => {
+    for (const doc of yaml.loadAll(read("envoy/envoy.yaml")))
+      for (const config of valuesUnder(doc, "local_reply_config")) {
+        const formats = valuesUnder(config, "json_format") as Array<Record<string, { code?: string }>>;
+        const anthropic = formats.filter((f) => (f as { type?: unknown }).type === "error");
+        const openai = formats.filter((f) => (f as { type?: unknown }).type !== "error");
+        assert.deepEqual(
+          anthropic.map((f) => f.error!.code),
+          openai.map((f) => f.error!.code),
+        );
+      }
   });
 });

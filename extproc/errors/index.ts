@@ -1,7 +1,8 @@
 /**
  * Every error the gateway answers with, by stable code. Clients (and the OpenAI SDKs) see
- * `{"error":{"message","type","param","code"}}` with the HTTP status below; SDKs pick their error
- * class from the status, humans read the message, programs switch on `code`.
+ * `{"error":{"message","type","param","code"}}` with the HTTP status below (Anthropic Messages clients see
+ * Anthropic's shape, {@link GatewayError.toBody}); SDKs pick their error class from the status, humans read
+ * the message, programs switch on `code`.
  */
 export const ERRORS = {
   missing_api_key: { status: 401, type: "authentication_error" },
@@ -29,6 +30,7 @@ export const ERRORS = {
   insufficient_quota: { status: 429, type: "insufficient_quota" },
   quota_store_unavailable: { status: 503, type: "server_error" },
   worker_failed: { status: 503, type: "server_error" },
+  stateful_request: { status: 400, type: "invalid_request_error" },
 } as const satisfies Record<string, { status: number; type: string }>;
 
 /** Stable machine-readable error code, the `code` field of the OpenAI error body. */
@@ -52,10 +54,47 @@ export class GatewayError extends Error {
     this.type = ERRORS[code].type;
   }
 
-  /** The OpenAI-style JSON body for this error. */
-  toBody(): string {
+  /**
+   * The JSON body for this error in the client's API: OpenAI's `{"error":{message,type,param,code}}`, or
+   * Anthropic's `{"type":"error","error":{type,message}}` (with the gateway's stable `code` beside them, which
+   * Anthropic's SDKs ignore and programs may switch on).
+   */
+  toBody(style: ErrorStyle = "openai"): string {
+    if (style === "anthropic") {
+      return JSON.stringify({
+        type: "error",
+        error: { type: anthropicErrorType(this.status), message: this.message, code: this.code },
+      });
+    }
     return JSON.stringify({
       error: { message: this.message, type: this.type, param: this.param, code: this.code },
     });
+  }
+}
+
+/** The error body shape a client's API expects: OpenAI's (chat, completions, responses…) or Anthropic's (messages). */
+export type ErrorStyle = "openai" | "anthropic";
+
+/**
+ * Anthropic's error `type` for an HTTP status, as its API documents them (other 4xx are
+ * `invalid_request_error`, other 5xx `api_error`); its SDKs pick their error class from the status.
+ */
+export function anthropicErrorType(status: number): string {
+  switch (status) {
+    case 401:
+      return "authentication_error";
+    case 403:
+      return "permission_error";
+    case 404:
+      return "not_found_error";
+    case 413:
+      return "request_too_large";
+    case 429:
+      return "rate_limit_error";
+    case 503:
+    case 529:
+      return "overloaded_error";
+    default:
+      return status >= 500 ? "api_error" : "invalid_request_error";
   }
 }

@@ -18,12 +18,14 @@ import { DENY_PATTERN_FLAGS } from "../guardrails/scan.js";
 import { PiiSession, resolvePii, Scanner, type PiiAction, type PiiConfig } from "../pii/index.js";
 import type { Guardrail } from "../guardrails/compile.js";
 import { WorkerPool } from "../workers/index.js";
+import { countTokensRequest, messagesRequest } from "../anthropic/schemas.js";
 import { mapRequestTexts, requestTexts } from "./prompt.js";
 import {
   chatCompletionRequest,
   completionRequest,
   embeddingRequest,
   parseRequestBody,
+  responsesRequest,
   type InferenceRequest,
 } from "./schemas.js";
 
@@ -232,6 +234,129 @@ const embeddingBody = fc
   )
   .map(([fields, extra]) => ({ ...extra, model: "m", ...fields }));
 
+const RESPONSES_FIELDS = [
+  "model",
+  "input",
+  "instructions",
+  "tools",
+  "tool_choice",
+  "max_output_tokens",
+  "stream",
+  "store",
+  "text",
+  "metadata",
+  "user",
+];
+
+const responsesPart = fc.oneof(
+  fc.record({ type: fc.constantFrom("input_text", "output_text"), text }),
+  fc.record({ type: fc.constant("refusal"), refusal: text }),
+);
+const responsesItem = fc.oneof(
+  fc.record({
+    role: fc.constantFrom("user", "assistant", "system", "developer"),
+    content: fc.oneof(text, fc.array(responsesPart, { minLength: 1, maxLength: 2 })),
+  }),
+  fc.record({
+    type: fc.constant("function_call"),
+    id: fc.constant("fc_1"),
+    call_id: fc.constant("call_1"),
+    name,
+    arguments: text,
+    status: fc.constant("completed"),
+  }),
+  fc.record({ type: fc.constant("function_call_output"), call_id: fc.constant("call_1"), output: text }),
+  fc.record({
+    type: fc.constant("reasoning"),
+    id: fc.constant("rs_1"),
+    summary: fc.array(fc.record({ type: fc.constant("summary_text"), text }), { maxLength: 2 }),
+  }),
+);
+const responsesBody = fc
+  .tuple(
+    fc.record(
+      {
+        input: fc.oneof(text, fc.array(responsesItem, { minLength: 1, maxLength: 3 })),
+        instructions: text,
+        tools: fc.array(
+          fc.record(
+            { type: fc.constant("function"), name, description: text, parameters: jsonSchema },
+            { requiredKeys: ["type", "name"] },
+          ),
+          { maxLength: 2 },
+        ),
+        tool_choice: fc.oneof(
+          fc.constantFrom("auto", "none", "required"),
+          fc.record({ type: fc.constant("function"), name }),
+        ),
+        text: fc.record({
+          format: fc.record({ type: fc.constant("json_schema"), name, schema: jsonSchema }),
+        }),
+        metadata: fc.dictionary(fc.constantFrom("a", "b"), text, { maxKeys: 2 }),
+        user: text,
+        max_output_tokens: fc.integer({ min: 1, max: 100 }),
+      },
+      { requiredKeys: ["input"] },
+    ),
+    extras(RESPONSES_FIELDS),
+  )
+  .map(([fields, extra]) => ({ ...extra, model: "m", ...fields }));
+
+const MESSAGES_FIELDS = [
+  "model",
+  "messages",
+  "system",
+  "tools",
+  "tool_choice",
+  "max_tokens",
+  "metadata",
+  "stream",
+];
+
+const anthropicBlock = fc.oneof(
+  fc.record({ type: fc.constant("text"), text }),
+  fc.record({ type: fc.constant("tool_use"), id: fc.constant("toolu_1"), name, input: jsonSchema }),
+  fc.record({
+    type: fc.constant("tool_result"),
+    tool_use_id: fc.constant("toolu_1"),
+    content: fc.oneof(text, fc.array(fc.record({ type: fc.constant("text"), text }), { maxLength: 2 })),
+  }),
+  fc.record({ type: fc.constant("thinking"), thinking: text, signature: fc.constant("c2ln") }),
+);
+const anthropicBody = (generating: boolean) =>
+  fc
+    .tuple(
+      fc.record(
+        {
+          messages: fc.array(
+            fc.record({
+              role: fc.constantFrom("user", "assistant"),
+              content: fc.oneof(text, fc.array(anthropicBlock, { minLength: 1, maxLength: 3 })),
+            }),
+            { minLength: 1, maxLength: 3 },
+          ),
+          system: fc.oneof(text, fc.array(fc.record({ type: fc.constant("text"), text }), { maxLength: 2 })),
+          tools: fc.array(
+            fc.record({ name, description: text, input_schema: jsonSchema }, { requiredKeys: ["name"] }),
+            { maxLength: 2 },
+          ),
+          tool_choice: fc.oneof(
+            fc.record({ type: fc.constantFrom("auto", "any") }),
+            fc.record({ type: fc.constant("tool"), name }),
+          ),
+          metadata: fc.record({ user_id: text }),
+        },
+        { requiredKeys: ["messages"] },
+      ),
+      extras(MESSAGES_FIELDS),
+    )
+    .map(([fields, extra]) => ({
+      ...extra,
+      model: "m",
+      ...(generating && { max_tokens: 64 }),
+      ...fields,
+    }));
+
 // ---- positions ----------------------------------------------------------------------------------------
 
 /** Control fields (the model does not read them), as this test states them: `*` is one index or key. */
@@ -251,7 +376,38 @@ const CONTROL: Record<string, readonly string[]> = {
   ],
   completions: ["model", "response_format.type", "logit_bias.*"],
   embeddings: ["model", "encoding_format"],
+  responses: [
+    "model",
+    "input.*.role",
+    "input.*.type",
+    "input.*.id",
+    "input.*.call_id",
+    "input.*.status",
+    "input.*.content.*.type",
+    "input.*.summary.*.type",
+    "tools.*.type",
+    "tool_choice",
+    "tool_choice.type",
+    "text.format.type",
+    "metadata",
+    "metadata.*",
+    "user",
+  ],
+  messages: [
+    "model",
+    "messages.*.role",
+    "messages.*.content.*.type",
+    "messages.*.content.*.id",
+    "messages.*.content.*.tool_use_id",
+    "messages.*.content.*.signature",
+    "messages.*.content.*.content.*.type",
+    "system.*.type",
+    "tool_choice.type",
+    "metadata",
+    "metadata.user_id",
+  ],
 };
+CONTROL["count_tokens"] = CONTROL.messages!;
 
 const isControl = (endpoint: string, path: Path): boolean =>
   CONTROL[endpoint]!.some((pattern) => {
@@ -311,6 +467,9 @@ const ENDPOINTS = [
   { endpoint: "chat", schema: chatCompletionRequest, body: chatBody },
   { endpoint: "completions", schema: completionRequest, body: completionBody },
   { endpoint: "embeddings", schema: embeddingRequest, body: embeddingBody },
+  { endpoint: "responses", schema: responsesRequest, body: responsesBody },
+  { endpoint: "messages", schema: messagesRequest, body: anthropicBody(true) },
+  { endpoint: "count_tokens", schema: countTokensRequest, body: anthropicBody(false) },
 ] as const;
 
 /** A generated body with a value planted at one non-control position; undefined if the gateway refuses it. */

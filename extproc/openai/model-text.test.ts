@@ -1,3 +1,4 @@
+import { ANTHROPIC_REQUEST_SCHEMAS } from "../anthropic/schemas.js";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { describe, it } from "node:test";
@@ -328,6 +329,6 @@ describe("the PII page (docs/pii.md)", () => {
     const end = page.indexOf("<!-- end of model-read fields -->");
     assert.ok(start >= 0 && end > start, "docs/pii.md has the model-read fields markers");
     const listed = page.slice(page.indexOf("\n", start) + 1, end).trim();
-    assert.equal(listed, modelReadFieldsMarkdown(REQUEST_SCHEMAS));
+    assert.equal(listed, modelReadFieldsMarkdown({ ...REQUEST_SCHEMAS, ...ANTHROPIC_REQUEST_SCHEMAS }));
   });
 });

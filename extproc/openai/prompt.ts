@@ -88,3 +88,11 @@ export function promptText(request: InferenceRequest): PromptText {
   if (Array.isArray(request.tools)) texts.push(JSON.stringify(request.tools));
   return { texts, tokenIds, messages: messages?.length ?? 0 };
 }
+
+/**
+ * The prompt of a request whose API has no chat-specific counting recipe (Responses, Messages): every
+ * model-read text of it, framed as `messages` turns (input items, messages, a system prompt).
+ */
+export function modelReadPrompt(request: InferenceRequest, schema: z.ZodType, messages: number): PromptText {
+  return { texts: modelTexts(request, schema), tokenIds: 0, messages };
+}

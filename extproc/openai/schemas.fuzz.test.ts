@@ -7,7 +7,14 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import type { z } from "zod";
 import { GatewayError } from "../errors/index.js";
-import { chatCompletionRequest, completionRequest, embeddingRequest, parseRequestBody } from "./schemas.js";
+import { countTokensRequest, messagesRequest } from "../anthropic/schemas.js";
+import {
+  chatCompletionRequest,
+  completionRequest,
+  embeddingRequest,
+  parseRequestBody,
+  responsesRequest,
+} from "./schemas.js";
 import { SseSplitter, type SseEvent } from "./sse.js";
 import { seededRandom } from "../../test/harness/random.js";
 
@@ -184,6 +191,53 @@ function validEmbedding(r: Random): { [key: string]: Json } {
   return body;
 }
 
+/** A cap value as a hostile client may send one: mostly valid, sometimes negative, fractional, huge or a string. */
+function capValue(r: Random): Json {
+  return r.pick<Json>([1 + r.int(4096), 1 + r.int(4096), -1, 0, 2.5, 2 ** 40, "64", null]);
+}
+
+function validResponses(r: Random): { [key: string]: Json } {
+  const item = (): { [key: string]: Json } =>
+    r.pick<{ [key: string]: Json }>([
+      { role: "user", content: r.pick(STRINGS) },
+      { role: "assistant", content: [{ type: "output_text", text: r.pick(STRINGS) }] },
+      { type: "function_call", call_id: "call_1", name: "f", arguments: '{"a":1}' },
+      { type: "function_call_output", call_id: "call_1", output: r.pick(STRINGS) },
+    ]);
+  const body: { [key: string]: Json } = {
+    model: "m",
+    input: r.chance(0.4) ? r.pick(STRINGS) : Array.from({ length: 1 + r.int(3) }, item),
+  };
+  if (r.chance(0.4)) body.instructions = r.pick(STRINGS);
+  if (r.chance(0.4)) body.max_output_tokens = capValue(r);
+  if (r.chance(0.3)) body.stream = r.chance(0.5);
+  if (r.chance(0.2)) body.store = false;
+  if (r.chance(0.3))
+    body.tools = [{ type: "function", name: "f", parameters: { type: "object" }, strict: false }];
+  return body;
+}
+
+function validMessages(r: Random, generating = true): { [key: string]: Json } {
+  const block = (): { [key: string]: Json } =>
+    r.pick<{ [key: string]: Json }>([
+      { type: "text", text: r.pick(STRINGS) },
+      { type: "tool_use", id: "toolu_1", name: "f", input: { a: r.pick(STRINGS) } },
+      { type: "tool_result", tool_use_id: "toolu_1", content: r.pick(STRINGS) },
+    ]);
+  const body: { [key: string]: Json } = {
+    model: "m",
+    messages: Array.from({ length: 1 + r.int(3) }, () => ({
+      role: r.pick(["user", "assistant"]),
+      content: r.chance(0.5) ? r.pick(STRINGS) : [block()],
+    })),
+  };
+  if (generating) body.max_tokens = capValue(r);
+  if (r.chance(0.4)) body.system = r.pick(STRINGS);
+  if (r.chance(0.3)) body.stream = r.chance(0.5);
+  if (generating && r.chance(0.2)) body.thinking = { type: "enabled", budget_tokens: capValue(r) };
+  return body;
+}
+
 /** Every container (object or array) in `value`, with the value itself first. */
 function containers(value: Json, out: Array<Json[] | { [key: string]: Json }> = []): typeof out {
   if (value !== null && typeof value === "object") {
@@ -295,6 +349,9 @@ const SCHEMAS: ReadonlyArray<[string, z.ZodType, (r: Random) => { [key: string]:
   ["chatCompletionRequest", chatCompletionRequest, validChat],
   ["completionRequest", completionRequest, validCompletion],
   ["embeddingRequest", embeddingRequest, validEmbedding],
+  ["responsesRequest", responsesRequest, validResponses],
+  ["messagesRequest", messagesRequest, validMessages],
+  ["countTokensRequest", countTokensRequest, (r) => validMessages(r, false)],
 ];
 
 describe(`parseRequestBody fuzz (seed ${SEED})`, () => {

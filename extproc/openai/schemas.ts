@@ -14,7 +14,7 @@ import { formatPath } from "../errors/document.js";
 export const controlFields = z.registry();
 
 /** Marks a copy of `schema` as a control field: model name, role, ids, `type` discriminators, knobs. */
-function control<T extends z.ZodType>(schema: T): T {
+export function control<T extends z.ZodType>(schema: T): T {
   const marked = schema.clone() as T;
   controlFields.add(marked);
   return marked;
@@ -24,7 +24,7 @@ function control<T extends z.ZodType>(schema: T): T {
  * A `type` discriminator or a role: lower-case letters and underscores only, so a control field cannot carry
  * a number, an address or a key past the scan.
  */
-const word = z.string().regex(/^[a-z_]{1,64}$/, "must be lower-case letters and underscores");
+export const word = z.string().regex(/^[a-z_]{1,64}$/, "must be lower-case letters and underscores");
 
 const positiveInt = z.number().int().min(1);
 const tokenIds = z.array(z.number().int());
@@ -37,7 +37,7 @@ const tokenIds = z.array(z.number().int());
 export const MAX_OUTPUT_TOKENS = 2 ** 31 - 1;
 /** Most choices (`n`, `best_of`) per request, as OpenAI allows. */
 export const MAX_CHOICES = 128;
-const outputTokens = z.number().int().min(1).max(MAX_OUTPUT_TOKENS);
+export const outputTokens = z.number().int().min(1).max(MAX_OUTPUT_TOKENS);
 const choiceCount = z.number().int().min(1).max(MAX_CHOICES);
 
 const contentPart = z.looseObject({ type: control(word), text: z.string().optional() });
@@ -57,7 +57,7 @@ const chatMessage = z.looseObject({
 });
 
 /** A JSON value the model reads whole (a JSON schema): every string and every property name in it. */
-const jsonObject = z.record(z.string(), z.unknown());
+export const jsonObject = z.record(z.string(), z.unknown());
 
 const tool = z.looseObject({
   type: control(word).optional(),
@@ -138,11 +138,91 @@ export const embeddingRequest = z.looseObject({
   dimensions: positiveInt.optional(),
 });
 
-/** The request schema of each inference endpoint, by path. */
+/** A part of a Responses input or output message: `input_text`, `output_text`, `refusal`, `input_image`… */
+const responsesContentPart = z.looseObject({
+  type: control(word),
+  text: z.string().optional(),
+  refusal: z.string().optional(),
+  annotations: control(z.array(z.unknown())).optional(),
+  logprobs: control(z.array(z.unknown())).nullish(),
+});
+
+/**
+ * One item of a Responses `input`: a message (`role` + `content`), a `function_call` the model made, the
+ * `function_call_output` sent back, or a `reasoning` item. One loose schema for all: every field the model
+ * reads is text unless marked control (ids, statuses, roles, types).
+ */
+const responsesItem = z.looseObject({
+  type: control(word).optional(),
+  role: control(word).optional(),
+  id: control(z.string()).nullish(),
+  call_id: control(z.string()).optional(),
+  status: control(word).nullish(),
+  content: z.union([z.string(), z.array(responsesContentPart), z.null()]).optional(),
+  name: z.string().optional(),
+  arguments: z.string().optional(),
+  output: z.union([z.string(), z.array(responsesContentPart)]).optional(),
+  summary: z.array(responsesContentPart).optional(),
+});
+
+const responsesTool = z.looseObject({
+  type: control(word),
+  name: z.string().optional(),
+  description: z.string().nullish(),
+  parameters: jsonObject.nullish(),
+  strict: z.boolean().nullish(),
+});
+
+/** POST /v1/responses (OpenAI Responses API). The stateful fields are refused by the processor (docs/agents.md). */
+export const responsesRequest = z.looseObject({
+  model: control(z.string().min(1)),
+  input: z.union([z.string(), z.array(responsesItem)]),
+  instructions: z.string().nullish(),
+  tools: z.array(responsesTool).nullish(),
+  tool_choice: z
+    .union([control(word), z.looseObject({ type: control(word), name: z.string().optional() })])
+    .nullish(),
+  max_output_tokens: outputTokens.nullish(),
+  max_tool_calls: positiveInt.nullish(),
+  stream: z.boolean().nullish(),
+  store: z.boolean().nullish(),
+  background: z.boolean().nullish(),
+  previous_response_id: control(z.string()).nullish(),
+  conversation: control(z.unknown()).optional(),
+  temperature: z.number().nullish(),
+  top_p: z.number().nullish(),
+  parallel_tool_calls: z.boolean().nullish(),
+  text: z
+    .looseObject({
+      format: z
+        .looseObject({
+          type: control(word),
+          name: z.string().optional(),
+          description: z.string().optional(),
+          schema: jsonObject.optional(),
+          strict: z.boolean().nullish(),
+        })
+        .optional(),
+      verbosity: control(word).nullish(),
+    })
+    .nullish(),
+  reasoning: z.looseObject({ effort: control(word).nullish(), summary: control(word).nullish() }).nullish(),
+  // Not shown to the model: request bookkeeping.
+  metadata: control(z.record(z.string(), z.string())).nullish(),
+  user: control(z.string()).nullish(),
+  include: control(z.array(z.string())).nullish(),
+  truncation: control(word).nullish(),
+  service_tier: control(word).nullish(),
+  prompt_cache_key: control(z.string()).nullish(),
+  safety_identifier: control(z.string()).nullish(),
+});
+
+/** The request schema of each OpenAI inference endpoint, by path. */
 export const REQUEST_SCHEMAS: Readonly<Record<string, z.ZodType>> = {
   "/v1/chat/completions": chatCompletionRequest,
   "/v1/completions": completionRequest,
   "/v1/embeddings": embeddingRequest,
+  "/v1/responses": responsesRequest,
 };
 
 /** Strict decoder: invalid UTF-8 is refused rather than silently replaced (the model would see other bytes). */

@@ -1,3 +1,4 @@
+import type { AnswerShape } from "../openai/events.js";
 import { dropSpelledOutput, mapResponseTexts } from "../openai/response-fields.js";
 import type { PiiSession } from "./index.js";
 
@@ -9,6 +10,20 @@ import type { PiiSession } from "./index.js";
 export function processResponseBody(session: PiiSession, body: unknown): boolean {
   let changed = session.resolved.responses && dropSpelledOutput(body);
   mapResponseTexts(body, (text) => {
+    const out = session.processResponse(text);
+    if (out !== text) changed = true;
+    return out;
+  });
+  return changed;
+}
+
+/**
+ * PII handling for a whole answer of an API with its own {@link AnswerShape} (Responses, Messages), in
+ * place: every text a client reads is redacted and has its placeholders restored. True if anything changed.
+ */
+export function processAnswer(session: PiiSession, body: unknown, shape: AnswerShape): boolean {
+  let changed = false;
+  shape.mapTexts(body, (text) => {
     const out = session.processResponse(text);
     if (out !== text) changed = true;
     return out;

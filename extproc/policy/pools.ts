@@ -18,6 +18,7 @@ export function compilePools(
       name: poolName,
       upstreamAuthorization: secret ? `Bearer ${secret}` : undefined,
       fallback: spec.fallback ?? [],
+      apis: apiSupport(spec),
     });
   }
   checkFallbacks(doc, problems);
@@ -34,6 +35,11 @@ function checkFallbacks(doc: PolicyDocument, problems: PolicyProblem[]): void {
       else if (fallback === poolName) problems.push({ path, message: "a pool cannot fall back to itself" });
       else if (spec.fallback!.indexOf(fallback) !== i)
         problems.push({ path, message: `"${fallback}" is listed twice` });
+      else if (JSON.stringify(apiSupport(target)) !== JSON.stringify(apiSupport(spec)))
+        problems.push({
+          path,
+          message: `"${fallback}" speaks the agent APIs differently (apis): Envoy picks the fallback after extproc has shaped the request for this pool`,
+        });
       else if (target.fallback)
         problems.push({
           path,
@@ -46,4 +52,9 @@ function checkFallbacks(doc: PolicyDocument, problems: PolicyProblem[]): void {
         });
     }
   }
+}
+
+/** A pool's agent API support with the defaults applied (vLLM, the common case, serves both natively). */
+function apiSupport(spec: PolicyDocument["pools"][string]): Pool["apis"] {
+  return { responses: spec.apis?.responses ?? "native", messages: spec.apis?.messages ?? "native" };
 }

@@ -27,6 +27,17 @@ const pool = z
      * job) and take the same upstream credential (checked at load).
      */
     fallback: z.array(name).min(1).max(8).optional(),
+    /**
+     * Whether the pool's model servers speak each agent API themselves (`native`, vLLM: the default) or
+     * only chat completions (`translated`, TGI, Ollama, Triton: the gateway converts both ways).
+     */
+    apis: z
+      .object({
+        responses: z.enum(["native", "translated"]).optional(),
+        messages: z.enum(["native", "translated"]).optional(),
+      })
+      .strict()
+      .optional(),
   })
   .strict();
 

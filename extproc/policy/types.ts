@@ -12,7 +12,12 @@ export interface Pool {
   readonly upstreamAuthorization: string | undefined;
   /** Pools Envoy fails over to, in order, when this one has no healthy host. */
   readonly fallback: readonly string[];
+  /** How its model servers speak each agent API: natively, or the gateway translates to chat completions. */
+  readonly apis: { readonly responses: ApiSupport; readonly messages: ApiSupport };
 }
+
+/** `native`: the model server serves the API itself; `translated`: it speaks chat completions only. */
+export type ApiSupport = "native" | "translated";
 
 /** A model as clients name it, and where it is served. */
 export interface Model {

@@ -21,7 +21,8 @@ import { auditCost, type Admission } from "../quota/index.js";
 import { summarize, traced } from "../tracing/index.js";
 import { monotonicMs, RequestContext, type AuthenticatedContext, type ProcessorDeps } from "./context.js";
 import type { EndpointProcessor, PhaseResult } from "./endpoint.js";
-import { inferenceEndpoints } from "./inference.js";
+import { errorStyleOf, isStoredResponsePath } from "./apis.js";
+import { inferenceEndpoint } from "./inference.js";
 import { isModelsPath, ModelsProcessor } from "./models.js";
 
 export type { ProcessorDeps } from "./context.js";
@@ -47,10 +48,16 @@ export function phaseOf(message: ProcessingRequestMessage): Phase | undefined {
 
 /** Picks the endpoint processor for a method and path; throws 404/405 for anything else. */
 function selectEndpoint(method: string, path: string, deps: ProcessorDeps): EndpointProcessor {
-  const inference = inferenceEndpoints[path];
+  const inference = inferenceEndpoint(path, deps);
   if (inference) {
     if (method !== "POST") throw new GatewayError("method_not_allowed", `${path} accepts POST only.`);
-    return inference(deps);
+    return inference;
+  }
+  if (isStoredResponsePath(path)) {
+    throw new GatewayError(
+      "unknown_url",
+      `This gateway keeps no responses, so ${method} ${path} finds none: send the whole conversation as 'input' with 'store': false.`,
+    );
   }
   if (isModelsPath(path)) {
     if (method !== "GET") throw new GatewayError("method_not_allowed", `${path} accepts GET only.`);
@@ -162,7 +169,7 @@ export class Exchange {
       return [
         encodeLocalReply({
           status: err.status,
-          body: err.toBody(),
+          body: err.toBody(errorStyleOf(this.ctx.path)),
           contentType: "application/json",
           details: `llm_gateway_${err.code}`,
           headers: err.headers,

@@ -1,31 +1,29 @@
-import type { z } from "zod";
 import {
   CLIENT_CREDENTIAL_HEADERS,
   ROUTING_HEADER,
   SERVED_POOL_HEADER,
   type HeaderMapValues,
 } from "../envoy/headers.js";
-import { BodySendMode, type PhaseReply } from "../envoy/messages.js";
+import { BodySendMode, type LocalReply, type PhaseReply } from "../envoy/messages.js";
 import { GatewayError } from "../errors/index.js";
-import {
-  chatCompletionRequest,
-  completionRequest,
-  embeddingRequest,
-  parseRequestBody,
-} from "../openai/schemas.js";
+import { parseRequestBody, type InferenceRequest } from "../openai/schemas.js";
 import { applicableGuardrails, applyGuardrails, checkInputTokens } from "../guardrails/index.js";
 import { mapRequestTexts, requestTexts } from "../openai/prompt.js";
 import { protectRequest } from "../pii/request.js";
+import { EventStreamPii } from "../pii/events.js";
 import { processResponseBody } from "../pii/response.js";
 import { StreamingPii } from "../pii/stream.js";
 import { SseSplitter } from "../openai/sse.js";
+import { eventName, serializeEvent, type EventStreamShape, type TypedEvent } from "../openai/events.js";
+import type { Usage } from "../openai/usage.js";
 import { generatedText, mayCarryUsage, usageOf } from "../openai/usage.js";
-import { applyOutputCap, outputCap, type GeneratingApi } from "../openai/output-cap.js";
 import { UsageChunkRemover } from "../openai/usage-chunk.js";
 import { modelRenamer } from "../openai/model-name.js";
 import { countPromptTokens } from "../quota/index.js";
 import { resolveModel } from "../routing/index.js";
 import { traced } from "../tracing/index.js";
+import { chatTranslation, type ChatTranslation, type StreamConverter } from "../translate/index.js";
+import { INFERENCE_APIS, type InferenceApi } from "./apis.js";
 import { monotonicMs, type AuthenticatedContext, type ProcessorDeps } from "./context.js";
 import type { EndpointProcessor } from "./endpoint.js";
 
@@ -35,7 +33,34 @@ const STRIPPED_REQUEST_HEADERS = [...CLIENT_CREDENTIAL_HEADERS, ROUTING_HEADER];
 /** Bodies from this size on are checked against quotas before they are scanned (smaller scans cost less). */
 const PRECHECK_BODY_BYTES = 64 * 1024;
 
-/** Per-request streaming state, kept on the processor instance (one instance per request). */
+/** Per-request state of a typed event stream (Responses, Messages). */
+interface EventStreamState {
+  readonly splitter: SseSplitter;
+  readonly shape: EventStreamShape;
+  readonly usage: (event: TypedEvent) => Usage | undefined;
+  readonly pii: EventStreamPii | undefined;
+}
+
+/** A request to a pool that speaks chat completions only: what converting its answer back needs. */
+interface Translation {
+  readonly chat: ChatTranslation;
+  /** The client's own request, governed (its answer echoes parameters of it). */
+  readonly request: InferenceRequest;
+  readonly promptTokens: number;
+  /** The chat stream being converted, once its headers say it streams. */
+  stream?: {
+    readonly splitter: SseSplitter;
+    readonly converter: StreamConverter;
+    readonly pii: StreamingPii | undefined;
+    lastEvent?: unknown;
+    done: boolean;
+  };
+}
+
+/** Path a translated request is forwarded to. */
+const CHAT_COMPLETIONS_PATH = "/v1/chat/completions";
+
+/** Per-request state of a chat or completions stream, kept on the processor instance (one instance per request). */
 interface StreamState {
   readonly splitter: SseSplitter;
   /** The client did not ask for the usage chunk: we asked for it, and this removes it again. */
@@ -47,26 +72,27 @@ interface StreamState {
 }
 
 /**
- * Chat completions, completions and embeddings: authorise the model, route it to its pool, rewrite the
- * body when the served model or stream options differ, and read `usage` back from the response.
+ * Every inference API (chat completions, completions, embeddings, Responses, Messages), governed alike:
+ * authorise the model, route it to its pool, scan and cap the request, admit it against quotas, rewrite the
+ * body when the served model or stream options differ, and read `usage` back from the response. What
+ * differs between APIs comes from their {@link InferenceApi}.
  */
 export class InferenceProcessor implements EndpointProcessor {
+  readonly api: string;
   private streamState: StreamState | undefined;
+  private eventState: EventStreamState | undefined;
+  private translation: Translation | undefined;
   /** A JSON answer passed through as it arrives (nothing in it to rewrite), collected to read its usage. */
   private passThrough: JsonCollector | undefined;
   private clientWantsUsage = false;
   /** Set when the pool serves the model under another name: answers carry the policy's name. */
   private renameModel: ((raw: Buffer) => Buffer) | undefined;
 
-  /** The API generates text (chat, completions): it has an output cap and may stream. */
-  private readonly generating: GeneratingApi | undefined;
-
   constructor(
-    readonly api: GeneratingApi | "embeddings",
-    private readonly schema: z.ZodType,
+    private readonly spec: InferenceApi,
     private readonly deps: ProcessorDeps,
   ) {
-    this.generating = api === "embeddings" ? undefined : api;
+    this.api = spec.name;
   }
 
   requestHeaders(_ctx: AuthenticatedContext, headers: HeaderMapValues, endOfStream: boolean): PhaseReply {
@@ -81,14 +107,16 @@ export class InferenceProcessor implements EndpointProcessor {
     return { removeHeaders: STRIPPED_REQUEST_HEADERS };
   }
 
-  async requestBody(ctx: AuthenticatedContext, body: Buffer): Promise<PhaseReply> {
-    const { deps } = this;
-    const request = parseRequestBody(body, this.schema);
+  async requestBody(ctx: AuthenticatedContext, body: Buffer): Promise<PhaseReply | LocalReply> {
+    const { deps, spec } = this;
+    const { schema } = spec;
+    const request = parseRequestBody(body, schema);
     ctx.requestedModel = request.model;
+    spec.prepare?.(request);
     const { identity } = ctx;
     const model = resolveModel(ctx.policy, identity, request.model, deps.random);
     ctx.model = model;
-    const cap = this.generating && outputCap(this.generating, request, model.defaultMaxTokens);
+    const cap = spec.output?.cap(request, model.defaultMaxTokens);
 
     // A key already out of quota is refused before a large body is scanned (seconds for a few MB).
     if (body.length >= PRECHECK_BODY_BYTES) {
@@ -98,26 +126,31 @@ export class InferenceProcessor implements EndpointProcessor {
     }
     const guardrails = applicableGuardrails(ctx.policy, identity, model.name);
     ctx.guardrails = await traced(ctx.trace, "guardrails.scan", () =>
-      applyGuardrails(guardrails, request, this.schema, deps.workers),
+      applyGuardrails(guardrails, request, schema, deps.workers),
     );
     const texts = await traced(ctx.trace, "pii.scan", () =>
       protectRequest(
         ctx.policy.pii,
-        { identity, model: model.name, texts: requestTexts(request, this.schema) },
+        { identity, model: model.name, texts: requestTexts(request, schema) },
         (scanner, texts, enabled) => deps.workers.findPii(scanner, texts, enabled),
         (session) => (ctx.pii = session),
       ),
     );
     if (texts) {
       let i = 0;
-      mapRequestTexts(request, this.schema, () => texts[i++]!);
+      mapRequestTexts(request, schema, () => texts[i++]!);
     }
 
     // Prompt tokens are counted once, on the text that will actually be sent, and only if something needs them.
     let promptTokens: Promise<number> | undefined;
     const countInput = () =>
       (promptTokens ??= traced(ctx.trace, "tokens.count", () =>
-        countPromptTokens(request, model, (texts, encoding) => deps.workers.countTokens(texts, encoding)),
+        countPromptTokens(
+          request,
+          model,
+          (texts, encoding) => deps.workers.countTokens(texts, encoding),
+          spec.prompt(request),
+        ),
       ));
     await checkInputTokens(ctx.guardrails, countInput);
     ctx.admission = await traced(ctx.trace, "quota.admit", () =>
@@ -130,10 +163,10 @@ export class InferenceProcessor implements EndpointProcessor {
       }),
     );
 
-    if (this.generating && cap) applyOutputCap(this.generating, request, cap);
+    if (spec.output && cap) spec.output.apply(request, cap);
     request.model = model.upstreamModel;
-    if (this.generating && request.stream === true) {
-      ctx.stream = true;
+    if (spec.stream && request.stream === true) ctx.stream = true;
+    if (spec.stream === "chat" && request.stream === true) {
       this.clientWantsUsage = request.stream_options?.include_usage === true;
       if (!this.clientWantsUsage) {
         // vLLM honours continuous_usage_stats only with include_usage: this client would get no usage at all.
@@ -147,11 +180,20 @@ export class InferenceProcessor implements EndpointProcessor {
     if (ctx.policy.logPrompts) ctx.requestBody = request;
 
     const setHeaders: Array<[string, string]> = [[ROUTING_HEADER, model.pool.name]];
+    // A pool that speaks chat completions only gets the governed request converted, on the chat path.
+    let forward: Record<string, unknown> = request;
+    if (spec.translation && model.pool.apis[spec.translation] === "translated") {
+      if (spec.answerFromCount) return this.answerFromCount(ctx, spec.answerFromCount(await countInput()));
+      const chat = chatTranslation(spec.translation);
+      forward = chat.toChatRequest(request);
+      this.translation = { chat, request, promptTokens: await countInput() };
+      setHeaders.push([":path", CHAT_COMPLETIONS_PATH]);
+    }
     if (model.pool.upstreamAuthorization)
       setHeaders.push(["authorization", model.pool.upstreamAuthorization]);
     // The model server gets exactly the object the gateway checked, serialized once more: no duplicate key,
     // no byte sequence another JSON parser could read differently from the one that was authorized.
-    const newBody = Buffer.from(JSON.stringify(request), "utf8");
+    const newBody = Buffer.from(JSON.stringify(forward), "utf8");
     ctx.forwardedAt = monotonicMs();
     // A body Envoy streams goes to the model server chunked: the client's length is dropped.
     return { setHeaders, removeHeaders: ["content-length"], body: newBody, clearRouteCache: true };
@@ -168,7 +210,8 @@ export class InferenceProcessor implements EndpointProcessor {
     const served = headers.get(SERVED_POOL_HEADER);
     // Only a pool's declared fallbacks count (never the pool itself: the policy refuses that).
     if (served !== undefined && ctx.model?.pool.fallback.includes(served)) ctx.fallbackPool = served;
-    if (ctx.model && ctx.model.upstreamModel !== ctx.model.name)
+    // A translated answer is written with the policy's name for the model.
+    if (ctx.model && ctx.model.upstreamModel !== ctx.model.name && !this.translation)
       this.renameModel = modelRenamer(ctx.model.upstreamModel, ctx.model.name);
     const headerReply = {
       setHeaders: ctx.admission?.headers ?? [],
@@ -179,12 +222,21 @@ export class InferenceProcessor implements EndpointProcessor {
       return headerReply;
     }
     const contentType = headers.get("content-type") ?? "";
+    if (this.translation) return this.translatedHeaders(ctx, this.translation, headerReply, ok, contentType);
     if (ok && ctx.stream && contentType.startsWith("text/event-stream")) {
-      const session = ctx.pii;
-      const pii =
-        session && (session.resolved.responses || session.resolved.restore)
-          ? new StreamingPii(session, ctx.policy.pii!.holdBackChars)
-          : undefined;
+      const session = rewritesOutput(ctx) ? ctx.pii : undefined;
+      const holdBack = ctx.policy.pii?.holdBackChars ?? 0;
+      const shape = this.spec.stream;
+      if (shape && shape !== "chat") {
+        this.eventState = {
+          splitter: new SseSplitter(),
+          shape,
+          usage: shape.usageReader(),
+          pii: session && new EventStreamPii(session, holdBack, shape),
+        };
+        return { ...headerReply, responseBodyMode: BodySendMode.STREAMED };
+      }
+      const pii = session && new StreamingPii(session, holdBack);
       const usageChunk = this.clientWantsUsage ? undefined : new UsageChunkRemover();
       this.streamState = { splitter: new SseSplitter(), usageChunk, pii };
       return { ...headerReply, responseBodyMode: BodySendMode.STREAMED };
@@ -194,7 +246,7 @@ export class InferenceProcessor implements EndpointProcessor {
       // arrives, so an answer of any size (400 embeddings of 1,024 floats: 8.7 MB) reaches the client.
       // Embeddings carry no text to scan.
       // A model served under another name is renamed in the answer, which needs the whole body too.
-      if ((this.generating && rewritesOutput(ctx)) || this.renameModel)
+      if ((this.spec.output && rewritesOutput(ctx)) || this.renameModel)
         return { ...headerReply, responseBodyMode: BodySendMode.BUFFERED };
       this.passThrough = new JsonCollector(MAX_COLLECTED_RESPONSE_BYTES);
       return { ...headerReply, responseBodyMode: BodySendMode.STREAMED };
@@ -205,6 +257,12 @@ export class InferenceProcessor implements EndpointProcessor {
   }
 
   responseBody(ctx: AuthenticatedContext, chunk: Buffer, endOfStream: boolean): PhaseReply {
+    if (this.translation) {
+      const reply = this.translation.stream
+        ? this.translatedChunk(ctx, this.translation, chunk, endOfStream)
+        : this.translatedAnswer(ctx, this.translation, chunk);
+      return endOfStream ? this.finished(ctx, reply) : reply;
+    }
     if (this.passThrough) {
       this.passThrough.push(chunk);
       if (!endOfStream) return {};
@@ -215,8 +273,10 @@ export class InferenceProcessor implements EndpointProcessor {
     }
     const reply = this.streamState
       ? this.streamedChunk(ctx, this.streamState, chunk, endOfStream)
-      : this.bufferedBody(ctx, chunk);
-    if (!endOfStream && this.streamState) return reply;
+      : this.eventState
+        ? this.eventChunk(ctx, this.eventState, chunk, endOfStream)
+        : this.bufferedBody(ctx, chunk);
+    if (!endOfStream && (this.streamState || this.eventState)) return reply;
     return this.finished(ctx, reply);
   }
 
@@ -228,8 +288,8 @@ export class InferenceProcessor implements EndpointProcessor {
 
   /** What the gateway reads from a whole JSON answer: its usage, and its text when prompts are logged. */
   private readAnswer(ctx: AuthenticatedContext, parsed: unknown): void {
-    ctx.usage = usageOf(parsed);
-    if (ctx.policy.logPrompts) ctx.completion = generatedText(parsed);
+    ctx.usage = this.spec.answer.usageOf(parsed);
+    if (ctx.policy.logPrompts) ctx.completion = this.spec.answer.generatedText(parsed);
   }
 
   private bufferedBody(ctx: AuthenticatedContext, body: Buffer): PhaseReply {
@@ -243,7 +303,8 @@ export class InferenceProcessor implements EndpointProcessor {
     let reply: PhaseReply = {};
     const session = ctx.pii;
     if (session && rewritesOutput(ctx)) {
-      if (processResponseBody(session, parsed)) reply = { body: Buffer.from(JSON.stringify(parsed), "utf8") };
+      if (this.spec.protectAnswer(session, parsed))
+        reply = { body: Buffer.from(JSON.stringify(parsed), "utf8") };
     }
     this.readAnswer(ctx, parsed);
     if (this.renameModel) {
@@ -322,6 +383,193 @@ export class InferenceProcessor implements EndpointProcessor {
     return out.equals(chunk) ? {} : { body: out };
   }
 
+  /**
+   * A typed event stream (Responses, Messages): whole events pass through as they complete. Usage is read
+   * where the API reports it; while a reservation waits for it, each event's generated text is kept to be
+   * counted if none comes. With PII handling on, each event's texts go through the streaming redactor, and
+   * text it held back goes out in an extra delta event before the event that ends its stream.
+   */
+  private eventChunk(
+    ctx: AuthenticatedContext,
+    state: EventStreamState,
+    chunk: Buffer,
+    endOfStream: boolean,
+  ): PhaseReply {
+    const kept: Buffer[] = [];
+    const send = (raw: Buffer) => kept.push(this.renameModel ? this.renameModel(raw) : raw);
+    const sendEvent = (event: TypedEvent) => send(serializeEvent(event));
+    for (const event of state.splitter.push(chunk)) {
+      const wantText = ctx.policy.logPrompts;
+      const metering = ctx.metering;
+      if (!state.pii && !wantText && !metering && !mayCarryUsage(event.data)) {
+        send(event.raw);
+        continue;
+      }
+      let data: unknown;
+      try {
+        data = JSON.parse(event.data);
+      } catch {
+        send(event.raw);
+        continue;
+      }
+      if (typeof data !== "object" || data === null || Array.isArray(data)) {
+        send(event.raw);
+        continue;
+      }
+      const parsed: TypedEvent = { name: eventName(event.raw), data: data as Record<string, unknown> };
+      const usage = state.usage(parsed);
+      if (usage) {
+        ctx.usage = usage;
+        ctx.streamedTexts.length = 0;
+      } else if (metering) {
+        ctx.streamedTexts.push(state.shape.generatedText(parsed));
+      }
+      let raw = event.raw;
+      if (state.pii) {
+        const { changed, before } = state.pii.apply(parsed);
+        before.forEach(sendEvent);
+        if (changed) raw = serializeEvent(parsed);
+      }
+      if (wantText) ctx.completion = (ctx.completion ?? "") + state.shape.generatedText(parsed);
+      send(raw);
+    }
+    if (endOfStream) {
+      state.pii?.flush().forEach(sendEvent);
+      kept.push(state.splitter.flush());
+    }
+    const out = kept.length === 1 ? kept[0]! : Buffer.concat(kept);
+    return out.equals(chunk) ? {} : { body: out };
+  }
+
+  /** count_tokens on a pool without it: the gateway's own count is the answer (and costs no tokens). */
+  private answerFromCount(ctx: AuthenticatedContext, answer: unknown): LocalReply {
+    ctx.status = 200;
+    ctx.usage = { prompt_tokens: 0, completion_tokens: 0, total_tokens: 0 };
+    ctx.complete = true;
+    return {
+      status: 200,
+      body: JSON.stringify(answer),
+      contentType: "application/json",
+      details: "tokens_counted",
+      headers: ctx.admission?.headers ?? [],
+    };
+  }
+
+  /**
+   * Response headers of a translated request: a chat stream is converted event by event; any other answer
+   * (a chat completion, an error of any content type) is read whole and converted to the client's API.
+   */
+  private translatedHeaders(
+    ctx: AuthenticatedContext,
+    translation: Translation,
+    headerReply: { setHeaders: ReadonlyArray<readonly [string, string]>; removeHeaders?: string[] },
+    ok: boolean,
+    contentType: string,
+  ): PhaseReply {
+    if (ok && ctx.stream && contentType.startsWith("text/event-stream")) {
+      const session = rewritesOutput(ctx) ? ctx.pii : undefined;
+      translation.stream = {
+        splitter: new SseSplitter(),
+        converter: translation.chat.streamConverter({
+          request: translation.request,
+          model: ctx.model?.name,
+          promptTokens: translation.promptTokens,
+        }),
+        pii: session && new StreamingPii(session, ctx.policy.pii?.holdBackChars ?? 0),
+        done: false,
+      };
+      return { ...headerReply, responseBodyMode: BodySendMode.STREAMED };
+    }
+    return {
+      ...headerReply,
+      setHeaders: [...headerReply.setHeaders, ["content-type", "application/json"]],
+      responseBodyMode: BodySendMode.BUFFERED,
+    };
+  }
+
+  /**
+   * A whole chat answer (or error) of a translated request, in the client's API: usage and output PII are
+   * read and applied on the chat shape (every field the client reads comes from one of its fields).
+   */
+  private translatedAnswer(ctx: AuthenticatedContext, translation: Translation, body: Buffer): PhaseReply {
+    const text = body.toString("utf8");
+    const status = ctx.status ?? 0;
+    const ok = status >= 200 && status < 300;
+    let parsed: unknown = text;
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      // A success that is not JSON cannot be converted: it reaches the client as the server sent it.
+      if (ok) {
+        ctx.reason = "upstream_invalid_json";
+        return {};
+      }
+    }
+    if (!ok)
+      return { body: Buffer.from(JSON.stringify(translation.chat.fromChatError(status, parsed)), "utf8") };
+    const session = ctx.pii;
+    if (session && rewritesOutput(ctx)) processResponseBody(session, parsed);
+    ctx.usage = usageOf(parsed);
+    if (ctx.policy.logPrompts) ctx.completion = generatedText(parsed);
+    const answer = translation.chat.fromChatAnswer(parsed, {
+      request: translation.request,
+      model: ctx.model?.name,
+    });
+    return { body: Buffer.from(JSON.stringify(answer), "utf8") };
+  }
+
+  /**
+   * A chat stream of a translated request: each whole chat event has its usage read, its text kept while
+   * a reservation waits for usage, PII applied (on the chat shape, with the chat redactor's hold-back), and
+   * is then converted to the client API's events.
+   */
+  private translatedChunk(
+    ctx: AuthenticatedContext,
+    translation: Translation,
+    chunk: Buffer,
+    endOfStream: boolean,
+  ): PhaseReply {
+    const state = translation.stream!;
+    const out: Buffer[] = [];
+    const flushPii = () => {
+      const held = state.pii?.flushEvent(state.lastEvent);
+      if (held) out.push(state.converter.event(held));
+    };
+    for (const event of state.splitter.push(chunk)) {
+      if (state.done) continue;
+      if (event.data === "[DONE]") {
+        flushPii();
+        out.push(state.converter.done());
+        state.done = true;
+        continue;
+      }
+      let parsed: unknown;
+      try {
+        parsed = JSON.parse(event.data);
+      } catch {
+        continue; // not a chat event: nothing the client's API could carry
+      }
+      const usage = usageOf(parsed);
+      if (usage) {
+        ctx.usage = usage;
+        ctx.streamedTexts.length = 0;
+      } else if (ctx.metering) {
+        ctx.streamedTexts.push(generatedText(parsed));
+      }
+      state.pii?.apply(parsed);
+      if (ctx.policy.logPrompts) ctx.completion = (ctx.completion ?? "") + generatedText(parsed);
+      state.lastEvent = parsed;
+      out.push(state.converter.event(parsed));
+    }
+    if (endOfStream && !state.done) {
+      // A chat server that ends its stream without [DONE]: the client's stream still closes properly.
+      flushPii();
+      out.push(state.converter.done());
+      state.done = true;
+    }
+    return { body: Buffer.concat(out) };
+  }
+
   /** Text the redactor still holds, as one extra event shaped like the stream's last one. */
   private flushPii(state: StreamState): Buffer[] {
     const event = state.pii?.flushEvent(state.lastEvent);
@@ -369,9 +617,8 @@ class JsonCollector {
   }
 }
 
-/** A new processor for each endpoint, per request (processors hold per-request stream state). */
-export const inferenceEndpoints: Record<string, (deps: ProcessorDeps) => InferenceProcessor> = {
-  "/v1/chat/completions": (deps) => new InferenceProcessor("chat.completions", chatCompletionRequest, deps),
-  "/v1/completions": (deps) => new InferenceProcessor("completions", completionRequest, deps),
-  "/v1/embeddings": (deps) => new InferenceProcessor("embeddings", embeddingRequest, deps),
-};
+/** A new processor for the inference endpoint at `path`, per request (processors hold per-request stream state). */
+export function inferenceEndpoint(path: string, deps: ProcessorDeps): InferenceProcessor | undefined {
+  const spec = INFERENCE_APIS[path];
+  return spec && new InferenceProcessor(spec, deps);
+}

@@ -3,7 +3,7 @@
  * is charged once it ends (see {@link QuotaService.settleExchange}).
  */
 import type { UsageSource } from "../audit/index.js";
-import { promptText, TOKENS_PER_MESSAGE, TOKENS_PER_REPLY } from "../openai/prompt.js";
+import { promptText, TOKENS_PER_MESSAGE, TOKENS_PER_REPLY, type PromptText } from "../openai/prompt.js";
 import type { InferenceRequest } from "../openai/schemas.js";
 import type { Usage } from "../openai/usage.js";
 import type { Model } from "../policy/index.js";
@@ -12,13 +12,16 @@ import type { EncodingName } from "../tokens/count.js";
 /** Tokens in `texts` under `encoding`: inline or on a worker thread. */
 export type CountTokens = (texts: readonly string[], encoding: EncodingName) => Promise<number>;
 
-/** Prompt tokens as the model will see them: text by the model's tokenizer, token ids, chat framing. */
+/**
+ * Prompt tokens as the model will see them: text by the model's tokenizer, token ids, chat framing. `prompt`
+ * is the request's text as its API reads it (chat, completions and embeddings by default).
+ */
 export async function countPromptTokens(
   request: InferenceRequest,
   model: Model,
   countTokens: CountTokens,
+  prompt: PromptText = promptText(request),
 ): Promise<number> {
-  const prompt = promptText(request);
   const counted = await countTokens(prompt.texts, model.tokenizer);
   const framing = prompt.messages > 0 ? prompt.messages * TOKENS_PER_MESSAGE + TOKENS_PER_REPLY : 0;
   return counted + prompt.tokenIds + framing;

@@ -6,6 +6,9 @@ export const GEN_AI_OPERATIONS: Readonly<Record<string, string>> = {
   "chat.completions": "chat",
   completions: "text_completion",
   embeddings: "embeddings",
+  // Both agent APIs are chat in the conventions' terms (a conversation in, a message out).
+  responses: "chat",
+  messages: "chat",
 };
 
 /** The exchange span's name, attributes and error type, as the request's audit record tells them. */

@@ -198,13 +198,25 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
   const pools: Record<string, ModelServer> = {};
   const envoySource = options.envoyConfig ?? path.join(ROOT, "envoy/envoy.yaml");
   const extraPools = await Promise.all(
-    (options.extraPools ?? []).map(async (p) => ({ ...p, port: await freePort(), apiKey: undefined })),
+    (options.extraPools ?? []).map(async (p) => ({
+      ...p,
+      port: await freePort(),
+      apiKey: undefined,
+      chatOnly: false,
+    })),
   );
   const poolSpecs =
     options.modelServerPort === undefined
       ? [
           { name: "pool-a", port: ports.poolA, models: POOL_MODELS["pool-a"], apiKey: undefined },
-          { name: "pool-b", port: ports.poolB, models: POOL_MODELS["pool-b"], apiKey: DEMO_POOL_B_KEY },
+          // Pool B speaks chat completions only (deploy/policy.yaml: apis translated).
+          {
+            name: "pool-b",
+            port: ports.poolB,
+            models: POOL_MODELS["pool-b"],
+            apiKey: DEMO_POOL_B_KEY,
+            chatOnly: true,
+          },
           ...extraPools,
         ]
       : extraPools;
@@ -304,6 +316,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
         ];
         args.push("--models", spec.models.join(","), "--token-delay-ms", String(options.tokenDelayMs ?? 0));
         if (spec.apiKey) args.push("--api-key", spec.apiKey);
+        if (spec.chatOnly) args.push("--chat-only");
         processes.push(
           launch(spec.name, process.execPath, args, {
             env: childEnv(),
@@ -318,6 +331,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
           port: spec.port,
           models: spec.models,
           apiKey: spec.apiKey,
+          chatOnly: spec.chatOnly,
           tokenDelayMs: options.tokenDelayMs ?? 0,
           recordRequests: RECORDED_REQUESTS,
         });

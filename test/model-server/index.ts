@@ -18,7 +18,8 @@
  * - `x-demo-split: 5,12`          stream the answer in pieces cut at these character offsets
  * - `x-demo-byte-split: 3,9`      write the whole event stream at the end, in network writes cut at these
  *                                 byte offsets (inside `data:`, inside a UTF-8 character, anywhere)
- * - `x-demo-reasoning: text`      (chat) also answer with this reasoning text (URI-encoded), before the content
+ * - `x-demo-reasoning: text`      also answer with this reasoning text (URI-encoded), before the content (chat:
+ *                                 a reasoning field; Responses: a reasoning item; Messages: a thinking block)
  * - `x-demo-reasoning-field: reasoning_content`  the field it goes in (default `reasoning`, as vLLM 0.32)
  * - `x-demo-tool-call: json`      (chat) answer with one tool call, `{"name","arguments"}` (URI-encoded JSON),
  *                                 instead of content; finish_reason `tool_calls`
@@ -30,6 +31,17 @@
 import { createHash } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
+import {
+  agentPromptText,
+  anthropicError,
+  countTokensAnswer,
+  messagesAnswer,
+  messagesEvents,
+  responsesAnswer,
+  responsesEvents,
+  type AgentAnswer,
+  type AgentEvent,
+} from "./agents.js";
 
 /** Options for {@link startModelServer}. */
 export interface ModelServerOptions {
@@ -45,6 +57,11 @@ export interface ModelServerOptions {
   readonly tokenDelayMs?: number;
   /** Keep the last N requests for inspection (tests). 0 keeps none. */
   readonly recordRequests?: number;
+  /**
+   * Speak chat completions only, as TGI or Ollama do: `/v1/responses` and `/v1/messages` answer 404 (a
+   * pool the gateway translates for).
+   */
+  readonly chatOnly?: boolean;
 }
 
 /** A request as the model server received it. */
@@ -178,8 +195,20 @@ export async function startModelServer(options: ModelServerOptions): Promise<Mod
       return;
     }
     const model = String(body.model ?? "");
+    const agentApi = path === "/v1/responses" || path.startsWith("/v1/messages");
+    if (agentApi && options.chatOnly) {
+      sendError(res, 404, `no route for POST ${path}`, options.name);
+      return;
+    }
     if (!options.models.includes(model)) {
-      sendError(res, 404, `The model \`${model}\` does not exist.`, options.name);
+      const message = `The model \`${model}\` does not exist.`;
+      if (path.startsWith("/v1/messages"))
+        sendJson(res, 404, anthropicError("NotFoundError", message), options.name);
+      else sendError(res, 404, message, options.name);
+      return;
+    }
+    if (agentApi) {
+      await answerAgentApi(req, res, path, body, model, options);
       return;
     }
     const prompt = promptText(body);
@@ -401,6 +430,87 @@ export async function startModelServer(options: ModelServerOptions): Promise<Mod
         server.close(() => resolve());
       }),
   };
+}
+
+/**
+ * `/v1/responses`, `/v1/messages`, `/v1/messages/count_tokens`: the echo answer (or `x-demo-reply`, or a
+ * tool call with `x-demo-tool-call`), streamed and not, in vLLM's shapes. `x-demo-drop: mid-stream` and
+ * `x-demo-omit-usage` work as for chat.
+ */
+async function answerAgentApi(
+  req: IncomingMessage,
+  res: ServerResponse,
+  path: string,
+  body: Record<string, unknown>,
+  model: string,
+  options: ModelServerOptions,
+): Promise<void> {
+  const prompt = agentPromptText(body);
+  const promptTokens = words(prompt).length;
+  if (path === "/v1/messages/count_tokens") {
+    sendJson(res, 200, countTokensAnswer(promptTokens), options.name);
+    return;
+  }
+  if (path !== "/v1/responses" && path !== "/v1/messages") {
+    sendJson(res, 404, anthropicError("NotFoundError", `no route for POST ${path}`), options.name);
+    return;
+  }
+  const maxTokens = Number(body.max_output_tokens ?? body.max_tokens ?? 64);
+  const forced = req.headers["x-demo-reply"];
+  const tokens =
+    typeof forced === "string"
+      ? splitAt(decodeURIComponent(forced), req.headers["x-demo-split"])
+      : answerTokens(model, prompt, maxTokens);
+  const toolHeader = req.headers["x-demo-tool-call"];
+  const toolCall =
+    typeof toolHeader === "string"
+      ? (JSON.parse(decodeURIComponent(toolHeader)) as { name: string; arguments: string })
+      : undefined;
+  const fragmentChars = Number(req.headers["x-demo-fragment-chars"] ?? 0);
+  const generated = toolCall ? words(toolCall.arguments).length || 1 : words(tokens.join("")).length;
+  const answer: AgentAnswer = {
+    model,
+    tokens,
+    toolCall,
+    argumentPieces: toolCall ? fragments(toolCall.arguments, fragmentChars) : [],
+    promptTokens,
+    completionTokens: typeof forced === "string" || toolCall ? generated : tokens.length,
+    truncated: !toolCall && typeof forced !== "string" && tokens.length >= maxTokens,
+    maxTokens,
+    omitUsage: req.headers["x-demo-omit-usage"] !== undefined,
+    reasoning:
+      typeof req.headers["x-demo-reasoning"] === "string"
+        ? fragments(decodeURIComponent(req.headers["x-demo-reasoning"]), fragmentChars)
+        : undefined,
+  };
+  const created = Math.floor(Date.now() / 1000);
+  const responses = path === "/v1/responses";
+  if (body.stream !== true) {
+    sendJson(
+      res,
+      200,
+      responses ? responsesAnswer(body, answer, created) : messagesAnswer(answer),
+      options.name,
+    );
+    return;
+  }
+  const events: AgentEvent[] = responses ? responsesEvents(body, answer, created) : messagesEvents(answer);
+  res.writeHead(200, {
+    "content-type": "text/event-stream; charset=utf-8",
+    "cache-control": "no-cache",
+    "x-demo-server": options.name,
+  });
+  const tokenDelay = Number(req.headers["x-demo-token-delay-ms"] ?? options.tokenDelayMs ?? 0);
+  for (const [i, event] of events.entries()) {
+    if (tokenDelay > 0) await sleep(tokenDelay);
+    if (res.destroyed) return;
+    if (req.headers["x-demo-drop"] === "mid-stream" && i === Math.floor(events.length / 2)) {
+      req.socket.destroy();
+      return;
+    }
+    res.write(`event: ${event.name}\ndata: ${JSON.stringify(event.data)}\n\n`);
+  }
+  res.end();
 }
 
 /** Cuts `text` at the given character offsets (`"5,12"`); the whole text as one piece without offsets. */

@@ -1,6 +1,6 @@
 /**
  * Runs one demo model server: `node dist/test/model-server/main.js --name pool-a --port 8000 \
- *   --models llama-3.1-8b-instruct [--api-key KEY] [--token-delay-ms 20]`
+ *   --models llama-3.1-8b-instruct [--api-key KEY] [--token-delay-ms 20] [--chat-only]`
  */
 import { parseArgs } from "node:util";
 import { startModelServer } from "./index.js";
@@ -13,6 +13,8 @@ const { values } = parseArgs({
     models: { type: "string", default: "demo-model" },
     "api-key": { type: "string" },
     "token-delay-ms": { type: "string", default: "0" },
+    // Chat completions only: /v1/responses and /v1/messages answer 404 (a pool the gateway translates for).
+    "chat-only": { type: "boolean", default: false },
   },
 });
 
@@ -23,6 +25,7 @@ const server = await startModelServer({
   models: values.models.split(","),
   apiKey: values["api-key"] ?? process.env.DEMO_API_KEY,
   tokenDelayMs: Number(values["token-delay-ms"]),
+  chatOnly: values["chat-only"],
 });
 console.error(
   `demo model server ${values.name} listening on ${values.host}:${server.port} (${values.models})`,

@@ -1,0 +1,167 @@
+/*
+ * The OpenAI Responses API (POST /v1/responses) as the gateway governs it: its output cap, its usage, the
+ * texts a client reads in an answer and in each stream event, and the stateful features it refuses.
+ */
+import { GatewayError } from "../errors/index.js";
+import {
+  isCount,
+  mapJsonStrings,
+  type AnswerShape,
+  type EventStreamShape,
+  type TypedEvent,
+} from "./events.js";
+import type { OutputCap } from "./output-cap.js";
+import type { InferenceRequest } from "./schemas.js";
+import type { Usage } from "./usage.js";
+
+type Json = Record<string, unknown>;
+
+/** `max_output_tokens`, else the model's default (forwarded, so the server never generates more than reserved). */
+export function responsesOutputCap(request: InferenceRequest, defaultMaxTokens: number): OutputCap {
+  const cap = typeof request.max_output_tokens === "number" ? request.max_output_tokens : defaultMaxTokens;
+  return { perSequence: cap, sequences: 1, total: cap };
+}
+
+export function applyResponsesOutputCap(request: InferenceRequest, cap: OutputCap): void {
+  request.max_output_tokens = cap.perSequence;
+}
+
+/**
+ * The gateway keeps no responses, so the stateful features are refused with what to do instead, and every
+ * forwarded request says `store: false` (the API's default is true: a model server would keep what the
+ * gateway cannot govern, and answer its GET to any caller).
+ */
+export function refuseStatefulResponses(request: InferenceRequest): void {
+  const refuse = (param: string, what: string) => {
+    throw new GatewayError(
+      "stateful_request",
+      `${what} is not supported by this gateway, which keeps no responses: send the whole conversation as 'input' (earlier output items included) with 'store': false.`,
+      param,
+    );
+  };
+  if (request.previous_response_id != null) refuse("previous_response_id", "'previous_response_id'");
+  if (request.conversation != null) refuse("conversation", "'conversation'");
+  if (request.store === true) refuse("store", "'store': true");
+  if (request.background === true) refuse("background", "'background': true");
+  request.store = false;
+}
+
+/** Usage of a Responses answer (`input_tokens`, `output_tokens`) as the gateway counts it. */
+export function responsesUsage(response: unknown): Usage | undefined {
+  const usage = (response as { usage?: unknown } | null)?.usage;
+  if (typeof usage !== "object" || usage === null) return undefined;
+  const { input_tokens, output_tokens } = usage as Json;
+  if (!isCount(input_tokens) || !isCount(output_tokens)) return undefined;
+  return {
+    prompt_tokens: input_tokens,
+    completion_tokens: output_tokens,
+    total_tokens: input_tokens + output_tokens,
+  };
+}
+
+/**
+ * Applies `map` to every text a client reads in one output item, in place: message content (`text`,
+ * `refusal`), a function call's `name` and `arguments`, reasoning `summary` and `content` texts, and any
+ * tool output.
+ */
+function mapItem(item: unknown, map: (text: string) => string): void {
+  if (!item || typeof item !== "object") return;
+  const holder = item as Json;
+  for (const name of ["name", "arguments", "output", "text"] as const)
+    if (typeof holder[name] === "string") holder[name] = map(holder[name]);
+  for (const list of ["content", "summary"] as const) {
+    const parts = holder[list];
+    if (!Array.isArray(parts)) continue;
+    for (const part of parts as Array<Json | null>) mapPart(part, map);
+  }
+  if (holder.action && typeof holder.action === "object") holder.action = mapJsonStrings(holder.action, map);
+}
+
+function mapPart(part: Json | null, map: (text: string) => string): void {
+  if (!part || typeof part !== "object") return;
+  for (const name of ["text", "refusal"] as const)
+    if (typeof part[name] === "string") part[name] = map(part[name]);
+}
+
+function mapResponse(response: unknown, map: (text: string) => string): void {
+  const output = (response as { output?: unknown } | null)?.output;
+  if (Array.isArray(output)) for (const item of output) mapItem(item, map);
+  const text = (response as { output_text?: unknown } | null)?.output_text;
+  if (typeof text === "string") (response as Json).output_text = map(text);
+}
+
+/** Concatenated output text of a whole answer (for the audit's completion when prompts are logged). */
+function responseText(response: unknown): string {
+  let out = "";
+  mapResponse(structuredClone(response), (text) => ((out += text), text));
+  return out;
+}
+
+/** A whole Responses answer. */
+export const responsesAnswer: AnswerShape = {
+  usageOf: responsesUsage,
+  generatedText: responseText,
+  mapTexts: mapResponse,
+};
+
+/** Delta events whose `delta` is a fragment of generated text, by event type. */
+const DELTA_EVENT =
+  /^response\.(output_text|refusal|function_call_arguments|reasoning_text|reasoning_summary_text|custom_tool_call_input|mcp_call_arguments)\.delta$/;
+const DONE_EVENT =
+  /^response\.(output_text|refusal|function_call_arguments|reasoning_text|reasoning_summary_text|custom_tool_call_input|mcp_call_arguments)\.done$/;
+/** Events whose `response` carries the whole response so far; the final ones carry usage. */
+const FINAL_EVENTS = new Set(["response.completed", "response.incomplete", "response.failed"]);
+
+/** One text stream of an output: its item, its part (content or summary index) and its kind. */
+function streamOf(data: Json, kind: string): string {
+  const part = data.content_index ?? data.summary_index ?? "";
+  return `${String(data.output_index)}/${String(part)}/${kind}`;
+}
+
+/** A Responses stream: text deltas and their `.done` events, items, parts, and the response events. */
+export const responsesEvents: EventStreamShape = {
+  mapTexts({ name, data }, map) {
+    const type = typeof data.type === "string" ? data.type : (name ?? "");
+    const delta = DELTA_EVENT.exec(type);
+    if (delta && typeof data.delta === "string") {
+      const template = { ...data };
+      data.delta = map(data.delta, {
+        kind: "delta",
+        stream: streamOf(data, delta[1]!),
+        carry: (text): TypedEvent => ({ name, data: { ...template, delta: text } }),
+      });
+      return;
+    }
+    const whole = (text: string) => map(text, { kind: "whole" });
+    for (const field of ["text", "arguments", "refusal", "input"] as const)
+      if (typeof data[field] === "string") data[field] = whole(data[field]);
+    if (data.part && typeof data.part === "object") mapPart(data.part as Json, whole);
+    if (data.item) mapItem(data.item, whole);
+    if (data.response) mapResponse(data.response, whole);
+  },
+  ends({ name, data }) {
+    const type = typeof data.type === "string" ? data.type : (name ?? "");
+    const done = DONE_EVENT.exec(type);
+    if (done) {
+      const stream = streamOf(data, done[1]!);
+      return (s) => s === stream;
+    }
+    // An item ends every stream in it; the response's end, all of them.
+    if (type === "response.output_item.done") {
+      const prefix = `${String(data.output_index)}/`;
+      return (s) => s.startsWith(prefix);
+    }
+    if (FINAL_EVENTS.has(type)) return () => true;
+    return () => false;
+  },
+  usageReader() {
+    return ({ name, data }) => {
+      const type = typeof data.type === "string" ? data.type : name;
+      return type !== undefined && FINAL_EVENTS.has(type) ? responsesUsage(data.response) : undefined;
+    };
+  },
+  generatedText({ name, data }) {
+    const type = typeof data.type === "string" ? data.type : (name ?? "");
+    return DELTA_EVENT.test(type) && typeof data.delta === "string" ? data.delta : "";
+  },
+};

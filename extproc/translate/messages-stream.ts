@@ -1,0 +1,125 @@
+/**
+ * A chat-completions stream as the Messages API's event stream, as a native vLLM sends it: message_start
+ * (with input usage), per block content_block_start, content_block_delta (text_delta, thinking_delta,
+ * input_json_delta), content_block_stop, then message_delta (stop_reason, output usage) and message_stop.
+ */
+import { ChatStreamAssembler, type BlockOp } from "./blocks.js";
+import type { ChatHead, ChatUsage } from "./chat.js";
+import { anthropicType, errorMessageOf } from "./errors.js";
+import { numberOf, objectOf } from "./json.js";
+import { contentBlock, messageId, messagesUsage, stopOf } from "./messages-answer.js";
+import { sseEvent } from "./sse.js";
+import type { StreamConverter, StreamOptions } from "./stream.js";
+
+type Json = Record<string, unknown>;
+
+/** Converts one chat stream to Messages events. */
+export class MessagesStreamConverter implements StreamConverter {
+  private readonly chat: ChatStreamAssembler;
+  private head: ChatHead | undefined;
+  private ended = false;
+
+  constructor(private readonly options: StreamOptions = {}) {
+    this.chat = new ChatStreamAssembler(options.now);
+  }
+
+  event(chatEvent: unknown): Buffer {
+    if (this.ended) return Buffer.alloc(0);
+    const error = objectOf(objectOf(chatEvent)?.error);
+    if (error !== undefined) {
+      this.ended = true;
+      const status = numberOf(error.code) ?? 500;
+      return Buffer.from(
+        sseEvent("error", {
+          type: "error",
+          error: { type: anthropicType(status), message: errorMessageOf(error) },
+        }),
+      );
+    }
+    const ops = this.chat.push(chatEvent);
+    return Buffer.from(this.start() + ops.map((op) => this.render(op)).join(""));
+  }
+
+  get droppedChars(): number {
+    return this.chat.droppedChars;
+  }
+
+  done(usage?: ChatUsage): Buffer {
+    if (this.ended) return Buffer.alloc(0);
+    this.ended = true;
+    const events =
+      this.start() +
+      this.chat
+        .finish()
+        .map((op) => this.render(op))
+        .join("");
+    const outcome = {
+      finishReason: this.chat.finishReason,
+      stopSequence: this.chat.stopSequence,
+      usage: this.chat.usage ?? usage,
+    };
+    const usedTools = this.chat.finished.some(({ block }) => block.kind === "tool");
+    return Buffer.from(
+      events +
+        sseEvent("message_delta", {
+          type: "message_delta",
+          delta: stopOf(outcome, usedTools),
+          usage: messagesUsage(outcome, this.options.promptTokens),
+        }) +
+        sseEvent("message_stop", { type: "message_stop" }),
+    );
+  }
+
+  /** message_start, once, when the first chat event gave the head. */
+  private start(): string {
+    if (this.head !== undefined) return "";
+    const head = this.chat.head ?? { id: "", model: "", created: 0 };
+    this.head = head;
+    return sseEvent("message_start", {
+      type: "message_start",
+      message: {
+        id: messageId(head),
+        type: "message",
+        role: "assistant",
+        content: [],
+        model: this.options.model ?? head.model,
+        stop_reason: null,
+        stop_sequence: null,
+        usage: {
+          input_tokens: this.chat.usage?.promptTokens ?? this.options.promptTokens ?? 0,
+          output_tokens: 0,
+        },
+      },
+    });
+  }
+
+  private render(op: BlockOp): string {
+    switch (op.op) {
+      case "open":
+        return sseEvent("content_block_start", {
+          type: "content_block_start",
+          content_block: contentBlock(this.head!, { block: op.block, text: "" }, op.index, false),
+          index: op.index,
+        });
+      case "delta":
+        return sseEvent("content_block_delta", {
+          type: "content_block_delta",
+          delta: this.delta(op.index, op.text),
+          index: op.index,
+        });
+      case "close":
+        return sseEvent("content_block_stop", { type: "content_block_stop", index: op.index });
+    }
+  }
+
+  private delta(index: number, text: string): Json {
+    switch (this.chat.block(index).kind) {
+      case "text":
+        return { type: "text_delta", text };
+      case "reasoning":
+        return { type: "thinking_delta", thinking: text };
+      case "tool":
+        return { type: "input_json_delta", partial_json: text };
+    }
+  }
+}
