@@ -1,6 +1,6 @@
 /**
  * Runs one demo model server: `node dist/test/model-server/main.js --name pool-a --port 8000 \
- *   --models llama-3.1-8b-instruct [--api-key KEY] [--token-delay-ms 20]`
+ *   --models llama-3.1-8b-instruct [--api-key KEY] [--token-delay-ms 20] [--capacity JSON]`
  */
 import { parseArgs } from "node:util";
 import { startModelServer } from "./index.js";
@@ -13,6 +13,8 @@ const { values } = parseArgs({
     models: { type: "string", default: "demo-model" },
     "api-key": { type: "string" },
     "token-delay-ms": { type: "string", default: "0" },
+    /** JSON of CapacityOptions (capacity.ts), e.g. '{"maxSequences":4,"speed":2}'; off without it. */
+    capacity: { type: "string" },
   },
 });
 
@@ -23,6 +25,7 @@ const server = await startModelServer({
   models: values.models.split(","),
   apiKey: values["api-key"] ?? process.env.DEMO_API_KEY,
   tokenDelayMs: Number(values["token-delay-ms"]),
+  ...(values.capacity !== undefined && { capacity: JSON.parse(values.capacity) as object }),
 });
 console.error(
   `demo model server ${values.name} listening on ${values.host}:${server.port} (${values.models})`,
