@@ -1,3 +1,4 @@
+import { compileScheduling } from "../scheduling/compile.js";
 import type { PolicyProblem } from "./error.js";
 import type { PolicyDocument } from "./schema.js";
 import { resolveSecret } from "./secrets.js";
@@ -18,6 +19,9 @@ export function compilePools(
       name: poolName,
       upstreamAuthorization: secret ? `Bearer ${secret}` : undefined,
       fallback: spec.fallback ?? [],
+      scheduling:
+        spec.scheduling &&
+        compileScheduling(poolName, spec.scheduling, `pools.${poolName}.scheduling`, problems),
     });
   }
   checkFallbacks(doc, problems);

@@ -1,5 +1,6 @@
 import type { Guardrail } from "../guardrails/compile.js";
 import type { PiiConfig } from "../pii/index.js";
+import type { PoolScheduling } from "../scheduling/compile.js";
 import type { EncodingName } from "../tokens/count.js";
 import type { JwtSettings, LimitDocument, QuotaSettings } from "./schema.js";
 
@@ -12,6 +13,8 @@ export interface Pool {
   readonly upstreamAuthorization: string | undefined;
   /** Pools Envoy fails over to, in order, when this one has no healthy host. */
   readonly fallback: readonly string[];
+  /** Endpoint choice by model-server state; undefined: Envoy balances the pool alone. */
+  readonly scheduling: PoolScheduling | undefined;
 }
 
 /** A model as clients name it, and where it is served. */
