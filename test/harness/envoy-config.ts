@@ -38,6 +38,8 @@ export interface RenderOptions {
   readonly extprocSockets: readonly string[];
   /** Ports of clusters beyond pool-a and pool-b (e.g. a fallback pool), by cluster name. */
   readonly extraPoolPorts?: Readonly<Record<string, number>>;
+  /** Ports of further endpoints of a pool's cluster, after its own, by cluster name. */
+  readonly extraEndpointPorts?: Readonly<Record<string, readonly number[]>>;
 }
 
 /**
@@ -59,7 +61,10 @@ export function renderEnvoyConfig(file: string, options: RenderOptions): string 
     clusters: {
       extproc: { addresses: options.extprocSockets.map((socket) => ({ pipe: { path: socket } })) },
       ...Object.fromEntries(
-        Object.entries(pools).map(([name, port]) => [name, { addresses: [loopback(port)] }]),
+        Object.entries(pools).map(([name, port]) => [
+          name,
+          { addresses: [port, ...(options.extraEndpointPorts?.[name] ?? [])].map(loopback) },
+        ]),
       ),
     },
     filename: (filename) => path.resolve(options.root, filename),
