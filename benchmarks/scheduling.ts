@@ -4,9 +4,11 @@
  * speed, run as their own processes, and the same workloads side by side:
  *
  * - idle: sequential tiny requests, p50 and p99 latency (the scheduler's added cost);
- * - overload: open-loop arrivals at twice the servers' capacity, streamed: mean and p99 time to first
- *   token, completions per second and goodput (completions whose first token came within the SLO);
- * - prefix-heavy: 8 long system prompts, at half capacity: mean time to first token.
+ * - overload: open-loop arrivals at twice the servers' capacity (as measured first, closed-loop, on the
+ *   least-request arm: a shared machine runs the modelled servers slower than modelled), streamed: mean
+ *   and p99 time to first token, completions per second and goodput (first token within the SLO);
+ * - prefix-heavy: 8 long system prompts, at half capacity: mean time to first token;
+ * - the picker's own cost: `Scheduler.pick` in this process, on live reads of the two servers.
  *
  * `--seconds N` sets each loaded window (default 10); `--json` prints the result as JSON.
  */
@@ -17,6 +19,7 @@ import { parseArgs } from "node:util";
 import { DEMO_KEYS, startStack, type Stack } from "../test/harness/index.js";
 import { writePolicy } from "../test/harness/policy.js";
 import { seededRandom } from "../test/harness/random.js";
+import { Scheduler, compileScheduling } from "../extproc/scheduling/index.js";
 import { capacityPerSecond, SERVER_CAPACITY, SERVERS, type SchedulingArm } from "./lib/scheduling.js";
 import { leastRequest } from "./scenarios/scheduling-least-request.js";
 import { scheduler } from "./scenarios/scheduling-scheduler.js";
@@ -35,6 +38,8 @@ const { values } = parseArgs({
 const seconds = Number(values.seconds);
 
 const random = seededRandom(11);
+/** Why requests failed, with counts (printed at the end). */
+const failures = new Map<string, number>();
 const words = (n: number, tag: string) =>
   Array.from({ length: n }, () => `${tag}${Math.floor(random() * 5000)}`).join(" ");
 const systemPrompts = Array.from({ length: PREFIXES }, (_, i) => words(PREFIX_PROMPT_WORDS, `s${i}w`));
@@ -53,7 +58,8 @@ async function streamOnce(
       body: JSON.stringify({ model: MODEL, messages, max_tokens: maxTokens, stream: true }),
     });
     if (res.status !== 200 || !res.body) {
-      await res.text();
+      const reason = `status ${res.status}: ${(await res.text()).slice(0, 160)}`;
+      failures.set(reason, 1 + (failures.get(reason) ?? 0));
       return undefined;
     }
     let ttftMs: number | undefined;
@@ -67,7 +73,9 @@ async function streamOnce(
       }
     }
     return ttftMs === undefined ? undefined : { ttftMs, totalMs: performance.now() - started };
-  } catch {
+  } catch (err) {
+    const reason = `${(err as Error).message} ${String((err as Error & { cause?: unknown }).cause ?? "")}`;
+    failures.set(reason, 1 + (failures.get(reason) ?? 0));
     return undefined;
   }
 }
@@ -89,6 +97,55 @@ const percentile = (sorted: readonly number[], p: number) =>
   sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
 const mean = (xs: readonly number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Completions per second with `concurrency` requests always in flight for `ms`. */
+async function closedLoop(
+  concurrency: number,
+  ms: number,
+  send: (i: number) => Promise<unknown>,
+): Promise<number> {
+  const started = performance.now();
+  let done = 0;
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (performance.now() - started < ms) {
+        if ((await send(next++)) !== undefined) done++;
+      }
+    }),
+  );
+  return (done * 1000) / (performance.now() - started);
+}
+
+/** Microseconds per `Scheduler.pick` of a 2-endpoint pool with live reads (affinity on, a 2 KB prompt). */
+async function pickCostMicros(stack: Stack): Promise<number> {
+  const settings = compileScheduling(
+    "pool-a",
+    {
+      server: "vllm",
+      metricsPath: "/metrics",
+      intervalMs: 50,
+      staleAfterIntervals: 3,
+      endpoints: "envoy",
+      affinity: { prefixChars: 1024, queueMargin: 2 },
+    },
+    "",
+    [],
+  );
+  const addresses = [stack.ports.poolA, ...stack.extraEndpointPorts].map((p) => `127.0.0.1:${p}`);
+  const picker = new Scheduler(() => addresses);
+  picker.configure([settings]);
+  try {
+    await sleep(300);
+    const prompt = systemPrompts[0]!.slice(0, 2048);
+    const n = 100_000;
+    const started = performance.now();
+    for (let i = 0; i < n; i++) picker.pick("pool-a", () => prompt);
+    return ((performance.now() - started) * 1000) / n;
+  } finally {
+    picker.close();
+  }
+}
 
 /** Open-loop arrivals at `rate` per second for `seconds`: every request's result once all have ended. */
 async function openLoop<T>(rate: number, send: (i: number) => Promise<T>): Promise<T[]> {
@@ -121,7 +178,11 @@ interface ArmResult {
     readonly meanTtftMs: number;
     readonly failed: number;
   };
+  readonly pickMicros: number;
 }
+
+/** Overload requests per second the servers completed closed-loop on the first arm (every arm is offered 2x). */
+let measuredCapacity: number | undefined;
 
 async function runArm(arm: SchedulingArm): Promise<ArmResult> {
   const dir = mkdtempSync(path.join(tmpdir(), `llm-gateway-bench-scheduling-${arm.id}-`));
@@ -156,7 +217,11 @@ async function runArm(arm: SchedulingArm): Promise<ArmResult> {
     const unloaded = [];
     for (let i = 0; i < 10; i++) unloaded.push((await streamOnce(stack, overloadMessages(i), 28))!.ttftMs);
 
-    const offered = 2 * capacityPerSecond(OVERLOAD_PROMPT_WORDS + 2);
+    measuredCapacity ??= await closedLoop(4 * SERVER_CAPACITY.maxSequences, 4000, (i) =>
+      streamOnce(stack, overloadMessages(i), 28),
+    );
+    await sleep(1000);
+    const offered = 2 * measuredCapacity;
     const loadStarted = performance.now();
     const overload = await openLoop(offered, (i) => streamOnce(stack, overloadMessages(i), 28));
     const loadMs = performance.now() - loadStarted;
@@ -165,7 +230,10 @@ async function runArm(arm: SchedulingArm): Promise<ArmResult> {
 
     // Prefix-heavy at half the capacity of uncached prompts: the servers are not saturated, so time to first
     // token is mostly prefill, and a prefix found in the cache skips it.
-    const prefixRate = 0.5 * capacityPerSecond(PREFIX_PROMPT_WORDS + 4);
+    const prefixRate =
+      0.5 *
+      capacityPerSecond(PREFIX_PROMPT_WORDS + 4) *
+      (measuredCapacity / capacityPerSecond(OVERLOAD_PROMPT_WORDS + 2));
     const prefix = await openLoop(prefixRate, (i) =>
       streamOnce(
         stack,
@@ -177,6 +245,7 @@ async function runArm(arm: SchedulingArm): Promise<ArmResult> {
       ),
     );
     const prefixOk = prefix.filter((r) => r !== undefined);
+    const pickMicros = await pickCostMicros(stack);
     return {
       arm: arm.label,
       idle: { p50Ms: percentile(idle, 50), p99Ms: percentile(idle, 99) },
@@ -194,6 +263,7 @@ async function runArm(arm: SchedulingArm): Promise<ArmResult> {
         meanTtftMs: mean(prefixOk.map((r) => r.ttftMs)),
         failed: prefix.length - prefixOk.length,
       },
+      pickMicros,
     };
   } finally {
     await stack.stop();
@@ -202,6 +272,7 @@ async function runArm(arm: SchedulingArm): Promise<ArmResult> {
 
 const results: ArmResult[] = [];
 for (const arm of ARMS) results.push(await runArm(arm));
+for (const [reason, count] of failures) console.error(`failed ${count}x: ${reason}`);
 if (values.json) {
   console.log(JSON.stringify({ seconds, ttftSloMs: TTFT_SLO_MS, results }, null, 2));
 } else {
@@ -223,11 +294,12 @@ if (values.json) {
     ["overload failed", ...results.map((r) => String(r.overload.failed))],
     ["prefix-heavy TTFT mean ms", ...results.map((r) => f(r.prefix.meanTtftMs))],
     ["prefix-heavy failed", ...results.map((r) => String(r.prefix.failed))],
+    ["Scheduler.pick µs (in process)", ...results.map((r) => r.pickMicros.toFixed(2))],
   ];
   const widths = rows[0]!.map((_, c) => Math.max(...rows.map((row) => row[c]!.length)));
   for (const row of rows) console.log(row.map((cell, c) => cell.padEnd(widths[c]!)).join("  "));
   const [lr, sched] = results as [ArmResult, ArmResult];
   console.log(
-    `\nscheduler vs least-request: idle p50 ${f(sched.idle.p50Ms - lr.idle.p50Ms)} ms added; overload goodput ${f(sched.overload.goodputPerSecond / lr.overload.goodputPerSecond)}x; prefix-heavy mean TTFT ${f(100 * (1 - sched.prefix.meanTtftMs / lr.prefix.meanTtftMs))} % lower`,
+    `\nscheduler vs least-request: idle p50 ${f(sched.idle.p50Ms - lr.idle.p50Ms)} ms added (pick: ${sched.pickMicros.toFixed(2)} µs); overload goodput ${f(sched.overload.goodputPerSecond / lr.overload.goodputPerSecond)}x; prefix-heavy mean TTFT ${f(100 * (1 - sched.prefix.meanTtftMs / lr.prefix.meanTtftMs))} % lower`,
   );
 }

@@ -8,7 +8,7 @@
 export interface EndpointState {
   /** `ip:port`, as Envoy's override-host policy reads it. */
   readonly address: string;
-  /** False when the last read failed or is older than the staleness bound: its figures mean nothing. */
+  /** False when the last successful read is older than the staleness bound: its figures mean nothing. */
   readonly known: boolean;
   /** Requests waiting in the model server's queue. */
   readonly waiting: number;

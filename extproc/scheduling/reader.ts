@@ -8,16 +8,15 @@ import { readMetrics } from "./prometheus.js";
 /** A `/metrics` answer larger than this is refused (vLLM's is ~60 KB). */
 const MAX_METRICS_BYTES = 4 * 1024 * 1024;
 
-/** One endpoint's last successful read and whether the newest attempt failed. */
+/** One endpoint's last successful read. */
 interface Reading {
   waiting: number;
   running: number;
   kvUsage: number;
   /** Monotonic ms of the last successful read; -Infinity before the first. */
   readAt: number;
-  failed: boolean;
   inFlight: boolean;
-  /** Requests this replica sent since the last read. */
+  /** Requests this replica sent since the read in flight (or the last one) began. */
   assigned: number;
 }
 
@@ -88,12 +87,15 @@ export class PoolStateReader {
     this.agent.destroy();
   }
 
-  /** Every endpoint's state now: unknown when its newest read failed or is older than the staleness bound. */
+  /**
+   * Every endpoint's state now: unknown once its last successful read is older than the staleness bound. One
+   * failed read does not make it unknown: that would send every request to the others until the next read.
+   */
   states(): EndpointState[] {
     const now = this.now();
     const out: EndpointState[] = [];
     for (const [address, r] of this.readings) {
-      const known = !r.failed && now - r.readAt <= this.settings.staleAfterMs;
+      const known = now - r.readAt <= this.settings.staleAfterMs;
       out.push({
         address,
         known,
@@ -137,7 +139,6 @@ export class PoolStateReader {
           running: 0,
           kvUsage: 0,
           readAt: -Infinity,
-          failed: true,
           inFlight: false,
           assigned: 0,
         });
@@ -164,6 +165,9 @@ export class PoolStateReader {
       // A scrape still running is bounded by its timeout; the next interval tries again.
       if (reading.inFlight) continue;
       reading.inFlight = true;
+      // Requests sent before the server answers may or may not be in its figures; those sent before the
+      // read began are assumed to be (counting them twice would push requests away from a server for nothing).
+      const assignedBefore = reading.assigned;
       this.scrape(address).then(
         (values) => {
           reading.inFlight = false;
@@ -171,12 +175,10 @@ export class PoolStateReader {
           reading.running = values.running;
           reading.kvUsage = values.kvUsage;
           reading.readAt = this.now();
-          reading.failed = false;
-          reading.assigned = 0;
+          reading.assigned = Math.max(0, reading.assigned - assignedBefore);
         },
         (err: Error) => {
           reading.inFlight = false;
-          reading.failed = true;
           this.events.scrapeFailed?.(this.settings.pool, address, err);
         },
       );

@@ -104,6 +104,8 @@ export interface Stack {
   readonly auditLogs: readonly string[];
   /** Every replica's Unix socket (Envoy's extproc cluster dials them). */
   readonly extprocSockets: readonly string[];
+  /** Ports of the `extraEndpoints` demo servers, in order. */
+  readonly extraEndpointPorts: readonly number[];
   /** Every replica's metrics port. */
   readonly metricsPorts: readonly number[];
   readonly envoyAccessLog: string;
@@ -408,6 +410,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     auditLogs: replicas.map((r) => r.audit),
     extprocSockets: replicas.map((r) => r.socket),
     metricsPorts: replicas.map((r) => r.metrics),
+    extraEndpointPorts: extraEndpoints.map((e) => e.port),
     stopExtProc,
     killExtProc: async () => {
       extprocs.forEach((p) => p.child.kill("SIGKILL"));
