@@ -345,6 +345,8 @@ export class Exchange {
     if (this.audited) return;
     this.audited = true;
     const { ctx } = this;
+    // The scheduler counts this replica's requests in flight per endpoint.
+    if (ctx.endpoint) this.deps.scheduler?.finished(ctx.model!.pool.name, ctx.endpoint);
     const record = ctx.toAuditRecord();
     // With a reservation, the record waits for the settlement: it carries the usage that was charged.
     this.deps.audit.write(ctx.admission ? this.settled(ctx.admission, record) : record);

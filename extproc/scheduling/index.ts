@@ -62,6 +62,11 @@ export class Scheduler {
     return pick;
   }
 
+  /** A request this replica sent to `endpoint` of `pool` (a pick of {@link pick}) has ended. */
+  finished(pool: string, endpoint: string): void {
+    this.readers.get(pool)?.reader.finished(endpoint);
+  }
+
   /** Every scheduled endpoint's last read. */
   report(): EndpointReport[] {
     return [...this.readers.values()].flatMap(({ reader }) => reader.report());

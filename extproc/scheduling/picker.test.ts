@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import fc from "fast-check";
-import { pickEndpoint, stringHash, type EndpointState } from "./picker.js";
+import { pickEndpoint, queueOf, stringHash, type EndpointState } from "./picker.js";
 
 const state = (address: string, over: Partial<EndpointState> = {}): EndpointState => ({
   address,
@@ -10,29 +10,24 @@ const state = (address: string, over: Partial<EndpointState> = {}): EndpointStat
   running: 0,
   kvUsage: 0,
   assigned: 0,
+  inFlight: 0,
   ...over,
 });
 const SETTINGS = { queueMargin: 2 };
 
 describe("pickEndpoint", () => {
-  it("chooses the shortest queue, counting requests sent since the last read; then KV usage, then running", () => {
-    const a = state("10.0.0.1:8000", { waiting: 3 });
-    const b = state("10.0.0.2:8000", { waiting: 1 });
+  it("chooses the lowest load: the server's waiting + running and what was sent since, or what is in flight", () => {
+    const a = state("10.0.0.1:8000", { waiting: 3, running: 4 });
+    const b = state("10.0.0.2:8000", { waiting: 1, running: 4 });
     assert.deepEqual(pickEndpoint([a, b], undefined, SETTINGS), { endpoint: b.address, reason: "queue" });
     assert.equal(pickEndpoint([a, { ...b, assigned: 3 }], undefined, SETTINGS).endpoint, a.address);
-    assert.equal(
-      pickEndpoint(
-        [state("x:1", { kvUsage: 0.9 }), state("y:1", { kvUsage: 0.2, running: 9 })],
-        undefined,
-        SETTINGS,
-      ).endpoint,
-      "y:1",
-    );
-    assert.equal(
-      pickEndpoint([state("x:1", { running: 2 }), state("y:1", { running: 1 })], undefined, SETTINGS)
-        .endpoint,
-      "y:1",
-    );
+    // More of this replica's requests in flight than the (older) read shows: the in-flight count decides.
+    assert.equal(pickEndpoint([a, { ...b, inFlight: 8 }], undefined, SETTINGS).endpoint, a.address);
+    assert.equal(queueOf({ ...b, inFlight: 8 }), 8);
+    // Equal load: the emptier KV cache, then the lower address.
+    const [x, y] = [state("x:1", { kvUsage: 0.9, running: 1 }), state("y:1", { kvUsage: 0.2, waiting: 1 })];
+    assert.equal(pickEndpoint([x, y], undefined, SETTINGS).endpoint, "y:1");
+    assert.equal(pickEndpoint([state("y:1"), state("x:1")], undefined, SETTINGS).endpoint, "x:1");
   });
 
   it("never picks an unknown endpoint, and names none when nothing is known", () => {
@@ -58,9 +53,9 @@ describe("pickEndpoint", () => {
       const affine = endpoints.find((e) => e.address === first.endpoint)!;
       const other = endpoints.find((e) => e !== affine)!;
       // Within the margin it stays; one more request beyond it and the shorter queue wins.
-      const within = [{ ...affine, waiting: 2 }, other];
+      const within = [{ ...affine, waiting: 1, running: 1 }, other];
       assert.deepEqual(pickEndpoint(within, key, SETTINGS), first);
-      const beyond = [{ ...affine, waiting: 2, assigned: 1 }, other];
+      const beyond = [{ ...affine, waiting: 1, running: 1, assigned: 1 }, other];
       assert.deepEqual(pickEndpoint(beyond, key, SETTINGS), { endpoint: other.address, reason: "queue" });
     }
     assert.equal(chosen.size, 2, "prefixes spread over the endpoints");
@@ -74,6 +69,7 @@ describe("pickEndpoint", () => {
       running: fc.nat(100),
       kvUsage: fc.double({ min: 0, max: 1, noNaN: true }),
       assigned: fc.nat(20),
+      inFlight: fc.nat(40),
     });
     fc.assert(
       fc.property(
@@ -87,8 +83,8 @@ describe("pickEndpoint", () => {
           const chosen = known.find((e) => e.address === pick.endpoint);
           if (!chosen) return false;
           // Bounded affinity: the chosen queue is never more than the margin over the shortest known one.
-          const shortest = Math.min(...known.map((e) => e.waiting + e.assigned));
-          return chosen.waiting + chosen.assigned - shortest <= queueMargin;
+          const shortest = Math.min(...known.map(queueOf));
+          return queueOf(chosen) - shortest <= queueMargin;
         },
       ),
     );

@@ -18,13 +18,15 @@ export interface EndpointState {
   readonly kvUsage: number;
   /** Requests this replica sent it since that read (they are not in the figures yet). */
   readonly assigned: number;
+  /** Requests this replica sent it that have not ended (Envoy's least-request count, seen from here). */
+  readonly inFlight: number;
 }
 
 /** How the picker weighs queue against prefix affinity. */
 export interface PickSettings {
   /**
-   * Affinity holds while the affine endpoint's queue (waiting + assigned) exceeds the least-loaded one's by
-   * at most this many requests; beyond it the request goes to the least-loaded endpoint.
+   * Affinity holds while the affine endpoint's load ({@link queueOf}) exceeds the least-loaded one's by at
+   * most this many requests; beyond it the request goes to the least-loaded endpoint.
    */
   readonly queueMargin: number;
 }
@@ -38,13 +40,18 @@ export interface Pick {
   readonly reason: PickReason;
 }
 
-/** Queue depth as the picker counts it: the server's queue plus what was sent since it was read. */
-const queue = (e: EndpointState): number => e.waiting + e.assigned;
+/**
+ * An endpoint's load as the picker counts it: what the server reported (waiting + running, every client's)
+ * plus what this replica sent since, or this replica's own requests in flight when those are more (the read
+ * is up to an interval old; the in-flight count is exact now, but blind to other replicas and clients).
+ */
+export const queueOf = (e: EndpointState): number => Math.max(e.waiting + e.running + e.assigned, e.inFlight);
+const queue = queueOf;
 
 /**
  * Chooses an endpoint. Without `affinityKey` (or when affinity would overload its endpoint): the known
- * endpoint with the shortest queue, then the lowest KV usage, then the fewest running, then the lowest
- * address (deterministic). With a key: the known endpoint rendezvous hashing assigns it, so the same prefix
+ * endpoint with the lowest {@link queueOf}, then the lowest KV usage, then the lowest address
+ * (deterministic). With a key: the known endpoint rendezvous hashing assigns it, so the same prefix
  * keeps going to the same server while the set of known endpoints stays the same.
  */
 export function pickEndpoint(
@@ -75,7 +82,6 @@ export function pickEndpoint(
 function lessLoaded(a: EndpointState, b: EndpointState): boolean {
   if (queue(a) !== queue(b)) return queue(a) < queue(b);
   if (a.kvUsage !== b.kvUsage) return a.kvUsage < b.kvUsage;
-  if (a.running !== b.running) return a.running < b.running;
   return a.address < b.address;
 }
 

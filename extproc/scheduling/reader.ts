@@ -15,9 +15,11 @@ interface Reading {
   kvUsage: number;
   /** Monotonic ms of the last successful read; -Infinity before the first. */
   readAt: number;
-  inFlight: boolean;
+  scraping: boolean;
   /** Requests this replica sent since the read in flight (or the last one) began. */
   assigned: number;
+  /** Requests this replica sent that have not ended. */
+  inFlight: number;
 }
 
 /** What {@link PoolStateReader} reports of one endpoint, for metrics. */
@@ -103,15 +105,25 @@ export class PoolStateReader {
         running: r.running,
         kvUsage: r.kvUsage,
         assigned: r.assigned,
+        inFlight: r.inFlight,
       });
     }
     return out;
   }
 
-  /** Counts a request sent to `address` until the next read shows it. */
+  /** Counts a request sent to `address`: until the next read shows it, and until it ends. */
   assigned(address: string): void {
     const r = this.readings.get(address);
-    if (r) r.assigned++;
+    if (r) {
+      r.assigned++;
+      r.inFlight++;
+    }
+  }
+
+  /** A request sent to `address` has ended. */
+  finished(address: string): void {
+    const r = this.readings.get(address);
+    if (r && r.inFlight > 0) r.inFlight--;
   }
 
   /** The endpoints' last reads, for metrics. */
@@ -139,7 +151,8 @@ export class PoolStateReader {
           running: 0,
           kvUsage: 0,
           readAt: -Infinity,
-          inFlight: false,
+          scraping: false,
+          inFlight: 0,
           assigned: 0,
         });
     }
@@ -163,14 +176,14 @@ export class PoolStateReader {
   private scrapeAll(): void {
     for (const [address, reading] of this.readings) {
       // A scrape still running is bounded by its timeout; the next interval tries again.
-      if (reading.inFlight) continue;
-      reading.inFlight = true;
+      if (reading.scraping) continue;
+      reading.scraping = true;
       // Requests sent before the server answers may or may not be in its figures; those sent before the
       // read began are assumed to be (counting them twice would push requests away from a server for nothing).
       const assignedBefore = reading.assigned;
       this.scrape(address).then(
         (values) => {
-          reading.inFlight = false;
+          reading.scraping = false;
           reading.waiting = values.waiting;
           reading.running = values.running;
           reading.kvUsage = values.kvUsage;
@@ -178,7 +191,7 @@ export class PoolStateReader {
           reading.assigned = Math.max(0, reading.assigned - assignedBefore);
         },
         (err: Error) => {
-          reading.inFlight = false;
+          reading.scraping = false;
           this.events.scrapeFailed?.(this.settings.pool, address, err);
         },
       );

@@ -48,7 +48,7 @@ describe("scheduling: endpoint choice by model-server state", () => {
     return { server: response.headers.get("x-demo-server"), endpoint: record.endpoint };
   };
 
-  /** `count` requests straight to `server` (not through the gateway), each running ~0.6 s at speed 1. */
+  /** `count` requests straight to `server` (not through the gateway), each running ~0.6 s at speed 1: 16 keep the slow server busy ~5 s. */
   const loadDirectly = (server: string, count: number) =>
     Promise.all(
       Array.from({ length: count }, (_, i) =>
@@ -69,7 +69,8 @@ describe("scheduling: endpoint choice by model-server state", () => {
     const policyFile = writePolicy(dir, (doc) => {
       doc.pools["pool-a"].scheduling = {
         intervalMs: 50,
-        staleAfterIntervals: 3,
+        // Half a second: on a busy test machine a read can take longer than a few intervals.
+        staleAfterIntervals: 10,
         affinity: { prefixChars: 256, queueMargin: 2 },
       };
     });
@@ -94,7 +95,7 @@ describe("scheduling: endpoint choice by model-server state", () => {
   });
 
   it("sends requests away from a server with a queue", async () => {
-    const load = loadDirectly(SLOW, 8);
+    const load = loadDirectly(SLOW, 16);
     await waitFor("the slow server's queue read", async () => {
       return (
         (await metric("llm_gateway_endpoint_waiting", { endpoint: address(SLOW) })) >= 4 &&
@@ -128,17 +129,25 @@ describe("scheduling: endpoint choice by model-server state", () => {
     const hitsBefore = Object.fromEntries(
       [SLOW, FAST].map((s) => [s, stack.pools[s]!.capacity!.snapshot().prefixHits]),
     );
+    const picks = () =>
+      Promise.all(
+        ["affinity", "queue", "no_state"].map((reason) =>
+          metric("llm_gateway_endpoint_picks_total", { reason }),
+        ),
+      );
+    const picksBefore = await picks();
     const servers = new Set<string | null>();
     for (let i = 0; i < 6; i++) servers.add((await ask(`question number ${i}`, {}, SYSTEM_PROMPT)).server);
+    const [affinity, queue, noState] = (await picks()).map((n, i) => n - picksBefore[i]!);
+    assert.deepEqual({ affinity, queue, noState }, { affinity: 6, queue: 0, noState: 0 });
     assert.equal(servers.size, 1, `one server answered every request: ${[...servers].join(", ")}`);
     const server = [...servers][0]!;
     // The first request filled its cache; the other five found the system prompt's blocks there.
     assert.ok(stack.pools[server]!.capacity!.snapshot().prefixHits - hitsBefore[server]! >= 5 * 16);
-    assert.ok((await metric("llm_gateway_endpoint_picks_total", { reason: "affinity" })) >= 6);
   });
 
   it("ignores a client's own endpoint and routing headers: neither reaches Envoy's balancer or the server", async () => {
-    const load = loadDirectly(SLOW, 8);
+    const load = loadDirectly(SLOW, 16);
     await waitFor("the slow server's queue read", async () => {
       return (await metric("llm_gateway_endpoint_waiting", { endpoint: address(SLOW) })) >= 4;
     });
@@ -196,11 +205,11 @@ describe("scheduling: endpoint choice by model-server state", () => {
         max_tokens: 2,
       });
     await Promise.all(Array.from({ length: 6 }, (_, i) => request(i)));
-    // Gone before the scheduler or Envoy's health checks can know: hints to it fail to connect and Envoy's
-    // retry goes to the other host.
+    // Gone before the scheduler or Envoy's health checks can know: a hint to it fails to connect, Envoy's
+    // retry goes to another host (previous_hosts), outlier detection ejects it, and its reads go stale.
     await stack.pools[SLOW]!.close();
-    const answers = await Promise.all(Array.from({ length: 12 }, (_, i) => request(100 + i)));
-    assert.equal(answers.length, 12);
+    // One after another: each is placed on what the scheduler and Envoy know by then.
+    for (let i = 0; i < 12; i++) await request(100 + i);
     await waitFor("the gone server unknown", async () => {
       return (await metric("llm_gateway_endpoint_known", { endpoint: address(SLOW) })) === 0;
     });
