@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import fc from "fast-check";
-import { pickEndpoint, queueOf, stringHash, type EndpointState } from "./picker.js";
+import { loadOf, pickEndpoint, queueOf, stringHash, type EndpointState } from "./picker.js";
 
 const state = (address: string, over: Partial<EndpointState> = {}): EndpointState => ({
   address,
@@ -23,7 +23,7 @@ describe("pickEndpoint", () => {
     assert.equal(pickEndpoint([a, { ...b, assigned: 3 }], undefined, SETTINGS).endpoint, a.address);
     // More of this replica's requests in flight than the (older) read shows: the in-flight count decides.
     assert.equal(pickEndpoint([a, { ...b, inFlight: 8 }], undefined, SETTINGS).endpoint, a.address);
-    assert.equal(queueOf({ ...b, inFlight: 8 }), 8);
+    assert.equal(loadOf({ ...b, inFlight: 8 }), 8);
     // Equal load: the emptier KV cache, then the lower address.
     const [x, y] = [state("x:1", { kvUsage: 0.9, running: 1 }), state("y:1", { kvUsage: 0.2, waiting: 1 })];
     assert.equal(pickEndpoint([x, y], undefined, SETTINGS).endpoint, "y:1");
@@ -53,9 +53,10 @@ describe("pickEndpoint", () => {
       const affine = endpoints.find((e) => e.address === first.endpoint)!;
       const other = endpoints.find((e) => e !== affine)!;
       // Within the margin it stays; one more request beyond it and the shorter queue wins.
-      const within = [{ ...affine, waiting: 1, running: 1 }, other];
+      // Running sequences are load, not queue: they do not break affinity.
+      const within = [{ ...affine, waiting: 2, running: 3 }, other];
       assert.deepEqual(pickEndpoint(within, key, SETTINGS), first);
-      const beyond = [{ ...affine, waiting: 1, running: 1, assigned: 1 }, other];
+      const beyond = [{ ...affine, waiting: 2, running: 3, assigned: 1 }, other];
       assert.deepEqual(pickEndpoint(beyond, key, SETTINGS), { endpoint: other.address, reason: "queue" });
     }
     assert.equal(chosen.size, 2, "prefixes spread over the endpoints");
@@ -82,9 +83,10 @@ describe("pickEndpoint", () => {
           if (known.length === 0) return pick.endpoint === undefined && pick.reason === "no_state";
           const chosen = known.find((e) => e.address === pick.endpoint);
           if (!chosen) return false;
-          // Bounded affinity: the chosen queue is never more than the margin over the shortest known one.
-          const shortest = Math.min(...known.map(queueOf));
-          return queueOf(chosen) - shortest <= queueMargin;
+          // The least-loaded known endpoint, or (affinity) one whose queue is within the margin of its queue.
+          const lowest = Math.min(...known.map(loadOf));
+          if (pick.reason === "queue") return loadOf(chosen) === lowest;
+          return known.some((l) => loadOf(l) === lowest && queueOf(chosen) - queueOf(l) <= queueMargin);
         },
       ),
     );

@@ -25,8 +25,8 @@ export interface EndpointState {
 /** How the picker weighs queue against prefix affinity. */
 export interface PickSettings {
   /**
-   * Affinity holds while the affine endpoint's load ({@link queueOf}) exceeds the least-loaded one's by at
-   * most this many requests; beyond it the request goes to the least-loaded endpoint.
+   * Affinity holds while the affine endpoint's queue ({@link queueOf}: waiting, not running) exceeds the
+   * least-loaded endpoint's by at most this many requests; beyond it the request goes to the least-loaded.
    */
   readonly queueMargin: number;
 }
@@ -41,16 +41,18 @@ export interface Pick {
 }
 
 /**
- * An endpoint's load as the picker counts it: what the server reported (waiting + running, every client's)
+ * An endpoint's load, which the least-loaded choice minimizes: what the server reported (waiting + running, every client's)
  * plus what this replica sent since, or this replica's own requests in flight when those are more (the read
  * is up to an interval old; the in-flight count is exact now, but blind to other replicas and clients).
  */
-export const queueOf = (e: EndpointState): number => Math.max(e.waiting + e.running + e.assigned, e.inFlight);
-const queue = queueOf;
+export const loadOf = (e: EndpointState): number => Math.max(e.waiting + e.running + e.assigned, e.inFlight);
+
+/** An endpoint's queue: requests waiting on the server, plus what this replica sent since the read. */
+export const queueOf = (e: EndpointState): number => e.waiting + e.assigned;
 
 /**
  * Chooses an endpoint. Without `affinityKey` (or when affinity would overload its endpoint): the known
- * endpoint with the lowest {@link queueOf}, then the lowest KV usage, then the lowest address
+ * endpoint with the lowest {@link loadOf}, then the lowest KV usage, then the lowest address
  * (deterministic). With a key: the known endpoint rendezvous hashing assigns it, so the same prefix
  * keeps going to the same server while the set of known endpoints stays the same.
  */
@@ -74,13 +76,13 @@ export function pickEndpoint(
     }
   }
   if (!least) return { endpoint: undefined, reason: "no_state" };
-  if (affine && queue(affine) - queue(least) <= settings.queueMargin)
+  if (affine && queueOf(affine) - queueOf(least) <= settings.queueMargin)
     return { endpoint: affine.address, reason: "affinity" };
   return { endpoint: least.address, reason: "queue" };
 }
 
 function lessLoaded(a: EndpointState, b: EndpointState): boolean {
-  if (queue(a) !== queue(b)) return queue(a) < queue(b);
+  if (loadOf(a) !== loadOf(b)) return loadOf(a) < loadOf(b);
   if (a.kvUsage !== b.kvUsage) return a.kvUsage < b.kvUsage;
   return a.address < b.address;
 }
