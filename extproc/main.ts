@@ -7,12 +7,19 @@ import pino from "pino";
 import { createAuditSink, readAuditRecords, type ChainHead } from "./audit/index.js";
 import { RevocationList } from "./auth/revocations.js";
 import { readLogLevel, readSettings } from "./config/index.js";
-import { createMetrics, registerAuditDurabilityLag, startMetricsServer } from "./metrics/index.js";
+import {
+  createMetrics,
+  registerAuditDurabilityLag,
+  registerEndpointState,
+  startMetricsServer,
+} from "./metrics/index.js";
+import { readEnvoyRouting } from "./policy/envoy-routing.js";
 import { PolicyError, type Policy } from "./policy/index.js";
 import { PolicyStore } from "./policy/store.js";
 import { connectRedis, MemoryQuotaStore, QuotaService, RedisQuotaStore } from "./quota/index.js";
 import { replayUsage } from "./quota/replay.js";
 import { monthWindow } from "./quota/windows.js";
+import { Scheduler } from "./scheduling/index.js";
 import { startExtProcServer } from "./server/index.js";
 import { createTracer } from "./tracing/index.js";
 import { preloadEncoding } from "./tokens/index.js";
@@ -29,8 +36,17 @@ async function main(): Promise<void> {
   // One wall clock for key expiry, quota windows and audit record times (the replay relies on the last two).
   const now = Date.now;
   const metrics = createMetrics();
-  // Tokenizers load with each policy: the first load takes ~300 ms and must not land on a request.
-  const preload = (p: Policy) => p.models.forEach((model) => preloadEncoding(model.tokenizer));
+  const scheduler = new Scheduler((pool) => envoyPoolAddresses(settings.envoyConfigFile, pool), {
+    scrapeFailed: (pool, endpoint, err) =>
+      logger.debug({ pool, endpoint, err: err.message }, "endpoint metrics read failed"),
+    resolveFailed: (pool, err) => logger.warn({ pool, err: err.message }, "endpoint DNS resolution failed"),
+  });
+  // Tokenizers load with each policy: the first load takes ~300 ms and must not land on a request. The
+  // scheduler follows each policy's pools.
+  const preload = (p: Policy) => {
+    p.models.forEach((model) => preloadEncoding(model.tokenizer));
+    scheduler.configure([...p.pools.values()].flatMap((pool) => pool.scheduling ?? []));
+  };
   const policies = new PolicyStore(
     settings.policyFile,
     { envoyConfigFile: settings.envoyConfigFile },
@@ -84,6 +100,7 @@ async function main(): Promise<void> {
   // hook would throw on it), and an unwritable audit path stops extproc with a clear error.
   await audit.ready();
   registerAuditDurabilityLag(metrics.registry, () => audit.durabilityLagSeconds());
+  registerEndpointState(metrics.registry, () => scheduler.report());
   // logrotate-style rotation: move the file away, then SIGUSR2 makes extproc reopen its path.
   process.on("SIGUSR2", () => audit.reopen());
   const workers = new WorkerPool({ workers: settings.workers, logger });
@@ -133,6 +150,7 @@ async function main(): Promise<void> {
       logger,
       revocations,
       tracer: tracing?.tracer,
+      scheduler,
     },
     { listen: settings.listen, maxMessageBytes: settings.maxMessageBytes, logger },
   );
@@ -154,6 +172,7 @@ async function main(): Promise<void> {
       .shutdown(settings.shutdownGraceMs)
       .then(async () => {
         policies.close();
+        scheduler.close();
         stopFollowing();
         // Records still waiting for a token count and settlement need the workers and the store.
         await audit.flush();
@@ -175,6 +194,19 @@ async function main(): Promise<void> {
   };
   process.on("SIGTERM", () => stop("SIGTERM"));
   process.on("SIGINT", () => stop("SIGINT"));
+}
+
+/**
+ * The static endpoints of `pool`'s own cluster in the Envoy bootstrap (an aggregate's first member), or none
+ * without a bootstrap: the policy check refuses a scheduled pool reading endpoints from Envoy then.
+ */
+function envoyPoolAddresses(envoyConfigFile: string | undefined, pool: string): readonly string[] {
+  if (envoyConfigFile === undefined) return [];
+  const routing = readEnvoyRouting(envoyConfigFile);
+  const route = routing.routes.get(pool);
+  const cluster = route && routing.clusters.get(route.cluster);
+  const own = cluster?.aggregate ? routing.clusters.get(cluster.aggregate[0]!) : cluster;
+  return own?.addresses ?? [];
 }
 
 /**

@@ -61,6 +61,8 @@ export interface AuditRecord {
   pool: string | null;
   /** The model's own pool, when a fallback pool answered instead. */
   fallback_from?: string;
+  /** The endpoint (`ip:port`) the scheduler chose, for a pool with scheduling that had a known state. */
+  endpoint?: string;
   status: number | null;
   decision: "allow" | "deny";
   /**

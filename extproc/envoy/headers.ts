@@ -2,6 +2,13 @@
 export const ROUTING_HEADER = "x-gateway-pool";
 
 /**
+ * Request header extproc sets to the endpoint (`ip:port`) its scheduler chose; the pool cluster's
+ * override-host load balancing policy reads it (docs/scheduling.md). Envoy removes any client copy before
+ * ext_proc sees the request, and extproc strips it again.
+ */
+export const ENDPOINT_HEADER = "x-gateway-endpoint";
+
+/**
  * Response header the route of a pool with fallbacks adds: the pool of the host that answered, from the
  * endpoint's `llm_gateway.pool` metadata. extproc audits it and removes it before the client sees it.
  */

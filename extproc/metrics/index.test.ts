@@ -4,7 +4,12 @@ import type { AddressInfo } from "node:net";
 import { describe, it } from "node:test";
 import type { AuditRecord } from "../audit/index.js";
 import { countExchange } from "./exchange.js";
-import { createMetrics, registerAuditDurabilityLag, startMetricsServer } from "./index.js";
+import {
+  createMetrics,
+  registerAuditDurabilityLag,
+  registerEndpointState,
+  startMetricsServer,
+} from "./index.js";
 
 /** The documented metrics (docs/metrics.md): name → type and labels. */
 const DOCUMENTED: Record<string, { type: string; labels: string[] }> = {
@@ -25,6 +30,7 @@ const DOCUMENTED: Record<string, { type: string; labels: string[] }> = {
   llm_gateway_model_price: { type: "gauge", labels: ["model", "type", "currency"] },
   llm_gateway_trace_spans_exported_total: { type: "counter", labels: [] },
   llm_gateway_trace_spans_dropped_total: { type: "counter", labels: ["reason"] },
+  llm_gateway_endpoint_picks_total: { type: "counter", labels: ["pool", "endpoint", "reason"] },
 };
 
 const RECORD: AuditRecord = {
@@ -67,6 +73,44 @@ describe("createMetrics", () => {
 
   it("gives each call a registry of its own", () => {
     assert.notEqual(createMetrics().registry, createMetrics().registry);
+  });
+
+  it("publishes the scheduler's last read of each endpoint at each scrape, and forgets endpoints gone", async () => {
+    const { registry } = createMetrics();
+    let rows = [
+      {
+        pool: "p",
+        address: "10.0.0.1:8000",
+        known: true,
+        waiting: 3,
+        running: 4,
+        kvUsage: 0.5,
+        ageSeconds: 0.05,
+      },
+      {
+        pool: "p",
+        address: "10.0.0.2:8000",
+        known: false,
+        waiting: 0,
+        running: 0,
+        kvUsage: 0,
+        ageSeconds: Infinity,
+      },
+    ];
+    registerEndpointState(registry, () => rows);
+    const text = await registry.metrics();
+    for (const line of [
+      'llm_gateway_endpoint_waiting{pool="p",endpoint="10.0.0.1:8000"} 3',
+      'llm_gateway_endpoint_running{pool="p",endpoint="10.0.0.1:8000"} 4',
+      'llm_gateway_endpoint_kv_usage{pool="p",endpoint="10.0.0.1:8000"} 0.5',
+      'llm_gateway_endpoint_state_age_seconds{pool="p",endpoint="10.0.0.1:8000"} 0.05',
+      'llm_gateway_endpoint_known{pool="p",endpoint="10.0.0.1:8000"} 1',
+      'llm_gateway_endpoint_known{pool="p",endpoint="10.0.0.2:8000"} 0',
+      'llm_gateway_endpoint_state_age_seconds{pool="p",endpoint="10.0.0.2:8000"} +Inf',
+    ])
+      assert.ok(text.includes(`${line}\n`), line);
+    rows = rows.slice(0, 1);
+    assert.ok(!(await registry.metrics()).includes("10.0.0.2"));
   });
 
   it("reads the audit durability lag at each scrape", async () => {

@@ -19,6 +19,7 @@ export interface GatewayMetrics {
   readonly policy: PolicyMetrics;
   readonly traceSpansExported: Counter;
   readonly traceSpansDropped: Counter<"reason">;
+  readonly endpointPicks: Counter<"pool" | "endpoint" | "reason">;
 }
 
 /** Creates the metric set on a fresh registry, with Node process metrics included. */
@@ -122,6 +123,12 @@ export function createMetrics(): GatewayMetrics {
       labelNames: ["reason"],
       registers: [registry],
     }),
+    endpointPicks: new Counter({
+      name: "llm_gateway_endpoint_picks_total",
+      help: "Scheduler choices for pools with scheduling, by pool, endpoint and reason (queue, affinity; no_state: no endpoint known, Envoy balanced alone, endpoint empty).",
+      labelNames: ["pool", "endpoint", "reason"],
+      registers: [registry],
+    }),
     quotaStoreDegraded: new Gauge({
       name: "llm_gateway_quota_store_degraded",
       help: "1 while the shared quota store is unreachable (requests fail closed or use local limits).",
@@ -148,6 +155,61 @@ export function registerAuditDurabilityLag(registry: Registry, lagSeconds: () =>
       this.set(lagSeconds());
     },
   });
+}
+
+/** One scheduled endpoint's last read, as {@link registerEndpointState} publishes it. */
+export interface EndpointStateRow {
+  readonly pool: string;
+  readonly address: string;
+  readonly known: boolean;
+  readonly waiting: number;
+  readonly running: number;
+  readonly kvUsage: number;
+  readonly ageSeconds: number;
+}
+
+/**
+ * Publishes the scheduler's last read of every scheduled endpoint (`rows`, read at each scrape): waiting,
+ * running, KV usage, its age, and whether it counts as known. Registered once the scheduler exists.
+ */
+export function registerEndpointState(registry: Registry, rows: () => readonly EndpointStateRow[]): void {
+  const labelNames = ["pool", "endpoint"] as const;
+  const gauge = (name: string, help: string, value: (row: EndpointStateRow) => number) =>
+    new Gauge({
+      name,
+      help,
+      labelNames,
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const row of rows()) this.set({ pool: row.pool, endpoint: row.address }, value(row));
+      },
+    });
+  gauge(
+    "llm_gateway_endpoint_waiting",
+    "Requests waiting on the endpoint's model server, as last read.",
+    (r) => r.waiting,
+  );
+  gauge(
+    "llm_gateway_endpoint_running",
+    "Requests running on the endpoint's model server, as last read.",
+    (r) => r.running,
+  );
+  gauge(
+    "llm_gateway_endpoint_kv_usage",
+    "KV-cache usage (0..1) of the endpoint's model server, as last read.",
+    (r) => r.kvUsage,
+  );
+  gauge(
+    "llm_gateway_endpoint_state_age_seconds",
+    "Seconds since the endpoint's metrics were last read successfully (+Inf: never).",
+    (r) => r.ageSeconds,
+  );
+  gauge(
+    "llm_gateway_endpoint_known",
+    "1 while the endpoint's last read is fresh and succeeded (the picker may choose it), else 0.",
+    (r) => (r.known ? 1 : 0),
+  );
 }
 
 /** Serves `GET /metrics` (Prometheus text) and `GET /healthz` on `host:port`. Resolves once listening. */

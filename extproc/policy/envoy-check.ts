@@ -1,4 +1,4 @@
-import { SERVED_POOL_FORMAT, SERVED_POOL_HEADER } from "../envoy/headers.js";
+import { ENDPOINT_HEADER, SERVED_POOL_FORMAT, SERVED_POOL_HEADER } from "../envoy/headers.js";
 import { readEnvoyRouting, type EnvoyRouting } from "./envoy-routing.js";
 import type { PolicyProblem } from "./error.js";
 import type { PolicyDocument } from "./schema.js";
@@ -37,6 +37,18 @@ export function checkAgainstEnvoy(
       problem(`the route for ${poolName} goes to cluster "${route.cluster}", which is not defined`);
       continue;
     }
+    // A scheduled pool's hint is read by its own cluster: the route's, or an aggregate's first member.
+    const own = cluster.aggregate ? routing.clusters.get(cluster.aggregate[0]!) : cluster;
+    if (spec.scheduling && own) {
+      if (own.overrideHostHeader !== ENDPOINT_HEADER)
+        problem(
+          `${poolName} has scheduling: its cluster needs load_balancing_policy envoy.load_balancing_policies.override_host reading the header ${ENDPOINT_HEADER} (with a least-request fallback_policy), or the endpoint hint is ignored`,
+        );
+      if ((spec.scheduling.endpoints ?? "envoy") === "envoy" && own.addresses.length === 0)
+        problem(
+          `${poolName} reads its endpoints from Envoy (scheduling.endpoints: envoy) but its cluster has no static socket_address endpoints; list them (static) or name a DNS Service (dns)`,
+        );
+    }
     const fallback = spec.fallback ?? [];
     if (fallback.length === 0) {
       if (cluster.aggregate)
@@ -46,12 +58,12 @@ export function checkAgainstEnvoy(
       continue;
     }
     const fallbackClusters = fallback.map((name) => routing.routes.get(name)?.cluster);
-    const own = cluster.aggregate?.[0];
+    const ownName = cluster.aggregate?.[0];
     if (
       !cluster.aggregate ||
       cluster.aggregate.length !== fallback.length + 1 ||
       fallbackClusters.some((c, i) => c !== cluster.aggregate![i + 1]) ||
-      routing.clusters.get(own!)?.aggregate
+      routing.clusters.get(ownName!)?.aggregate
     ) {
       problem(
         `${poolName} falls back to ${fallback.join(", ")}: its route must go to an aggregate cluster of [<its own cluster>, ${fallbackClusters.map((c) => c ?? "?").join(", ")}], not "${route.cluster}"`,
@@ -67,7 +79,7 @@ export function checkAgainstEnvoy(
         `the route for ${poolName} must set the response header ${SERVED_POOL_HEADER}: "${SERVED_POOL_FORMAT}" (append_action: OVERWRITE_IF_EXISTS_OR_ADD) so the audit names the pool that answered`,
       );
     for (const [member, pool] of [
-      [own!, poolName],
+      [ownName!, poolName],
       ...fallback.map((name, i) => [fallbackClusters[i]!, name] as const),
     ] as const) {
       const pools = routing.clusters.get(member)?.endpointPools ?? [];

@@ -11,6 +11,13 @@ export interface EnvoyCluster {
    * the endpoints come from elsewhere (EDS), which cannot be checked here.
    */
   readonly endpointPools: ReadonlyArray<string | undefined>;
+  /** Each static endpoint's socket address as `ip:port` (`[ipv6]:port`), as override-host reads it. */
+  readonly addresses: readonly string[];
+  /**
+   * The request header the cluster's override-host load balancing policy reads the endpoint from, or
+   * undefined when the cluster balances without one.
+   */
+  readonly overrideHostHeader: string | undefined;
 }
 
 /** A route that matches one routing-header value exactly. */
@@ -38,19 +45,38 @@ const list = (v: unknown): Node[] => (Array.isArray(v) ? v.filter(isNode) : []);
 
 const AGGREGATE_CLUSTER = "envoy.clusters.aggregate";
 const PREVIOUS_PRIORITIES = "envoy.retry_priorities.previous_priorities";
+const OVERRIDE_HOST = "envoy.load_balancing_policies.override_host";
 
 function readCluster(cluster: Node): EnvoyCluster {
   const type = node(cluster.cluster_type);
   const members = node(type.typed_config).clusters;
   const aggregate =
     type.name === AGGREGATE_CLUSTER && Array.isArray(members) ? members.map((m) => String(m)) : undefined;
-  const endpointPools = list(node(cluster.load_assignment).endpoints)
-    .flatMap((group) => list(group.lb_endpoints))
-    .map((endpoint) => {
-      const pool = node(node(node(endpoint.metadata).filter_metadata).llm_gateway).pool;
-      return typeof pool === "string" ? pool : undefined;
-    });
-  return { aggregate, endpointPools };
+  const lbEndpoints = list(node(cluster.load_assignment).endpoints).flatMap((group) =>
+    list(group.lb_endpoints),
+  );
+  const endpointPools = lbEndpoints.map((endpoint) => {
+    const pool = node(node(node(endpoint.metadata).filter_metadata).llm_gateway).pool;
+    return typeof pool === "string" ? pool : undefined;
+  });
+  const addresses = lbEndpoints.flatMap((endpoint) => {
+    const socket = node(node(node(endpoint.endpoint).address).socket_address);
+    if (typeof socket.address !== "string" || socket.port_value === undefined) return [];
+    const host = socket.address.includes(":") ? `[${socket.address}]` : socket.address;
+    return [`${host}:${String(socket.port_value)}`];
+  });
+  return { aggregate, endpointPools, addresses, overrideHostHeader: overrideHostHeader(cluster) };
+}
+
+/** The header source of the cluster's `envoy.load_balancing_policies.override_host` policy, if it has one. */
+function overrideHostHeader(cluster: Node): string | undefined {
+  for (const policy of list(node(cluster.load_balancing_policy).policies)) {
+    const extension = node(policy.typed_extension_config);
+    if (extension.name !== OVERRIDE_HOST) continue;
+    for (const source of list(node(extension.typed_config).override_host_sources))
+      if (typeof source.header === "string") return source.header;
+  }
+  return undefined;
 }
 
 function readRoute(route: Node, action: Node): EnvoyRoute {

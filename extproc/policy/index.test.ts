@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { describe, it } from "node:test";
@@ -229,6 +229,70 @@ static_resources:
       assert.deepEqual(load("{ pool-a: {}, pool-c: {} }", envoy()), [
         'pools.pool-a: pool-a is routed to aggregate cluster "pool-a-failover" but has no fallback in the policy',
       ]);
+    });
+  });
+
+  describe("scheduling", () => {
+    const dir = mkdtempSync(path.join(tmpdir(), "policy-scheduling-"));
+    const load = (scheduling: string, envoyYaml: string | undefined) => {
+      const file = path.join(dir, "p.yaml");
+      writeFileSync(
+        file,
+        minimal().replace("pools: { pool-a: {} }", `pools: { pool-a: { scheduling: ${scheduling} } }`),
+      );
+      const envoyConfigFile = envoyYaml === undefined ? undefined : path.join(dir, "envoy.yaml");
+      if (envoyConfigFile) writeFileSync(envoyConfigFile, envoyYaml!);
+      try {
+        return loadPolicy(file, { envoyConfigFile, env: ENV });
+      } catch (err) {
+        assert.ok(err instanceof PolicyError);
+        return err.problems.map((p) => `${p.path}: ${p.message.replace(`${envoyConfigFile}: `, "")}`);
+      }
+    };
+    const envoyYaml = readFileSync(ENVOY, "utf8");
+
+    it("compiles a pool's scheduling with vLLM's names and defaults, its endpoints from Envoy's cluster", () => {
+      const policy = load("{}", envoyYaml);
+      assert.ok(!Array.isArray(policy), String(policy));
+      assert.deepEqual(policy.pools.get("pool-a")!.scheduling, {
+        pool: "pool-a",
+        metricNames: {
+          waiting: "vllm:num_requests_waiting",
+          running: "vllm:num_requests_running",
+          kvUsage: "vllm:kv_cache_usage_perc",
+        },
+        metricsPath: "/metrics",
+        intervalMs: 100,
+        timeoutMs: 80,
+        staleAfterMs: 300,
+        endpoints: { kind: "envoy" },
+        affinity: { prefixChars: 1024, queueMargin: 2 },
+      });
+      assert.equal(policy.pools.get("pool-a")!.scheduling!.pool, "pool-a");
+    });
+
+    it("refuses a cluster without the override-host policy, and Envoy endpoints without a bootstrap", () => {
+      const plain = envoyYaml
+        .replace(
+          /load_balancing_policy: &pool_load_balancing[\s\S]*?LeastRequest\n/,
+          "lb_policy: LEAST_REQUEST\n",
+        )
+        .replace("load_balancing_policy: *pool_load_balancing", "lb_policy: LEAST_REQUEST");
+      assert.notEqual(plain, envoyYaml);
+      assert.deepEqual(load("{}", plain), [
+        "pools.pool-a: pool-a has scheduling: its cluster needs load_balancing_policy envoy.load_balancing_policies.override_host reading the header x-gateway-endpoint (with a least-request fallback_policy), or the endpoint hint is ignored",
+      ]);
+      assert.deepEqual(load("{}", undefined), [
+        "pools.pool-a.scheduling.endpoints: endpoints come from the Envoy bootstrap, but none is configured (EXTPROC_ENVOY_CONFIG): set it, or list the endpoints (static) or a DNS name (dns)",
+      ]);
+      assert.ok(
+        !Array.isArray(load('{ endpoints: { static: [10.0.0.5:8000, "[fd00::5]:8000"] } }', undefined)),
+      );
+      const bad = load(
+        "{ endpoints: { static: [vllm:8000] }, intervalMs: 5, metricNames: { waiting: 'a b' } }",
+        undefined,
+      );
+      assert.ok(Array.isArray(bad) && bad.length === 3, String(bad));
     });
   });
 });

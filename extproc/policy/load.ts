@@ -43,6 +43,15 @@ export function parsePolicy(text: string, file: string, options: LoadPolicyOptio
   const policy = compile(parsed.data, file, text, options.env ?? secretEnvironment(), problems);
   if (options.envoyConfigFile !== undefined)
     checkAgainstEnvoy(parsed.data, options.envoyConfigFile, problems);
+  else {
+    for (const [pool, spec] of Object.entries(parsed.data.pools))
+      if (spec.scheduling?.endpoints === "envoy")
+        problems.push({
+          path: `pools.${pool}.scheduling.endpoints`,
+          message:
+            "endpoints come from the Envoy bootstrap, but none is configured (EXTPROC_ENVOY_CONFIG): set it, or list the endpoints (static) or a DNS name (dns)",
+        });
+  }
   if (problems.length > 0) throw new PolicyError(file, problems);
   return policy;
 }

@@ -1,3 +1,4 @@
+import { compileScheduling } from "../scheduling/compile.js";
 import type { PolicyProblem } from "./error.js";
 import type { PolicyDocument } from "./schema.js";
 import { resolveSecret } from "./secrets.js";
@@ -19,6 +20,9 @@ export function compilePools(
       upstreamAuthorization: secret ? `Bearer ${secret}` : undefined,
       fallback: spec.fallback ?? [],
       apis: apiSupport(spec),
+      scheduling:
+        spec.scheduling &&
+        compileScheduling(poolName, spec.scheduling, `pools.${poolName}.scheduling`, problems),
     });
   }
   checkFallbacks(doc, problems);

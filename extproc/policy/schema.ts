@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { MODEL_SERVERS } from "../scheduling/compile.js";
 import { ENCODINGS } from "../tokens/count.js";
 
 /** Names used as map keys and ids: what Envoy cluster names and OpenAI model ids may contain. */
@@ -15,6 +16,76 @@ const secretRef = z.union([
   z.object({ env: z.string().min(1) }).strict(),
   z.object({ file: z.string().min(1) }).strict(),
 ]);
+
+/** A Prometheus metric name. */
+const metricName = z.string().regex(/^[a-zA-Z_:][a-zA-Z0-9_:]*$/, "a Prometheus metric name");
+
+/** An endpoint as Envoy's override-host policy reads it: `ip:port` or `[ipv6]:port`. */
+const endpointAddress = z
+  .string()
+  .regex(
+    /^(\d{1,3}(\.\d{1,3}){3}|\[[0-9a-fA-F:.]+\]):\d{1,5}$/,
+    "an IP address and port: 10.0.0.5:8000 or [fd00::5]:8000",
+  );
+
+/** Model-server-aware endpoint choice for one pool (docs/scheduling.md). */
+const scheduling = z
+  .object({
+    /** Which server's metric names to read. */
+    server: z.enum(MODEL_SERVERS).default("vllm"),
+    /** Names that differ from the server's (a Triton ensemble, a renamed exporter). */
+    metricNames: z
+      .object({
+        waiting: metricName.optional(),
+        running: metricName.optional(),
+        kvUsage: metricName.optional(),
+      })
+      .strict()
+      .optional(),
+    metricsPath: z
+      .string()
+      .regex(/^\/[A-Za-z0-9._~/-]*$/, "an absolute path")
+      .default("/metrics"),
+    /** How often each endpoint is read. */
+    intervalMs: z.number().int().min(10).max(10_000).default(100),
+    /** Bound on one read (default 80 % of the interval). */
+    timeoutMs: z.number().int().min(5).max(10_000).optional(),
+    /** A read older than this many intervals counts as unknown. */
+    staleAfterIntervals: z.number().int().min(1).max(100).default(3),
+    /**
+     * Where the endpoints come from: `envoy` (the pool cluster's static endpoints in the Envoy bootstrap),
+     * a static list, or a DNS name with every address it resolves to (a Kubernetes headless Service).
+     */
+    endpoints: z
+      .union([
+        z.literal("envoy"),
+        z.object({ static: z.array(endpointAddress).min(1).max(1024) }).strict(),
+        z
+          .object({
+            dns: z.string().regex(/^[a-z0-9]([a-z0-9.-]*[a-z0-9])?$/i, "a DNS name"),
+            port: z.number().int().min(1).max(65_535),
+            refreshMs: z.number().int().min(100).max(600_000).default(5000),
+          })
+          .strict(),
+      ])
+      .default("envoy"),
+    /**
+     * Prefix affinity: requests whose first `prefixChars` characters of prompt agree go to one endpoint
+     * while its queue is at most `queueMargin` longer than the shortest; `false` turns it off.
+     */
+    affinity: z
+      .union([
+        z.literal(false),
+        z
+          .object({
+            prefixChars: z.number().int().min(16).max(1_000_000).default(1024),
+            queueMargin: z.number().int().min(0).max(10_000).default(2),
+          })
+          .strict(),
+      ])
+      .default({ prefixChars: 1024, queueMargin: 2 }),
+  })
+  .strict();
 
 const pool = z
   .object({
@@ -38,6 +109,8 @@ const pool = z
       })
       .strict()
       .optional(),
+    /** Choose the endpoint by model-server state (docs/scheduling.md); Envoy balances alone without it. */
+    scheduling: scheduling.optional(),
   })
   .strict();
 

@@ -1,5 +1,6 @@
 import type { Guardrail } from "../guardrails/compile.js";
 import type { PiiConfig } from "../pii/index.js";
+import type { PoolScheduling } from "../scheduling/compile.js";
 import type { EncodingName } from "../tokens/count.js";
 import type { JwtSettings, LimitDocument, QuotaSettings } from "./schema.js";
 
@@ -14,6 +15,8 @@ export interface Pool {
   readonly fallback: readonly string[];
   /** How its model servers speak each agent API: natively, or the gateway translates to chat completions. */
   readonly apis: { readonly responses: ApiSupport; readonly messages: ApiSupport };
+  /** Endpoint choice by model-server state; undefined: Envoy balances the pool alone. */
+  readonly scheduling: PoolScheduling | undefined;
 }
 
 /** `native`: the model server serves the API itself; `translated`: it speaks chat completions only. */

@@ -15,6 +15,7 @@ import {
 } from "../guardrails/index.js";
 import type { PiiSession } from "../pii/index.js";
 import type { Admission, QuotaService } from "../quota/index.js";
+import type { Scheduler } from "../scheduling/index.js";
 import type { WorkerPool } from "../workers/index.js";
 import type { RequestTrace, Tracer } from "../tracing/index.js";
 
@@ -36,6 +37,8 @@ export interface ProcessorDeps {
   readonly revocations: RevocationList;
   /** Starts requests' traces; absent when tracing is off. */
   readonly tracer?: Tracer;
+  /** Endpoint choice for pools with `scheduling` (absent: Envoy balances every pool alone). */
+  readonly scheduler?: Scheduler;
 }
 
 /** Monotonic milliseconds, for latencies. */
@@ -56,6 +59,8 @@ export class RequestContext {
   model: Model | undefined;
   /** The fallback pool that answered instead of the model's own pool, as Envoy reported it. */
   fallbackPool: string | undefined;
+  /** The endpoint the scheduler hinted to Envoy, if it chose one. */
+  endpoint: string | undefined;
   stream = false;
   status: number | undefined;
   decision: "allow" | "deny" = "allow";
@@ -163,6 +168,7 @@ export class RequestContext {
       policy_digest: this.policy.digest.slice(0, 16),
     };
     if (this.fallbackPool) record.fallback_from = this.model!.pool.name;
+    if (this.endpoint) record.endpoint = this.endpoint;
     if (this.pii) record.pii = { request: this.pii.request, response: this.pii.response };
     const guardrails = this.guardrails;
     if (guardrails && (guardrails.injection || Object.keys(guardrails.denied).length > 0)) {

@@ -367,6 +367,8 @@ export class Exchange {
     if (this.audited) return;
     this.audited = true;
     const { ctx } = this;
+    // The scheduler counts this replica's requests in flight per endpoint.
+    if (ctx.endpoint) this.deps.scheduler?.finished(ctx.model!.pool.name, ctx.endpoint);
     const record = ctx.toAuditRecord();
     // Priced once the usage is final, at the prices of the policy this request ran under.
     const priced = (final: AuditRecord): AuditRecord => {

@@ -1,5 +1,6 @@
 import {
   CLIENT_CREDENTIAL_HEADERS,
+  ENDPOINT_HEADER,
   ROUTING_HEADER,
   SERVED_POOL_HEADER,
   type HeaderMapValues,
@@ -27,8 +28,11 @@ import { INFERENCE_APIS, type InferenceApi } from "./apis.js";
 import { monotonicMs, type AuthenticatedContext, type ProcessorDeps } from "./context.js";
 import type { EndpointProcessor } from "./endpoint.js";
 
-/** Headers removed from every forwarded request: client credentials, and any routing header a client forged. */
-const STRIPPED_REQUEST_HEADERS = [...CLIENT_CREDENTIAL_HEADERS, ROUTING_HEADER];
+/**
+ * Headers removed from every forwarded request: client credentials, and any routing or endpoint header a
+ * client forged (Envoy removes those two before ext_proc too).
+ */
+const STRIPPED_REQUEST_HEADERS = [...CLIENT_CREDENTIAL_HEADERS, ROUTING_HEADER, ENDPOINT_HEADER];
 
 /** Bodies from this size on are checked against quotas before they are scanned (smaller scans cost less). */
 const PRECHECK_BODY_BYTES = 64 * 1024;
@@ -188,6 +192,18 @@ export class InferenceProcessor implements EndpointProcessor {
       forward = chat.toChatRequest(request);
       this.translation = { chat, request, promptTokens: await countInput() };
       setHeaders.push([":path", CHAT_COMPLETIONS_PATH]);
+    }
+    const pick = deps.scheduler?.pick(model.pool.name, () => requestTexts(request, schema).join("\n"));
+    if (pick) {
+      deps.metrics.endpointPicks.inc({
+        pool: model.pool.name,
+        endpoint: pick.endpoint ?? "",
+        reason: pick.reason,
+      });
+      if (pick.endpoint !== undefined) {
+        setHeaders.push([ENDPOINT_HEADER, pick.endpoint]);
+        ctx.endpoint = pick.endpoint;
+      }
     }
     if (model.pool.upstreamAuthorization)
       setHeaders.push(["authorization", model.pool.upstreamAuthorization]);

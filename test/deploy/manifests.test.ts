@@ -416,7 +416,12 @@ describe("deploy/istio: ext_proc in an existing Istio ingress gateway", () => {
       const cluster = clusterNamed(source, clusterName)!;
       const outlier = cluster.outlier_detection;
       const breakers = cluster.circuit_breakers.thresholds[0];
-      assert.equal(cluster.lb_policy, rule.spec.trafficPolicy.loadBalancer.simple);
+      // Envoy balances by the scheduler's hint, else least-request; Istio has the fallback (no hint there).
+      const [balancing] = cluster.load_balancing_policy.policies;
+      assert.equal(balancing.typed_extension_config.name, "envoy.load_balancing_policies.override_host");
+      const [fallback] = balancing.typed_extension_config.typed_config.fallback_policy.policies;
+      assert.equal(fallback.typed_extension_config.name, "envoy.load_balancing_policies.least_request");
+      assert.equal(rule.spec.trafficPolicy.loadBalancer.simple, "LEAST_REQUEST");
       assert.deepEqual(rule.spec.trafficPolicy.outlierDetection, {
         consecutive5xxErrors: outlier.consecutive_5xx,
         consecutiveGatewayErrors: outlier.consecutive_gateway_failure,

@@ -41,6 +41,8 @@ export interface RenderOptions {
   readonly extraPoolPorts?: Readonly<Record<string, number>>;
   /** Turn Envoy's tracing on, exporting to this collector. */
   readonly tracing?: EnvoyTracing;
+  /** Ports of further endpoints of a pool's cluster, after its own, by cluster name. */
+  readonly extraEndpointPorts?: Readonly<Record<string, readonly number[]>>;
 }
 
 /**
@@ -62,7 +64,10 @@ export function renderEnvoyConfig(file: string, options: RenderOptions): string 
     clusters: {
       extproc: { addresses: options.extprocSockets.map((socket) => ({ pipe: { path: socket } })) },
       ...Object.fromEntries(
-        Object.entries(pools).map(([name, port]) => [name, { addresses: [loopback(port)] }]),
+        Object.entries(pools).map(([name, port]) => [
+          name,
+          { addresses: [port, ...(options.extraEndpointPorts?.[name] ?? [])].map(loopback) },
+        ]),
       ),
     },
     filename: (filename) => path.resolve(options.root, filename),

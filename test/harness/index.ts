@@ -9,6 +9,7 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
+import type { CapacityOptions } from "../model-server/capacity.js";
 import { startModelServer, type ModelServer } from "../model-server/index.js";
 import { childEnv, launch, terminate, type ExitStatus, type Launched } from "./children.js";
 import { CLOCK_FILE_VARIABLE, CLOCK_PRELOAD, OwnedClock, type ClockSettingOptions } from "./clock/index.js";
@@ -83,6 +84,17 @@ export interface StackOptions {
    * loopback port, each flushing every `flushIntervalMs` (default 200).
    */
   readonly traces?: { readonly port: number; readonly flushIntervalMs?: number; readonly extproc?: boolean };
+  /** A capacity model for a pool's own demo server, by pool name (see test/model-server/capacity.ts). */
+  readonly capacity?: Readonly<Record<string, Partial<CapacityOptions>>>;
+  /**
+   * Further demo servers in an existing pool's cluster (same models, same credential), each under its own
+   * name in {@link Stack.pools}, optionally capacity-modelled.
+   */
+  readonly extraEndpoints?: ReadonlyArray<{
+    readonly pool: string;
+    readonly name: string;
+    readonly capacity?: Partial<CapacityOptions>;
+  }>;
 }
 
 /** A running stack. */
@@ -97,10 +109,12 @@ export interface Stack {
   readonly auditLogs: readonly string[];
   /** Every replica's Unix socket (Envoy's extproc cluster dials them). */
   readonly extprocSockets: readonly string[];
+  /** Ports of the `extraEndpoints` demo servers, in order. */
+  readonly extraEndpointPorts: readonly number[];
   /** Every replica's metrics port. */
   readonly metricsPorts: readonly number[];
   readonly envoyAccessLog: string;
-  /** In-process demo servers by pool name (absent when run as processes). */
+  /** In-process demo servers by pool name, and extra endpoints by their own name (absent when run as processes). */
   readonly pools: Readonly<Record<string, ModelServer>>;
   /** extproc's owned clock (with `clockAt`): what it reads now, and setting it on every running replica. */
   readonly clock?: {
@@ -205,7 +219,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
       chatOnly: false,
     })),
   );
-  const poolSpecs =
+  const ownSpecs =
     options.modelServerPort === undefined
       ? [
           { name: "pool-a", port: ports.poolA, models: POOL_MODELS["pool-a"], apiKey: undefined },
@@ -220,6 +234,17 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
           ...extraPools,
         ]
       : extraPools;
+  const extraEndpoints = await Promise.all(
+    (options.extraEndpoints ?? []).map(async (e) => {
+      const own = ownSpecs.find((p) => p.name === e.pool);
+      if (!own) throw new Error(`extraEndpoints: no pool ${e.pool}`);
+      return { ...own, name: e.name, port: await freePort(), cluster: e.pool, capacity: e.capacity };
+    }),
+  );
+  const poolSpecs = [
+    ...ownSpecs.map((p) => ({ ...p, cluster: p.name, capacity: options.capacity?.[p.name] })),
+    ...extraEndpoints,
+  ];
 
   // Socket paths are limited to ~107 bytes: under the repository (npm start: .run/) they are given relative
   // to it, every process's working directory, as envoy/envoy.yaml's default is.
@@ -263,7 +288,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
   const startReplica = async (replica: (typeof replicas)[number]): Promise<Launched> => {
     const env = childEnv({
       EXTPROC_POLICY: options.policyFile ?? path.join(ROOT, "deploy/policy.yaml"),
-      EXTPROC_ENVOY_CONFIG: envoySource,
+      EXTPROC_ENVOY_CONFIG: envoyConfig,
       EXTPROC_LISTEN: `unix:${replica.socket}`,
       EXTPROC_METRICS_LISTEN: `127.0.0.1:${replica.metrics}`,
       EXTPROC_AUDIT_LOG: replica.audit,
@@ -304,6 +329,29 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     extprocs = await Promise.all(replicas.map(startReplica));
   };
 
+  // The bootstrap Envoy runs, on this run's ports: extproc checks the policy against it and reads the pool
+  // clusters' endpoints from it.
+  const envoyConfig = path.join(workDir, "envoy.yaml");
+  const extraEndpointPorts: Record<string, number[]> = {};
+  for (const e of extraEndpoints) (extraEndpointPorts[e.cluster] ??= []).push(e.port);
+  writeFileSync(
+    envoyConfig,
+    renderEnvoyConfig(envoySource, {
+      ports,
+      root: ROOT,
+      withoutExtProc: options.withoutExtProc,
+      extprocSockets: replicas.map((r) => r.socket),
+      extraPoolPorts: Object.fromEntries(extraPools.map((p) => [p.name, p.port])),
+      extraEndpointPorts,
+      ...(traces && {
+        tracing: {
+          collector: { address: "127.0.0.1", port: traces.port },
+          flushIntervalMs: traces.flushIntervalMs,
+        },
+      }),
+    }),
+  );
+
   try {
     for (const spec of poolSpecs) {
       if (options.modelServersAsProcesses) {
@@ -317,6 +365,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
         args.push("--models", spec.models.join(","), "--token-delay-ms", String(options.tokenDelayMs ?? 0));
         if (spec.apiKey) args.push("--api-key", spec.apiKey);
         if (spec.chatOnly) args.push("--chat-only");
+        if (spec.capacity) args.push("--capacity", JSON.stringify(spec.capacity));
         processes.push(
           launch(spec.name, process.execPath, args, {
             env: childEnv(),
@@ -334,28 +383,11 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
           chatOnly: spec.chatOnly,
           tokenDelayMs: options.tokenDelayMs ?? 0,
           recordRequests: RECORDED_REQUESTS,
+          ...(spec.capacity && { capacity: spec.capacity }),
         });
       }
     }
     if (options.startExtProc ?? !options.withoutExtProc) await startExtProc();
-
-    const envoyConfig = path.join(workDir, "envoy.yaml");
-    writeFileSync(
-      envoyConfig,
-      renderEnvoyConfig(envoySource, {
-        ports,
-        root: ROOT,
-        withoutExtProc: options.withoutExtProc,
-        extprocSockets: replicas.map((r) => r.socket),
-        extraPoolPorts: Object.fromEntries(extraPools.map((p) => [p.name, p.port])),
-        ...(traces && {
-          tracing: {
-            collector: { address: "127.0.0.1", port: traces.port },
-            flushIntervalMs: traces.flushIntervalMs,
-          },
-        }),
-      }),
-    );
     // Access log lines reach the file within 250 ms (Envoy buffers them for 10 s by default).
     const envoyArgs = [
       "-c",
@@ -409,6 +441,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     auditLogs: replicas.map((r) => r.audit),
     extprocSockets: replicas.map((r) => r.socket),
     metricsPorts: replicas.map((r) => r.metrics),
+    extraEndpointPorts: extraEndpoints.map((e) => e.port),
     stopExtProc,
     killExtProc: async () => {
       extprocs.forEach((p) => p.child.kill("SIGKILL"));

@@ -25,6 +25,9 @@
  *                                 instead of content; finish_reason `tool_calls`
  * - `x-demo-fragment-chars: 3`    stream reasoning and tool call arguments in pieces of this many characters
  *
+ * With `capacity` set, chat and completion answers go through a {@link CapacityModel} (sequence slots, KV
+ * budget, prefix cache, speed; it replaces the token delay) and `GET /metrics` answers vLLM's metrics.
+ *
  * Requests that ask for `logprobs` (chat: `logprobs: true`, `top_logprobs`; completions: `logprobs: n`) get
  * them for every content token, in vLLM's shapes.
  */
@@ -42,6 +45,7 @@ import {
   type AgentAnswer,
   type AgentEvent,
 } from "./agents.js";
+import { CapacityModel, vllmMetricsText, type CapacityOptions } from "./capacity.js";
 
 /** Options for {@link startModelServer}. */
 export interface ModelServerOptions {
@@ -62,6 +66,8 @@ export interface ModelServerOptions {
    * pool the gateway translates for).
    */
   readonly chatOnly?: boolean;
+  /** Model capacity and speed (see {@link CapacityModel}); off by default: every request runs at once. */
+  readonly capacity?: Partial<CapacityOptions>;
 }
 
 /** A request as the model server received it. */
@@ -78,6 +84,10 @@ export interface ModelServer {
   readonly url: string;
   /** Most recent requests, oldest first (bounded by `recordRequests`). */
   readonly received: ReceivedRequest[];
+  /** The capacity model, when `capacity` was given. */
+  readonly capacity: CapacityModel | undefined;
+  /** While false, `GET /metrics` answers 503 (a scrape failing while the server still serves). */
+  setMetricsAvailable(available: boolean): void;
   close(): Promise<void>;
 }
 
@@ -134,6 +144,8 @@ export async function startModelServer(options: ModelServerOptions): Promise<Mod
   const received: ReceivedRequest[] = [];
   const keep = options.recordRequests ?? 0;
   let sequence = 0;
+  const capacity = options.capacity && new CapacityModel(options.capacity);
+  let metricsAvailable = true;
 
   const handle = async (req: IncomingMessage, res: ServerResponse, rawBody: string): Promise<void> => {
     const path = (req.url ?? "/").split("?", 1)[0]!;
@@ -143,6 +155,14 @@ export async function startModelServer(options: ModelServerOptions): Promise<Mod
     }
     if (path === "/health") {
       res.writeHead(200, { "content-type": "text/plain" }).end("ok\n");
+      return;
+    }
+    if (capacity && req.method === "GET" && path === "/metrics") {
+      if (!metricsAvailable) res.writeHead(503, { "content-type": "text/plain" }).end("unavailable\n");
+      else
+        res
+          .writeHead(200, { "content-type": "text/plain; version=1.0.0; charset=utf-8" })
+          .end(vllmMetricsText(capacity.snapshot(), options.models[0] ?? ""));
       return;
     }
     if (options.apiKey !== undefined && req.headers.authorization !== `Bearer ${options.apiKey}`) {
@@ -249,6 +269,10 @@ export async function startModelServer(options: ModelServerOptions): Promise<Mod
         : answerTokens(model, prompt, maxTokens);
     const finishReason = typeof forced !== "string" && tokens.length >= maxTokens ? "length" : "stop";
     const completionTokens = typeof forced === "string" ? words(tokens.join("")).length : tokens.length;
+    // The one point where capacity applies: wait for a slot, then pace the answer by the admission's timing.
+    const admission = await capacity?.admit(words(prompt), tokens.length, () => res.destroyed);
+    if (capacity && !admission) return;
+    res.once("close", () => admission?.release());
     // vLLM's field order.
     const usage = {
       prompt_tokens: promptTokens,
@@ -272,6 +296,7 @@ export async function startModelServer(options: ModelServerOptions): Promise<Mod
     const finish = toolCall ? "tool_calls" : finishReason;
 
     if (body.stream !== true) {
+      if (admission) await sleep(admission.firstTokenMs + admission.tokenMs * (tokens.length - 1));
       const message = {
         role: "assistant",
         content: toolCall ? null : tokens.join(""),
@@ -363,7 +388,8 @@ export async function startModelServer(options: ModelServerOptions): Promise<Mod
       );
     }
     for (const [i, piece] of pieces.entries()) {
-      if (tokenDelay > 0) await sleep(tokenDelay);
+      const pause = admission ? (i === 0 ? admission.firstTokenMs : admission.tokenMs) : tokenDelay;
+      if (pause > 0) await sleep(pause);
       if (res.destroyed) return;
       if (req.headers["x-demo-drop"] === "mid-stream" && i === Math.floor(pieces.length / 2)) {
         req.socket.destroy();
@@ -424,6 +450,10 @@ export async function startModelServer(options: ModelServerOptions): Promise<Mod
     port,
     url: `http://127.0.0.1:${port}`,
     received,
+    capacity,
+    setMetricsAvailable: (available) => {
+      metricsAvailable = available;
+    },
     close: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections();

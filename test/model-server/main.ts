@@ -1,6 +1,6 @@
 /**
  * Runs one demo model server: `node dist/test/model-server/main.js --name pool-a --port 8000 \
- *   --models llama-3.1-8b-instruct [--api-key KEY] [--token-delay-ms 20] [--chat-only]`
+ *   --models llama-3.1-8b-instruct [--api-key KEY] [--token-delay-ms 20] [--chat-only] [--capacity JSON]`
  */
 import { parseArgs } from "node:util";
 import { startModelServer } from "./index.js";
@@ -15,6 +15,8 @@ const { values } = parseArgs({
     "token-delay-ms": { type: "string", default: "0" },
     // Chat completions only: /v1/responses and /v1/messages answer 404 (a pool the gateway translates for).
     "chat-only": { type: "boolean", default: false },
+    /** JSON of CapacityOptions (capacity.ts), e.g. '{"maxSequences":4,"speed":2}'; off without it. */
+    capacity: { type: "string" },
   },
 });
 
@@ -26,6 +28,7 @@ const server = await startModelServer({
   apiKey: values["api-key"] ?? process.env.DEMO_API_KEY,
   tokenDelayMs: Number(values["token-delay-ms"]),
   chatOnly: values["chat-only"],
+  ...(values.capacity !== undefined && { capacity: JSON.parse(values.capacity) as object }),
 });
 console.error(
   `demo model server ${values.name} listening on ${values.host}:${server.port} (${values.models})`,

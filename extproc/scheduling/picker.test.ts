@@ -1,0 +1,94 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import fc from "fast-check";
+import { loadOf, pickEndpoint, queueOf, stringHash, type EndpointState } from "./picker.js";
+
+const state = (address: string, over: Partial<EndpointState> = {}): EndpointState => ({
+  address,
+  known: true,
+  waiting: 0,
+  running: 0,
+  kvUsage: 0,
+  assigned: 0,
+  inFlight: 0,
+  ...over,
+});
+const SETTINGS = { queueMargin: 2 };
+
+describe("pickEndpoint", () => {
+  it("chooses the lowest load: the server's waiting + running and what was sent since, or what is in flight", () => {
+    const a = state("10.0.0.1:8000", { waiting: 3, running: 4 });
+    const b = state("10.0.0.2:8000", { waiting: 1, running: 4 });
+    assert.deepEqual(pickEndpoint([a, b], undefined, SETTINGS), { endpoint: b.address, reason: "queue" });
+    assert.equal(pickEndpoint([a, { ...b, assigned: 3 }], undefined, SETTINGS).endpoint, a.address);
+    // More of this replica's requests in flight than the (older) read shows: the in-flight count decides.
+    assert.equal(pickEndpoint([a, { ...b, inFlight: 8 }], undefined, SETTINGS).endpoint, a.address);
+    assert.equal(loadOf({ ...b, inFlight: 8 }), 8);
+    // Equal load: the emptier KV cache, then the lower address.
+    const [x, y] = [state("x:1", { kvUsage: 0.9, running: 1 }), state("y:1", { kvUsage: 0.2, waiting: 1 })];
+    assert.equal(pickEndpoint([x, y], undefined, SETTINGS).endpoint, "y:1");
+    assert.equal(pickEndpoint([state("y:1"), state("x:1")], undefined, SETTINGS).endpoint, "x:1");
+  });
+
+  it("never picks an unknown endpoint, and names none when nothing is known", () => {
+    const idle = state("10.0.0.1:8000", { known: false });
+    const busy = state("10.0.0.2:8000", { waiting: 50 });
+    assert.equal(pickEndpoint([idle, busy], undefined, SETTINGS).endpoint, busy.address);
+    assert.deepEqual(pickEndpoint([idle], stringHash("p"), SETTINGS), {
+      endpoint: undefined,
+      reason: "no_state",
+    });
+    assert.deepEqual(pickEndpoint([], undefined, SETTINGS), { endpoint: undefined, reason: "no_state" });
+  });
+
+  it("sends one prefix to one endpoint, different prefixes to both, and drops affinity beyond the queue margin", () => {
+    const endpoints = [state("10.0.0.1:8000"), state("10.0.0.2:8000")];
+    const chosen = new Set<string>();
+    for (let i = 0; i < 64; i++) {
+      const key = stringHash(`system prompt ${i}`);
+      const first = pickEndpoint(endpoints, key, SETTINGS);
+      assert.equal(first.reason, "affinity");
+      assert.deepEqual(pickEndpoint([...endpoints].reverse(), key, SETTINGS), first, "order does not matter");
+      chosen.add(first.endpoint!);
+      const affine = endpoints.find((e) => e.address === first.endpoint)!;
+      const other = endpoints.find((e) => e !== affine)!;
+      // Within the margin it stays; one more request beyond it and the shorter queue wins.
+      // Running sequences are load, not queue: they do not break affinity.
+      const within = [{ ...affine, waiting: 2, running: 3 }, other];
+      assert.deepEqual(pickEndpoint(within, key, SETTINGS), first);
+      const beyond = [{ ...affine, waiting: 2, running: 3, assigned: 1 }, other];
+      assert.deepEqual(pickEndpoint(beyond, key, SETTINGS), { endpoint: other.address, reason: "queue" });
+    }
+    assert.equal(chosen.size, 2, "prefixes spread over the endpoints");
+  });
+
+  it("property: the pick is a known endpoint of the pool whenever one is known, else none", () => {
+    const endpoint = fc.record({
+      address: fc.constantFrom("10.0.0.1:80", "10.0.0.2:80", "10.0.0.3:80", "[fd00::1]:80"),
+      known: fc.boolean(),
+      waiting: fc.nat(100),
+      running: fc.nat(100),
+      kvUsage: fc.double({ min: 0, max: 1, noNaN: true }),
+      assigned: fc.nat(20),
+      inFlight: fc.nat(40),
+    });
+    fc.assert(
+      fc.property(
+        fc.uniqueArray(endpoint, { selector: (e) => e.address, maxLength: 4 }),
+        fc.option(fc.nat(), { nil: undefined }),
+        fc.nat(10),
+        (endpoints, key, queueMargin) => {
+          const pick = pickEndpoint(endpoints, key, { queueMargin });
+          const known = endpoints.filter((e) => e.known);
+          if (known.length === 0) return pick.endpoint === undefined && pick.reason === "no_state";
+          const chosen = known.find((e) => e.address === pick.endpoint);
+          if (!chosen) return false;
+          // The least-loaded known endpoint, or (affinity) one whose queue is within the margin of its queue.
+          const lowest = Math.min(...known.map(loadOf));
+          if (pick.reason === "queue") return loadOf(chosen) === lowest;
+          return known.some((l) => loadOf(l) === lowest && queueOf(chosen) - queueOf(l) <= queueMargin);
+        },
+      ),
+    );
+  });
+});
