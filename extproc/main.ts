@@ -23,13 +23,23 @@ const CHECKPOINT_INTERVAL_MS = 60_000;
 // Operational logs go to stderr; stdout is left to the audit sink when EXTPROC_AUDIT_LOG=stdout.
 const logger = pino({ level: readLogLevel() }, pino.destination(2));
 
+/**
+ * Whether requests under `policy` may have tokens counted: a limit rule (admission and settlement count
+ * them) or a guardrail's input token cap. Nothing else counts.
+ */
+const countsTokens = (policy: Policy): boolean =>
+  policy.limits.length > 0 || policy.guardrails.some((g) => g.maxInputTokens !== undefined);
+
 async function main(): Promise<void> {
   const settings = readSettings();
   // One wall clock for key expiry, quota windows and audit record times (the replay relies on the last two).
   const now = Date.now;
   const metrics = createMetrics();
-  // Tokenizers load with each policy: the first load takes ~300 ms and must not land on a request.
-  const preload = (p: Policy) => p.models.forEach((model) => preloadEncoding(model.tokenizer));
+  // Tokenizers load with each policy that counts tokens: the first load takes ~300 ms and must not land on a
+  // request. One that counts none loads none (cl100k_base alone holds ~65 MB resident).
+  const preload = (p: Policy) => {
+    if (countsTokens(p)) p.models.forEach((model) => preloadEncoding(model.tokenizer));
+  };
   const policies = new PolicyStore(
     settings.policyFile,
     { envoyConfigFile: settings.envoyConfigFile },
