@@ -10,7 +10,7 @@ import { readLogLevel, readSettings } from "./config/index.js";
 import { createMetrics, registerAuditDurabilityLag, startMetricsServer } from "./metrics/index.js";
 import { PolicyError, type Policy } from "./policy/index.js";
 import { PolicyStore } from "./policy/store.js";
-import { connectRedis, MemoryQuotaStore, QuotaService, RedisQuotaStore } from "./quota/index.js";
+import { MemoryQuotaStore, openRedisStore, QuotaService } from "./quota/index.js";
 import { replayUsage } from "./quota/replay.js";
 import { monthWindow } from "./quota/windows.js";
 import { startExtProcServer } from "./server/index.js";
@@ -97,20 +97,18 @@ async function main(): Promise<void> {
   process.on("SIGUSR2", () => audit.reopen());
   const workers = new WorkerPool({ workers: settings.workers, logger });
   const { quota: quotaSettings } = policy;
-  const store =
+  const redisStore =
     quotaSettings.store === "redis"
-      ? new RedisQuotaStore(
-          connectRedis(
-            quotaSettings.redis!,
-            (err) => logger.debug({ err: err.message }, "redis connection error"),
-            settings.redisPassword,
-          ),
-          quotaSettings.redis!.keyPrefix,
+      ? await openRedisStore(
+          quotaSettings.redis!,
+          (err) => logger.debug({ err: err.message }, "redis connection error"),
+          settings.redisPassword,
         )
-      : new MemoryQuotaStore();
-  if (store instanceof RedisQuotaStore) {
+      : undefined;
+  const store = redisStore ?? new MemoryQuotaStore();
+  if (redisStore) {
     // Start even if Redis is down (policy decides how requests fare meanwhile), but say so.
-    await store
+    await redisStore
       .ready(5000)
       .catch((err: Error) => logger.error({ err: err.message }, "redis not reachable at start-up"));
   }
@@ -118,8 +116,9 @@ async function main(): Promise<void> {
     await replayAuditLog(store, policy, settings.auditLog, now());
   }
   const revocations = new RevocationList();
-  const stopFollowing =
-    store instanceof RedisQuotaStore ? revocations.follow(store.client, store.prefix, logger) : () => {};
+  const stopFollowing = redisStore
+    ? revocations.follow(redisStore.client, redisStore.prefix, logger)
+    : () => {};
   const quota = new QuotaService({ store, shared: quotaSettings.store === "redis", metrics, logger, now });
   const server = await startExtProcServer(
     {
