@@ -16,7 +16,7 @@ import {
 import { readEnvoyRouting } from "./policy/envoy-routing.js";
 import { PolicyError, type Policy } from "./policy/index.js";
 import { PolicyStore } from "./policy/store.js";
-import { connectRedis, MemoryQuotaStore, QuotaService, RedisQuotaStore } from "./quota/index.js";
+import { MemoryQuotaStore, openRedisStore, QuotaService } from "./quota/index.js";
 import { replayUsage } from "./quota/replay.js";
 import { monthWindow } from "./quota/windows.js";
 import { Scheduler } from "./scheduling/index.js";
@@ -31,6 +31,16 @@ const CHECKPOINT_INTERVAL_MS = 60_000;
 // Operational logs go to stderr; stdout is left to the audit sink when EXTPROC_AUDIT_LOG=stdout.
 const logger = pino({ level: readLogLevel() }, pino.destination(2));
 
+/**
+ * Whether requests under `policy` may have tokens counted: a limit rule (admission and settlement count
+ * them), a guardrail's input token cap, or a pool that translates the Messages API (the gateway answers its
+ * `count_tokens` itself). Nothing else counts.
+ */
+const countsTokens = (policy: Policy): boolean =>
+  policy.limits.length > 0 ||
+  policy.guardrails.some((g) => g.maxInputTokens !== undefined) ||
+  [...policy.pools.values()].some((pool) => pool.apis.messages === "translated");
+
 async function main(): Promise<void> {
   const settings = readSettings();
   // One wall clock for key expiry, quota windows and audit record times (the replay relies on the last two).
@@ -41,10 +51,11 @@ async function main(): Promise<void> {
       logger.debug({ pool, endpoint, err: err.message }, "endpoint metrics read failed"),
     resolveFailed: (pool, err) => logger.warn({ pool, err: err.message }, "endpoint DNS resolution failed"),
   });
-  // Tokenizers load with each policy: the first load takes ~300 ms and must not land on a request. The
-  // scheduler follows each policy's pools.
+  // Tokenizers load with each policy that counts tokens: the first load takes ~300 ms and must not land on a
+  // request. One that counts none loads none (cl100k_base alone holds ~65 MB resident). The scheduler
+  // follows each policy's pools.
   const preload = (p: Policy) => {
-    p.models.forEach((model) => preloadEncoding(model.tokenizer));
+    if (countsTokens(p)) p.models.forEach((model) => preloadEncoding(model.tokenizer));
     scheduler.configure([...p.pools.values()].flatMap((pool) => pool.scheduling ?? []));
   };
   const policies = new PolicyStore(
@@ -105,20 +116,18 @@ async function main(): Promise<void> {
   process.on("SIGUSR2", () => audit.reopen());
   const workers = new WorkerPool({ workers: settings.workers, logger });
   const { quota: quotaSettings } = policy;
-  const store =
+  const redisStore =
     quotaSettings.store === "redis"
-      ? new RedisQuotaStore(
-          connectRedis(
-            quotaSettings.redis!,
-            (err) => logger.debug({ err: err.message }, "redis connection error"),
-            settings.redisPassword,
-          ),
-          quotaSettings.redis!.keyPrefix,
+      ? await openRedisStore(
+          quotaSettings.redis!,
+          (err) => logger.debug({ err: err.message }, "redis connection error"),
+          settings.redisPassword,
         )
-      : new MemoryQuotaStore();
-  if (store instanceof RedisQuotaStore) {
+      : undefined;
+  const store = redisStore ?? new MemoryQuotaStore();
+  if (redisStore) {
     // Start even if Redis is down (policy decides how requests fare meanwhile), but say so.
-    await store
+    await redisStore
       .ready(5000)
       .catch((err: Error) => logger.error({ err: err.message }, "redis not reachable at start-up"));
   }
@@ -126,8 +135,9 @@ async function main(): Promise<void> {
     await replayAuditLog(store, policy, settings.auditLog, now());
   }
   const revocations = new RevocationList();
-  const stopFollowing =
-    store instanceof RedisQuotaStore ? revocations.follow(store.client, store.prefix, logger) : () => {};
+  const stopFollowing = redisStore
+    ? revocations.follow(redisStore.client, redisStore.prefix, logger)
+    : () => {};
   const quota = new QuotaService({ store, shared: quotaSettings.store === "redis", metrics, logger, now });
   // Off unless a collector is configured: then no tracer exists and nothing is sent anywhere.
   const tracing =

@@ -14,7 +14,7 @@ import { encodeResponse, ProcessingRequest, ProcessingResponse } from "./protoco
 
 /** Encodes a reply to wire bytes with the real protobuf type, as the gRPC server does, and decodes it. */
 function wire(message: object, options: { bytes?: StringConstructor; enums?: StringConstructor } = {}) {
-  const bytes = ProcessingResponse.encode(message).finish();
+  const bytes = encodeResponse(message);
   return ProcessingResponse.toObject(ProcessingResponse.decode(bytes), { oneofs: true, ...options });
 }
 

@@ -1,3 +1,5 @@
+import protobuf from "protobufjs";
+
 /**
  * Shapes of the ext_proc messages as protobufjs decodes them, and builders for the replies extproc sends.
  * Processors never touch protobuf shapes directly: they return a {@link PhaseReply} or {@link LocalReply}.
@@ -142,17 +144,116 @@ function toStruct(values: MetadataValues) {
   return { fields: { [METADATA_NAMESPACE]: { structValue: { fields } } } };
 }
 
-/** Builds the ProcessingResponse answering `phase` with `reply`. */
-export function encodePhaseReply(phase: Phase, reply: PhaseReply): object {
-  if (phase === "requestTrailers" || phase === "responseTrailers") return { [phase]: {} };
-  const common: Record<string, unknown> = {};
-  if (reply.setHeaders || reply.removeHeaders)
-    common.headerMutation = headerMutation(reply.setHeaders, reply.removeHeaders);
-  if (reply.body) common.bodyMutation = reply.body.length > 0 ? { body: reply.body } : { clearBody: true };
-  if (reply.clearRouteCache) common.clearRouteCache = true;
-  const out: Record<string, unknown> = { [phase]: { response: common } };
-  if (reply.metadata) out.dynamicMetadata = toStruct(reply.metadata);
-  return out;
+/*
+ * Wire tags ((field number << 3) | wire type; 2 = length-delimited, 0 = varint, 1 = 64-bit) of the reply
+ * fields encodePhaseReply writes, from proto/envoy/service/ext_proc/v3/external_processor.proto,
+ * config/core/v3/base.proto and google/protobuf/struct.proto.
+ */
+const PHASE_TAG: Record<Phase, number> = {
+  requestHeaders: (1 << 3) | 2,
+  responseHeaders: (2 << 3) | 2,
+  requestBody: (3 << 3) | 2,
+  responseBody: (4 << 3) | 2,
+  requestTrailers: (5 << 3) | 2,
+  responseTrailers: (6 << 3) | 2,
+};
+const TAG = {
+  /** ProcessingResponse.dynamic_metadata; HeadersResponse/BodyResponse.response (1). */
+  dynamicMetadata: (8 << 3) | 2,
+  response: (1 << 3) | 2,
+  /** CommonResponse */
+  headerMutation: (2 << 3) | 2,
+  bodyMutation: (3 << 3) | 2,
+  clearRouteCache: (5 << 3) | 0,
+  /** HeaderMutation */
+  setHeader: (1 << 3) | 2,
+  removeHeader: (2 << 3) | 2,
+  /** HeaderValueOption.header, .append_action; HeaderValue.key, .raw_value */
+  header: (1 << 3) | 2,
+  appendAction: (3 << 3) | 0,
+  key: (1 << 3) | 2,
+  rawValue: (3 << 3) | 2,
+  /** BodyMutation.body, .clear_body */
+  body: (1 << 3) | 2,
+  clearBody: (2 << 3) | 0,
+  /** Struct.fields map entry (key 1, value 2); Value.number_value, .string_value, .bool_value, .struct_value */
+  structField: (1 << 3) | 2,
+  entryKey: (1 << 3) | 2,
+  entryValue: (2 << 3) | 2,
+  numberValue: (2 << 3) | 1,
+  stringValue: (3 << 3) | 2,
+  boolValue: (4 << 3) | 0,
+  structValue: (5 << 3) | 2,
+} as const;
+
+/** The trailers replies, which carry nothing: encoded once. */
+const TRAILERS_REPLY = {
+  requestTrailers: encodeBytes((w) => w.uint32(PHASE_TAG.requestTrailers).uint32(0)),
+  responseTrailers: encodeBytes((w) => w.uint32(PHASE_TAG.responseTrailers).uint32(0)),
+};
+
+function encodeBytes(write: (writer: protobuf.Writer) => void): Buffer {
+  const writer = protobuf.Writer.create();
+  write(writer);
+  const bytes = writer.finish();
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
+function writeHeaderMutation(
+  w: protobuf.Writer,
+  set: ReadonlyArray<readonly [string, string]> = [],
+  remove: readonly string[] = [],
+): void {
+  w.uint32(TAG.headerMutation).fork();
+  for (const [key, value] of set) {
+    w.uint32(TAG.setHeader).fork().uint32(TAG.header).fork();
+    w.uint32(TAG.key).string(key);
+    // protobufjs leaves an empty raw_value out (proto3's default); so does this, byte for byte.
+    if (value.length > 0) w.uint32(TAG.rawValue).bytes(Buffer.from(value, "latin1"));
+    w.ldelim().uint32(TAG.appendAction).int32(OVERWRITE_IF_EXISTS_OR_ADD).ldelim();
+  }
+  for (const name of remove) w.uint32(TAG.removeHeader).string(name);
+  w.ldelim();
+}
+
+/** `dynamic_metadata`: a Struct holding {@link METADATA_NAMESPACE} → Struct of `values`. */
+function writeMetadata(w: protobuf.Writer, values: MetadataValues): void {
+  w.uint32(TAG.dynamicMetadata).fork();
+  w.uint32(TAG.structField).fork().uint32(TAG.entryKey).string(METADATA_NAMESPACE);
+  w.uint32(TAG.entryValue).fork().uint32(TAG.structValue).fork();
+  for (const key in values) {
+    const value = values[key];
+    if (value == null) continue;
+    w.uint32(TAG.structField).fork().uint32(TAG.entryKey).string(key).uint32(TAG.entryValue).fork();
+    if (typeof value === "string") w.uint32(TAG.stringValue).string(value);
+    else if (typeof value === "number") w.uint32(TAG.numberValue).double(value);
+    else w.uint32(TAG.boolValue).bool(value);
+    w.ldelim().ldelim();
+  }
+  w.ldelim().ldelim().ldelim().ldelim();
+}
+
+/**
+ * The ProcessingResponse answering `phase` with `reply`, on the wire. Written field by field for the few
+ * shapes a reply has (the bytes protobufjs would write for the equivalent message object: a property test
+ * holds them equal), without building that object and walking it by reflection once per message.
+ */
+export function encodePhaseReply(phase: Phase, reply: PhaseReply): Buffer {
+  if (phase === "requestTrailers" || phase === "responseTrailers") return TRAILERS_REPLY[phase];
+  return encodeBytes((w) => {
+    w.uint32(PHASE_TAG[phase]).fork().uint32(TAG.response).fork();
+    if (reply.setHeaders || reply.removeHeaders)
+      writeHeaderMutation(w, reply.setHeaders, reply.removeHeaders);
+    if (reply.body) {
+      w.uint32(TAG.bodyMutation).fork();
+      if (reply.body.length > 0) w.uint32(TAG.body).bytes(reply.body);
+      else w.uint32(TAG.clearBody).bool(true);
+      w.ldelim();
+    }
+    if (reply.clearRouteCache) w.uint32(TAG.clearRouteCache).bool(true);
+    w.ldelim().ldelim();
+    if (reply.metadata) writeMetadata(w, reply.metadata);
+  });
 }
 
 /** Builds the ProcessingResponse that makes Envoy answer the client with `reply`. */

@@ -12,7 +12,20 @@ import { dayWindow, formatDuration, monthWindow } from "./windows.js";
 
 export { MemoryQuotaStore } from "./memory.js";
 export { countPromptTokens, type AnswerSeen, type Charged, type CountTokens } from "./charge.js";
-export { RedisQuotaStore, connectRedis } from "./redis.js";
+export type { RedisQuotaStore } from "./redis.js";
+
+/**
+ * The Redis store as policy says (see connectRedis). ioredis (~15 MB resident) loads only here: a replica
+ * on the memory store never loads it.
+ */
+export async function openRedisStore(
+  settings: NonNullable<Policy["quota"]["redis"]>,
+  onError: (err: Error) => void,
+  password?: string,
+): Promise<import("./redis.js").RedisQuotaStore> {
+  const { connectRedis, RedisQuotaStore } = await import("./redis.js");
+  return new RedisQuotaStore(connectRedis(settings, onError, password), settings.keyPrefix);
+}
 
 /** What a charge counts, to report it and to settle it with actual usage. */
 interface ChargeRole {

@@ -1,4 +1,5 @@
-import { get_encoding, type Tiktoken, type TiktokenEncoding } from "tiktoken";
+import { createRequire } from "node:module";
+import type { Tiktoken, TiktokenEncoding } from "tiktoken";
 
 /** BPE encodings extproc can count with (all bundled with the `tiktoken` package: no download). */
 export const ENCODINGS = ["cl100k_base", "o200k_base", "p50k_base", "r50k_base"] as const;
@@ -16,10 +17,17 @@ const MAX_SEGMENT = 8192;
 
 const cache = new Map<EncodingName, Tiktoken>();
 
+/**
+ * tiktoken's WebAssembly module, loaded with the first encoding (~16 MB resident): a process whose policy
+ * counts no tokens never loads it.
+ */
+let tiktoken: typeof import("tiktoken") | undefined;
+
 function encoding(name: EncodingName): Tiktoken {
   let enc = cache.get(name);
   if (!enc) {
-    enc = get_encoding(name as TiktokenEncoding);
+    tiktoken ??= createRequire(import.meta.url)("tiktoken") as typeof import("tiktoken");
+    enc = tiktoken.get_encoding(name as TiktokenEncoding);
     cache.set(name, enc);
   }
   return enc;
