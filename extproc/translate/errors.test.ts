@@ -36,7 +36,7 @@ describe("upstream errors in the client API's shape", () => {
       "invalid_request_error",
       "rate_limit_error",
       "api_error",
-      "api_error",
+      "overloaded_error",
       "timeout_error",
       "overloaded_error",
     ]);

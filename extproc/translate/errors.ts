@@ -3,6 +3,7 @@
  * (`{"error":{message,type,code,param}}`, vLLM and Triton) or close to it (TGI: `{"error":"…","error_type":…}`;
  * Ollama: `{"error":"…"}`); all read here.
  */
+import { anthropicErrorType } from "../errors/index.js";
 import { numberOf, objectOf, stringOf } from "./json.js";
 
 /** The message of an error object or string, or a generic one naming the status. */
@@ -19,32 +20,6 @@ function openAiType(status: number): string {
   if (status === 404) return "not_found_error";
   if (status === 429) return "rate_limit_error";
   return status >= 500 ? "server_error" : "invalid_request_error";
-}
-
-/** Anthropic's error type for a status: the SDK picks its error class by status, programs read the type. */
-export function anthropicType(status: number): string {
-  switch (status) {
-    case 400:
-      return "invalid_request_error";
-    case 401:
-      return "authentication_error";
-    case 402:
-      return "billing_error";
-    case 403:
-      return "permission_error";
-    case 404:
-      return "not_found_error";
-    case 413:
-      return "request_too_large";
-    case 429:
-      return "rate_limit_error";
-    case 504:
-      return "timeout_error";
-    case 529:
-      return "overloaded_error";
-    default:
-      return status >= 500 ? "api_error" : "invalid_request_error";
-  }
 }
 
 /** A chat server's error body as an OpenAI (Responses) error body. */
@@ -69,7 +44,7 @@ export function anthropicErrorFromChat(status: number, body: unknown): Record<st
   return {
     type: "error",
     error: {
-      type: anthropicType(status),
+      type: anthropicErrorType(status),
       message: errorMessageOf(wrapper?.error ?? wrapper?.message, status),
     },
   };

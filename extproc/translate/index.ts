@@ -6,7 +6,7 @@
  * express is refused with a GatewayError (`invalid_request`, naming the field). Mapping: docs/translation.md.
  */
 import { readAnswer, type ChatUsage } from "./chat.js";
-import { anthropicErrorFromChat, anthropicType, openAiErrorFromChat } from "./errors.js";
+import { anthropicErrorFromChat, openAiErrorFromChat } from "./errors.js";
 import { messageFromChat } from "./messages-answer.js";
 import { messagesToChat, type MessagesRequest } from "./messages-request.js";
 import { MessagesStreamConverter } from "./messages-stream.js";
@@ -17,8 +17,6 @@ import type { AnswerOptions, StreamConverter, StreamOptions } from "./stream.js"
 
 export type { AnswerOptions, ChatUsage, MessagesRequest, ResponsesRequest, StreamConverter, StreamOptions };
 
-/** Anthropic's error type for an HTTP status (the Messages API's error bodies, the gateway's own included). */
-export const anthropicErrorType: (status: number) => string = anthropicType;
 
 /** The client APIs translated to chat completions. */
 export type TranslatedApi = "responses" | "messages";

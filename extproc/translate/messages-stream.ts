@@ -5,7 +5,8 @@
  */
 import { ChatStreamAssembler, type BlockOp } from "./blocks.js";
 import type { ChatHead, ChatUsage } from "./chat.js";
-import { anthropicType, errorMessageOf } from "./errors.js";
+import { anthropicErrorType } from "../errors/index.js";
+import { errorMessageOf } from "./errors.js";
 import { numberOf, objectOf } from "./json.js";
 import { contentBlock, messageId, messagesUsage, stopOf } from "./messages-answer.js";
 import { sseEvent } from "./sse.js";
@@ -32,7 +33,7 @@ export class MessagesStreamConverter implements StreamConverter {
       return Buffer.from(
         sseEvent("error", {
           type: "error",
-          error: { type: anthropicType(status), message: errorMessageOf(error) },
+          error: { type: anthropicErrorType(status), message: errorMessageOf(error) },
         }),
       );
     }
