@@ -9,7 +9,13 @@ import { parseTraceparent } from "./context.js";
 import { BatchSpanExporter, httpPost, type ExportCounters } from "./exporter.js";
 import { RequestTrace, type SpanSink } from "./span.js";
 
-export { summarize, GEN_AI_OPERATIONS, type ExchangeSummary } from "./attributes.js";
+export {
+  summarize,
+  GEN_AI_OPERATIONS,
+  GEN_AI_PROVIDER,
+  type ExchangeSummary,
+  type InferenceSummary,
+} from "./attributes.js";
 export { formatTraceparent, parseTraceparent, type SpanContext } from "./context.js";
 export {
   BatchSpanExporter,
