@@ -47,6 +47,7 @@ const TRACING = {
   enabled: true,
   collector: { host: "otel.telemetry.svc.cluster.local", port: 14318, namespace: "telemetry" },
   samplingPercent: 25,
+  headersSecret: "collector-token",
 } as const;
 
 /** The value sets every test renders; each exercises values the others leave at their defaults. */
@@ -88,7 +89,10 @@ const VALUE_SETS = {
     values: { istio: { enabled: true, host: "llm.corp.example", gatewayNamespace: "istio-ingress" } },
   },
   "Prometheus Operator monitoring": { values: { monitoring: MONITORING } },
-  tracing: { values: { tracing: TRACING } },
+  tracing: {
+    values: { tracing: TRACING },
+    external: { ...OPERATOR_CREATES, secrets: [...OPERATOR_CREATES.secrets, "collector-token"] },
+  },
   "Istio mode with Prometheus Operator monitoring": {
     values: { istio: { enabled: true }, monitoring: MONITORING },
   },
@@ -376,6 +380,11 @@ describe("tracing: off by default; on, Envoy's tracer and extproc export to the 
     assert.equal(
       envOf(extprocOf(objects), "EXTPROC_TRACES_ENDPOINT"),
       "http://otel.telemetry.svc.cluster.local:14318/v1/traces",
+    );
+    assert.deepEqual(
+      (extprocOf(objects).env as Node[]).find((e) => e.name === "EXTPROC_TRACES_HEADERS")?.valueFrom,
+      { secretKeyRef: { name: "collector-token", key: "headers" } },
+      "the token comes from the operator's Secret, never from values",
     );
     const [rule, ...more] = egressTo(named(ofKind(objects, "NetworkPolicy"), "llm-gateway"), 14318);
     assert.equal(more.length, 0);

@@ -103,6 +103,13 @@ httpGet:
     {{- include "llm-gateway.checkTracing" $ }}
     - name: EXTPROC_TRACES_ENDPOINT
       value: {{ include "llm-gateway.tracesEndpoint" $ | quote }}
+    {{- with $v.tracing.headersSecret }}
+    - name: EXTPROC_TRACES_HEADERS
+      valueFrom:
+        secretKeyRef:
+          name: {{ . }}
+          key: headers
+    {{- end }}
     {{- end }}
     {{- range $name, $_ := $v.secrets.upstreamKeys }}
     - name: {{ $name }}
