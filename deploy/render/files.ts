@@ -20,6 +20,10 @@ export const FILES = {
   policyIstio: "deploy/istio/policy.yaml",
   envoyFilter: "deploy/istio/envoyfilter.yaml",
   istioRouting: "deploy/istio/routing.yaml",
+  /** The pod's bootstrap with tracing on, collector and sampling left as tokens Helm fills in (./index.ts). */
+  envoyChartTracing: `${CHART}/files/envoy-tracing.yaml`,
+  /** The pod's bootstrap with tracing on to the tracing overlay's example collector (./index.ts). */
+  envoyTracing: "deploy/kubernetes/overlays/tracing/envoy.yaml",
 } as const;
 
 /**

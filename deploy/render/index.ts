@@ -9,6 +9,10 @@
  * - deploy/kubernetes/overlays/redis/policy.yaml: the same with its `quota` section switched to Redis;
  * - the Helm chart's files/ (./files.ts, CHART_COPIES): byte copies of the pod's bootstrap, drain script and
  *   policy, and of the Istio install's EnvoyFilter and routing;
+ * - the chart's files/envoy-tracing.yaml and deploy/kubernetes/overlays/tracing/envoy.yaml: the pod's
+ *   bootstrap through withEnvoyTracing (./tracing.ts), the chart's with its collector and sampling as
+ *   {@link CHART_TRACING_TOKENS} that its `llm-gateway.envoyConfig` replaces, the overlay's to
+ *   {@link OVERLAY_TRACING};
  * - deploy/grafana/*.json and deploy/kubernetes/monitoring/prometheusrule.yaml (./ops.ts).
  */
 import { readFileSync } from "node:fs";
@@ -19,6 +23,7 @@ import { CHART_COPIES, FILES, ROOT } from "./files.js";
 import { OPS_FILES, renderDashboards, renderPrometheusRule } from "./ops.js";
 import { COMPOSE, gatewayEnvoyConfig, POD, type Pools } from "./pod.js";
 import { kubernetesPolicy, redisPolicy } from "./policy.js";
+import { withEnvoyTracing, type EnvoyTracing } from "./tracing.js";
 
 export { CHART, CHART_COPIES, FILES, ROOT } from "./files.js";
 export { JOBS, OPS_FILES } from "./ops.js";
@@ -65,6 +70,38 @@ export const ENVOY_TARGETS: readonly { file: string; pools: Pools; header: strin
   },
 ];
 
+/**
+ * The tokens in the chart's traced bootstrap that templates/_helpers.tpl replaces with `tracing.*` values
+ * (plain YAML scalars, so a number replaces a number's place): one rendering through withEnvoyTracing
+ * serves every collector and sampling rate, and the tracer block has one source.
+ */
+export const CHART_TRACING_TOKENS = {
+  host: "__TRACES_COLLECTOR_HOST__",
+  port: "__TRACES_COLLECTOR_PORT__",
+  samplingPercent: "__TRACES_SAMPLING_PERCENT__",
+} as const;
+
+/**
+ * The collector of deploy/kubernetes/overlays/tracing (EXAMPLE: an OpenTelemetry Collector's OTLP/HTTP
+ * receiver in the `observability` namespace); its kustomization points extproc at the same one.
+ */
+export const OVERLAY_TRACING: EnvoyTracing = {
+  collector: { address: "otel-collector.observability.svc.cluster.local", port: 4318 },
+  samplingPercent: 100,
+};
+
+/** The pod's bootstrap with `tracing` on, as the file `file` (what `what` says it is) is committed. */
+async function renderTracingEnvoy(root: string, file: string, tracing: EnvoyTracing, what: string) {
+  const target = ENVOY_TARGETS[0]!;
+  const doc = gatewayEnvoyConfig(readFileSync(path.join(root, FILES.envoySource), "utf8"), target.pools);
+  withEnvoyTracing(doc, tracing);
+  const header = `${target.header.replace(
+    /^# The Envoy bootstrap for the Kubernetes pod .*$/m,
+    `# ${what}: ${FILES.envoyK8s} plus tracing (deploy/render/tracing.ts).`,
+  )}`;
+  return format(header + yaml.dump(doc, { noRefs: true, lineWidth: -1 }), path.join(root, file));
+}
+
 async function format(text: string, file: string): Promise<string> {
   const config = (await prettier.resolveConfig(file)) ?? {};
   return prettier.format(text, { ...config, filepath: file });
@@ -85,6 +122,22 @@ export async function renderAll(root = ROOT): Promise<Record<string, string>> {
   rendered[FILES.policyK8s] = await format(kubernetesPolicy(root), path.join(root, FILES.policyK8s));
   rendered[FILES.policyIstio] = await format(kubernetesPolicy(root), path.join(root, FILES.policyIstio));
   rendered[FILES.policyRedis] = await format(redisPolicy(root), path.join(root, FILES.policyRedis));
+  rendered[FILES.envoyChartTracing] = await renderTracingEnvoy(
+    root,
+    FILES.envoyChartTracing,
+    {
+      // Tokens where numbers go: Helm puts the numbers in (the real Envoy checks what it renders).
+      collector: { address: CHART_TRACING_TOKENS.host, port: CHART_TRACING_TOKENS.port as unknown as number },
+      samplingPercent: CHART_TRACING_TOKENS.samplingPercent as unknown as number,
+    },
+    "The bootstrap of the Helm chart's pod with tracing.enabled, the __TRACES_*__ tokens replaced by\n# templates/_helpers.tpl",
+  );
+  rendered[FILES.envoyTracing] = await renderTracingEnvoy(
+    root,
+    FILES.envoyTracing,
+    OVERLAY_TRACING,
+    "The bootstrap of deploy/kubernetes/overlays/tracing (OVERLAY_TRACING in deploy/render/index.ts)",
+  );
   for (const [copy, source] of Object.entries(CHART_COPIES)) {
     rendered[copy] = rendered[source] ?? readFileSync(path.join(root, source), "utf8");
   }

@@ -616,6 +616,23 @@ const DASHBOARDS: readonly Dashboard[] = [
         ],
       },
       {
+        type: "timeseries",
+        title: "Trace spans exported and dropped",
+        description:
+          "Spans per second the collector accepted, and those lost: queue_full (collector slow or down), export_failed (refused, no answer). 0 with tracing off.",
+        unit: "short",
+        queries: [
+          {
+            expr: `sum by (instance) (rate(llm_gateway_trace_spans_exported_total{job="${JOBS.extproc}"}[${R}]))`,
+            legend: "exported {{instance}}",
+          },
+          {
+            expr: `sum by (instance, reason) (rate(llm_gateway_trace_spans_dropped_total{job="${JOBS.extproc}"}[${R}]))`,
+            legend: "dropped {{reason}} {{instance}}",
+          },
+        ],
+      },
+      {
         type: "table",
         title: "Policy in force",
         description: "Digest of each replica's policy and when it was loaded: replicas should agree.",

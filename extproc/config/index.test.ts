@@ -44,6 +44,8 @@ describe("readSettings", () => {
       EXTPROC_TRACES_SERVICE_NAME: "gateway-eu",
       EXTPROC_TRACES_FLUSH_MS: "500",
       EXTPROC_TRACES_QUEUE_SPANS: "100",
+      EXTPROC_TRACES_HEADERS: "Authorization=Bearer%20t0ken, x-scope-orgid=gw",
+      EXTPROC_TRACES_CA_FILE: "/etc/gw/collector-ca.pem",
     });
     assert.deepEqual(settings, {
       policyFile: "/etc/gw/policy.yaml",
@@ -64,8 +66,25 @@ describe("readSettings", () => {
         serviceName: "gateway-eu",
         flushMs: 500,
         queueSpans: 100,
+        headers: { authorization: "Bearer t0ken", "x-scope-orgid": "gw" },
+        caFile: "/etc/gw/collector-ca.pem",
       },
     });
+  });
+
+  it("never shows a bad collector header's value, and wants https:// for a CA file", () => {
+    assert.throws(
+      () => readSettings({ EXTPROC_TRACES_HEADERS: "authorization=Bearer%ZZsecret-token" }),
+      (err: Error) => err.message.startsWith("EXTPROC_TRACES_HEADERS: ") && !err.message.includes("secret"),
+    );
+    assert.throws(
+      () =>
+        readSettings({
+          EXTPROC_TRACES_ENDPOINT: "http://collector:4318/v1/traces",
+          EXTPROC_TRACES_CA_FILE: "/ca.pem",
+        }),
+      /^Error: EXTPROC_TRACES_CA_FILE: needs an https:\/\//,
+    );
   });
 
   it("keeps tracing off unless a collector is named, whatever else is set", () => {
@@ -104,6 +123,10 @@ describe("readSettings", () => {
     ["EXTPROC_TRACES_SERVICE_NAME", ""],
     ["EXTPROC_TRACES_FLUSH_MS", "5"],
     ["EXTPROC_TRACES_QUEUE_SPANS", "0"],
+    ["EXTPROC_TRACES_HEADERS", "no-equals-sign"],
+    ["EXTPROC_TRACES_HEADERS", "bad name=1"],
+    ["EXTPROC_TRACES_HEADERS", "x=line%0Abreak"],
+    ["EXTPROC_TRACES_CA_FILE", ""],
   ];
   for (const [name, value] of bad) {
     it(`refuses ${name}=${JSON.stringify(value)}, naming the variable`, () => {

@@ -41,7 +41,51 @@ const variables = z.object({
   EXTPROC_TRACES_SERVICE_NAME: z.string().min(1).default("llm-gateway-extproc"),
   EXTPROC_TRACES_FLUSH_MS: z.coerce.number().int().min(10).default(1000),
   EXTPROC_TRACES_QUEUE_SPANS: z.coerce.number().int().min(1).default(4096),
+  /**
+   * Headers sent with every export (e.g. the collector's auth token), as OTEL_EXPORTER_OTLP_HEADERS has them:
+   * `name=value` pairs, comma-separated, values percent-encoded. Never logged, never echoed in an error.
+   */
+  EXTPROC_TRACES_HEADERS: z
+    .string()
+    .optional()
+    .transform((text, ctx) => {
+      const headers = text === undefined ? {} : parseExportHeaders(text);
+      if (headers === undefined)
+        ctx.addIssue({
+          code: "custom",
+          message: "must be name=value pairs, comma-separated (value not shown)",
+        });
+      return headers ?? {};
+    }),
+  /** PEM file of the CA(s) that sign an https:// collector's certificate, instead of Node's bundled CAs. */
+  EXTPROC_TRACES_CA_FILE: z.string().min(1).optional(),
 });
+
+/** An HTTP header name (RFC 9110 token). */
+const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+
+/**
+ * The headers of an OTEL_EXPORTER_OTLP_HEADERS-style list (`a=1,b=x%20y`); undefined when an entry is not
+ * `name=value`, a name is no header name, or a value does not decode to printable header text.
+ */
+function parseExportHeaders(text: string): Record<string, string> | undefined {
+  const headers: Record<string, string> = {};
+  for (const entry of text.split(",")) {
+    if (entry.trim() === "") continue;
+    const at = entry.indexOf("=");
+    const name = entry.slice(0, at).trim().toLowerCase();
+    if (at < 0 || !HEADER_NAME.test(name)) return undefined;
+    let value: string;
+    try {
+      value = decodeURIComponent(entry.slice(at + 1).trim());
+    } catch {
+      return undefined;
+    }
+    if (!/^[\t\x20-\x7e\x80-\xff]*$/.test(value)) return undefined;
+    headers[name] = value;
+  }
+  return headers;
+}
 
 type Variables = z.infer<typeof variables>;
 
@@ -77,6 +121,10 @@ export interface TraceSettings {
   readonly flushMs: number;
   /** Most spans waiting to be sent; more are dropped (and counted). */
   readonly queueSpans: number;
+  /** Sent with every export request (names lower-case); secrets among them are never logged. */
+  readonly headers: Readonly<Record<string, string>>;
+  /** PEM file of the CA(s) for an https:// endpoint; undefined: Node's bundled CAs. */
+  readonly caFile: string | undefined;
 }
 
 /** Reads settings from `env`; throws an Error naming each bad variable. */
@@ -84,6 +132,8 @@ export function readSettings(env: NodeJS.ProcessEnv = process.env): Settings {
   const parsed = variables.safeParse(env);
   if (!parsed.success) throw new Error(parsed.error.issues.map(describeIssue).join("\n"));
   const s = parsed.data;
+  if (s.EXTPROC_TRACES_CA_FILE !== undefined && !s.EXTPROC_TRACES_ENDPOINT?.startsWith("https://"))
+    throw new Error("EXTPROC_TRACES_CA_FILE: needs an https:// EXTPROC_TRACES_ENDPOINT (TLS was asked for)");
   const [metricsHost, metricsPort] = s.EXTPROC_METRICS_LISTEN.split(":") as [string, string];
   return {
     policyFile: s.EXTPROC_POLICY,
@@ -105,6 +155,8 @@ export function readSettings(env: NodeJS.ProcessEnv = process.env): Settings {
           serviceName: s.EXTPROC_TRACES_SERVICE_NAME,
           flushMs: s.EXTPROC_TRACES_FLUSH_MS,
           queueSpans: s.EXTPROC_TRACES_QUEUE_SPANS,
+          headers: s.EXTPROC_TRACES_HEADERS,
+          caFile: s.EXTPROC_TRACES_CA_FILE,
         }
       : undefined,
   };

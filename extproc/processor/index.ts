@@ -380,10 +380,7 @@ export class Exchange {
     this.deps.audit.write(final);
     const { trace } = ctx;
     if (trace) {
-      void Promise.resolve(final).then((settled) => {
-        const { name, attributes, errorType } = summarize(settled);
-        trace.end(name, attributes, errorType);
-      });
+      void Promise.resolve(final).then((settled) => trace.end(summarize(settled)));
     }
     const requested = record.requested_model;
     countExchange(this.deps.metrics, {

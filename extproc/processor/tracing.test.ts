@@ -14,7 +14,7 @@ import {
 } from "../../test/unit/ext-proc.js";
 import { encodeResponse } from "../envoy/protocol.js";
 import type { ProcessingRequestMessage } from "../envoy/messages.js";
-import { Tracer, type FinishedSpan } from "../tracing/index.js";
+import { SpanKind, Tracer, type FinishedSpan } from "../tracing/index.js";
 import { Exchange } from "./index.js";
 
 const TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
@@ -56,14 +56,20 @@ describe("Exchange tracing", () => {
   it("records the exchange, its phases and its steps under Envoy's span, with the audit record's attributes", async () => {
     const { records, spans } = await run({ tracer: true, traceparent: TRACEPARENT });
     const byName = new Map(spans.map((s) => [s.name, s]));
-    const exchange = byName.get("chat m1")!;
-    assert.ok(exchange, `spans: ${spans.map((s) => s.name).join(", ")}`);
+    const exchange = byName.get("ext_proc")!;
+    const inference = byName.get("chat m1")!;
+    assert.ok(exchange && inference, `spans: ${spans.map((s) => s.name).join(", ")}`);
+    assert.equal(exchange.kind, SpanKind.SERVER);
     assert.equal(exchange.parentSpanId.toString("hex"), "00f067aa0ba902b7");
+    assert.equal(inference.kind, SpanKind.CLIENT);
+    assert.deepEqual(inference.parentSpanId, exchange.spanId);
     const [record] = records;
     assert.equal(exchange.attributes["llm_gateway.request_id"], record!.request_id);
-    assert.equal(exchange.attributes["gen_ai.usage.input_tokens"], 9);
-    assert.equal(exchange.attributes["gen_ai.usage.output_tokens"], 3);
-    assert.equal(exchange.attributes["server.address"], "gateway.test");
+    assert.equal(inference.attributes["llm_gateway.request_id"], record!.request_id);
+    assert.equal(inference.attributes["gen_ai.provider.name"], "vllm");
+    assert.equal(inference.attributes["gen_ai.usage.input_tokens"], 9);
+    assert.equal(inference.attributes["gen_ai.usage.output_tokens"], 3);
+    assert.equal(inference.attributes["server.address"], "gateway.test");
     const body = byName.get("ext_proc request_body")!;
     const response = byName.get("ext_proc response_body")!;
     assert.equal(response.attributes["llm_gateway.ext_proc.messages"], 2);
@@ -72,7 +78,7 @@ describe("Exchange tracing", () => {
     for (const step of ["guardrails.scan", "pii.scan", "tokens.count", "quota.admit"])
       assert.deepEqual(byName.get(step)?.parentSpanId, body.spanId, step);
     assert.deepEqual(byName.get("quota.settle")?.parentSpanId, response.spanId);
-    assert.equal(spans.length, 10);
+    assert.equal(spans.length, 11);
     assert.doesNotMatch(JSON.stringify(spans), /private/);
   });
 

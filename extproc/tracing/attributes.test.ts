@@ -29,22 +29,30 @@ const RECORD: AuditRecord = {
 describe("summarize", () => {
   it("gives the GenAI attributes and the gateway's own, from the audit record", () => {
     assert.deepEqual(summarize(RECORD), {
-      name: "chat chat-default",
       attributes: {
-        "gen_ai.operation.name": "chat",
-        "gen_ai.request.model": "chat-default",
-        "gen_ai.response.model": "llama-3.1-8b-instruct",
-        "gen_ai.usage.input_tokens": 12,
-        "gen_ai.usage.output_tokens": 5,
         "http.response.status_code": 200,
         "llm_gateway.request_id": "req-1",
-        "llm_gateway.key_id": "research-notebooks",
-        "llm_gateway.team": "research",
-        "llm_gateway.environment": "prod",
-        "llm_gateway.pool": "pool-a",
         "llm_gateway.reason": "ok",
-        "llm_gateway.usage_source": "server",
-        "llm_gateway.stream": true,
+      },
+      inference: {
+        name: "chat chat-default",
+        attributes: {
+          "gen_ai.operation.name": "chat",
+          "gen_ai.provider.name": "vllm",
+          "gen_ai.request.model": "chat-default",
+          "gen_ai.response.model": "llama-3.1-8b-instruct",
+          "gen_ai.usage.input_tokens": 12,
+          "gen_ai.usage.output_tokens": 5,
+          "http.response.status_code": 200,
+          "llm_gateway.request_id": "req-1",
+          "llm_gateway.key_id": "research-notebooks",
+          "llm_gateway.team": "research",
+          "llm_gateway.environment": "prod",
+          "llm_gateway.pool": "pool-a",
+          "llm_gateway.reason": "ok",
+          "llm_gateway.usage_source": "server",
+          "llm_gateway.stream": true,
+        },
       },
       errorType: undefined,
     });
@@ -56,12 +64,11 @@ describe("summarize", () => {
 
   it("names each API's operation as the conventions do", () => {
     const operation = (api: string | null) =>
-      summarize({ ...RECORD, api }).attributes["gen_ai.operation.name"];
+      summarize({ ...RECORD, api }).inference?.attributes["gen_ai.operation.name"];
     assert.equal(operation("completions"), "text_completion");
     assert.equal(operation("embeddings"), "embeddings");
-    assert.equal(operation("models"), undefined);
-    assert.equal(summarize({ ...RECORD, api: "models" }).name, "ext_proc models");
-    assert.equal(summarize({ ...RECORD, api: null }).name, "ext_proc unrouted");
+    assert.equal(summarize({ ...RECORD, api: "models" }).inference, undefined, "no GenAI operation");
+    assert.equal(summarize({ ...RECORD, api: null }).inference, undefined);
   });
 
   it("makes a refusal an error of its audit reason, naming no model policy does not know", () => {
@@ -76,9 +83,9 @@ describe("summarize", () => {
       usage: null,
       usage_source: undefined,
     });
-    assert.equal(refused.name, "chat");
+    assert.equal(refused.inference?.name, "chat");
     assert.equal(refused.errorType, "model_not_found");
-    assert.equal(refused.attributes["gen_ai.usage.input_tokens"], undefined);
-    assert.equal(refused.attributes["gen_ai.request.model"], "made-up-model-name");
+    assert.equal(refused.inference.attributes["gen_ai.usage.input_tokens"], undefined);
+    assert.equal(refused.inference.attributes["gen_ai.request.model"], "made-up-model-name");
   });
 });

@@ -1,5 +1,8 @@
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
 import { createServer, type ServerResponse } from "node:http";
+import { createServer as createTlsServer } from "node:https";
+import path from "node:path";
 import type { AddressInfo } from "node:net";
 import { describe, it } from "node:test";
 import { parseTraceparent } from "./context.js";
@@ -160,6 +163,32 @@ describe("httpPost", () => {
       ]);
     } finally {
       stalled.forEach((res) => res.destroy());
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    }
+  });
+
+  it("sends the configured headers, over TLS verified against the configured CA", async () => {
+    // The repository's self-signed development certificate (localhost, 127.0.0.1) is its own CA.
+    const certs = path.resolve(import.meta.dirname, "../../../envoy/certs");
+    const cert = readFileSync(path.join(certs, "dev.crt"));
+    const seen: string[] = [];
+    const server = createTlsServer({ cert, key: readFileSync(path.join(certs, "dev.key")) }, (req, res) => {
+      seen.push(`${req.headers.authorization}; ${req.headers["content-type"]}`);
+      req.resume().on("end", () => res.writeHead(200).end());
+    });
+    server.on("tlsClientError", () => {});
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    try {
+      const endpoint = `https://127.0.0.1:${(server.address() as AddressInfo).port}/v1/traces`;
+      const headers = { authorization: "Bearer t0ken", "content-type": "text/plain" };
+      assert.equal(await httpPost(endpoint, 2000, { headers, ca: cert })(new Uint8Array([1])), 200);
+      assert.deepEqual(seen, ["Bearer t0ken; application/x-protobuf"], "no header overrides the protocol's");
+      await assert.rejects(httpPost(endpoint, 2000, { headers })(new Uint8Array([1])), {
+        code: "DEPTH_ZERO_SELF_SIGNED_CERT",
+      });
+      assert.equal(seen.length, 1, "nothing sent to a collector whose certificate does not verify");
+    } finally {
       server.closeAllConnections();
       await new Promise((resolve) => server.close(resolve));
     }

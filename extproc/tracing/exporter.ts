@@ -90,14 +90,25 @@ export class BatchSpanExporter implements SpanSink {
   }
 }
 
+/** How {@link httpPost} reaches the collector beyond its URL. */
+export interface PostOptions {
+  /** Sent with every request (e.g. an auth token). */
+  readonly headers?: Readonly<Record<string, string>>;
+  /** PEM CA certificate(s) an https:// collector's certificate must chain to, instead of Node's bundled CAs. */
+  readonly ca?: string | Buffer;
+}
+
 /**
- * A {@link Post} to the OTLP/HTTP `endpoint` (protobuf), over one kept-alive connection, each request given
- * up after `timeoutMs`.
+ * A {@link Post} to the OTLP/HTTP `endpoint` (protobuf), over one kept-alive connection (TLS, verified,
+ * for https://), each request given up after `timeoutMs`.
  */
-export function httpPost(endpoint: string, timeoutMs: number): Post {
+export function httpPost(endpoint: string, timeoutMs: number, options: PostOptions = {}): Post {
   const url = new URL(endpoint);
+  const agent =
+    url.protocol === "https:"
+      ? new https.Agent({ keepAlive: true, maxSockets: 1, ca: options.ca })
+      : new http.Agent({ keepAlive: true, maxSockets: 1 });
   const client = url.protocol === "https:" ? https : http;
-  const agent = new client.Agent({ keepAlive: true, maxSockets: 1 });
   return (body) =>
     new Promise<number>((resolve, reject) => {
       const request = client.request(
@@ -106,7 +117,11 @@ export function httpPost(endpoint: string, timeoutMs: number): Post {
           method: "POST",
           agent,
           timeout: timeoutMs,
-          headers: { "content-type": "application/x-protobuf", "content-length": body.byteLength },
+          headers: {
+            ...options.headers,
+            "content-type": "application/x-protobuf",
+            "content-length": body.byteLength,
+          },
         },
         (response) => {
           response.resume();

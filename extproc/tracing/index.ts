@@ -4,12 +4,19 @@
  * them to the collector as OTLP/HTTP protobuf. Off unless a collector is configured: there is then no
  * {@link Tracer}, and a request's trace handle is undefined, so no span is ever built.
  */
+import { readFileSync } from "node:fs";
 import type { TraceSettings } from "../config/index.js";
 import { parseTraceparent } from "./context.js";
 import { BatchSpanExporter, httpPost, type ExportCounters } from "./exporter.js";
 import { RequestTrace, type SpanSink } from "./span.js";
 
-export { summarize, GEN_AI_OPERATIONS, type ExchangeSummary } from "./attributes.js";
+export {
+  summarize,
+  GEN_AI_OPERATIONS,
+  GEN_AI_PROVIDER,
+  type ExchangeSummary,
+  type InferenceSummary,
+} from "./attributes.js";
 export { formatTraceparent, parseTraceparent, type SpanContext } from "./context.js";
 export {
   BatchSpanExporter,
@@ -18,6 +25,7 @@ export {
   type DropReason,
   type ExportCounters,
   type Post,
+  type PostOptions,
 } from "./exporter.js";
 export { ExportTraceServiceRequest, SCOPE_NAME } from "./otlp.js";
 export {
@@ -50,13 +58,19 @@ export class Tracer {
   }
 }
 
-/** A tracer exporting to the collector in `settings`, and what stops it (sending what is queued). */
+/**
+ * A tracer exporting to the collector in `settings`, and what stops it (sending what is queued). Reads the
+ * CA file now: a missing one fails start-up, not every export.
+ */
 export function createTracer(
   settings: TraceSettings,
   counters: ExportCounters,
 ): { readonly tracer: Tracer; shutdown(): Promise<void> } {
   const exporter = new BatchSpanExporter({
-    post: httpPost(settings.endpoint, EXPORT_TIMEOUT_MS),
+    post: httpPost(settings.endpoint, EXPORT_TIMEOUT_MS, {
+      headers: settings.headers,
+      ca: settings.caFile === undefined ? undefined : readFileSync(settings.caFile),
+    }),
     resource: { "service.name": settings.serviceName },
     queueSpans: settings.queueSpans,
     flushMs: settings.flushMs,

@@ -26,18 +26,31 @@ describe("RequestTrace", () => {
     trace.leavePhase();
     trace.enterPhase("response_body");
     trace.leavePhase();
-    trace.end("chat m", { "gen_ai.operation.name": "chat" });
+    trace.end({
+      attributes: { "llm_gateway.request_id": "r" },
+      inference: { name: "chat m", attributes: { "gen_ai.operation.name": "chat" } },
+      errorType: undefined,
+    });
     await trace.step("late", async () => undefined);
 
-    const [exchange] = named("chat m");
+    const [exchange] = named("ext_proc");
     assert.ok(exchange);
     assert.equal(exchange.kind, SpanKind.SERVER);
     assert.deepEqual(exchange.parentSpanId, PARENT.spanId);
-    assert.deepEqual(exchange.attributes, {
+    assert.deepEqual(exchange.attributes, { "llm_gateway.request_id": "r" });
+    assert.equal(exchange.status, StatusCode.UNSET);
+    const [inference] = named("chat m");
+    assert.ok(inference);
+    assert.equal(inference.kind, SpanKind.CLIENT);
+    assert.deepEqual(inference.parentSpanId, exchange.spanId);
+    assert.deepEqual(inference.attributes, {
       "server.address": "gateway.example",
       "gen_ai.operation.name": "chat",
     });
-    assert.equal(exchange.status, StatusCode.UNSET);
+    const requestBody = named("ext_proc request_body")[0]!;
+    assert.equal(inference.startNs, requestBody.endNs, "the inference starts once the request went upstream");
+    assert.ok(inference.startNs < named("ext_proc response_body")[0]!.startNs);
+    assert.equal(inference.endNs, exchange.endNs);
     const body = named("ext_proc request_body");
     assert.equal(body.length, 1, "the chunks of a body are one span");
     assert.equal(body[0]!.attributes["llm_gateway.ext_proc.messages"], 2);
@@ -72,13 +85,30 @@ describe("RequestTrace", () => {
     assert.equal(named("tokens.count")[0]!.attributes["error.type"], "TypeError");
   });
 
-  it("ends once, as an error when given its type", () => {
+  it("ends once, a refusal an error of its type on both spans", () => {
     const { spans, trace } = recording();
-    trace.end("chat", { "llm_gateway.reason": "model_not_found" }, "model_not_found");
-    trace.end("chat", {});
-    assert.equal(spans.length, 1);
-    assert.equal(spans[0]!.status, StatusCode.ERROR);
-    assert.equal(spans[0]!.attributes["error.type"], "model_not_found");
+    const refused = { name: "chat", attributes: { "gen_ai.operation.name": "chat" } };
+    trace.enterPhase("request_body");
+    trace.leavePhase();
+    trace.end({ attributes: {}, inference: refused, errorType: "model_not_found" });
+    trace.end({ attributes: {}, inference: refused, errorType: undefined });
+    assert.deepEqual(
+      spans.map((s) => s.name),
+      ["ext_proc request_body", "chat", "ext_proc"],
+    );
+    for (const span of spans.slice(1)) {
+      assert.equal(span.status, StatusCode.ERROR);
+      assert.equal(span.attributes["error.type"], "model_not_found");
+    }
+  });
+
+  it("records no inference span for an API that is no GenAI operation", () => {
+    const { spans, trace } = recording();
+    trace.end({ attributes: {}, inference: undefined, errorType: undefined });
+    assert.deepEqual(
+      spans.map((s) => s.name),
+      ["ext_proc"],
+    );
   });
 });
 

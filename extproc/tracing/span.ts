@@ -1,3 +1,4 @@
+import type { ExchangeSummary } from "./attributes.js";
 import { newSpanId, type SpanContext } from "./context.js";
 
 /** An attribute's value: a string, an integer or a flag (every number extproc records is an integer). */
@@ -37,8 +38,7 @@ export const nowNs = (): number => (performance.timeOrigin + performance.now()) 
 /** A span being recorded; handed to the sink as it is once ended (no copy). */
 class OpenSpan implements FinishedSpan {
   readonly spanId = newSpanId();
-  readonly startNs = nowNs();
-  endNs = this.startNs;
+  endNs: number;
   attributes: Record<string, AttributeValue | null | undefined> = {};
   status: number = StatusCode.UNSET;
 
@@ -47,7 +47,16 @@ class OpenSpan implements FinishedSpan {
     public name: string,
     readonly kind: number,
     readonly parentSpanId: Buffer,
-  ) {}
+    readonly startNs = nowNs(),
+  ) {
+    this.endNs = startNs;
+  }
+
+  /** Marks the span failed with `errorType` (the conventions' `error.type`). */
+  fail(errorType: string): void {
+    this.status = StatusCode.ERROR;
+    this.attributes["error.type"] = errorType;
+  }
 }
 
 /** The `error.type` of a thrown value: a GatewayError's stable code, else the error's class name. */
@@ -58,9 +67,11 @@ function errorType(err: unknown): string {
 
 /**
  * One request's spans in extproc, children of the span Envoy passed in the ext_proc stream's metadata: the
- * exchange's own span (kind SERVER, ended with the request's attributes), under it one span per ext_proc
+ * exchange's own span (kind SERVER: extproc serves Envoy's ext_proc stream), under it one span per ext_proc
  * phase (from its first message to the end of its last: a streamed body is one span, not one per chunk),
- * and under the open phase (or the exchange, after the last phase) one span per costly step.
+ * under the open phase (or the exchange, after the last phase) one span per costly step, and for a GenAI
+ * API the inference span (kind CLIENT, as the conventions ask of a call to a model over the network), from
+ * the moment extproc let the request go upstream (or refused it: then an error) to the exchange's end.
  */
 export class RequestTrace {
   private readonly exchange: OpenSpan;
@@ -68,6 +79,9 @@ export class RequestTrace {
   private phaseMessages = 0;
   private phaseBusyNs = 0;
   private messageStartNs = 0;
+  /** When extproc last handled a request message: it then let the request go upstream, or refused it. */
+  private requestHandledNs: number;
+  private readonly inferenceAttributes: Record<string, AttributeValue | null | undefined> = {};
   private ended = false;
 
   constructor(
@@ -75,11 +89,12 @@ export class RequestTrace {
     private readonly parent: SpanContext,
   ) {
     this.exchange = new OpenSpan(parent.traceId, "ext_proc", SpanKind.SERVER, parent.spanId);
+    this.requestHandledNs = this.exchange.startNs;
   }
 
-  /** Adds `attributes` to the exchange's span (what is known before its end, e.g. the host asked for). */
+  /** Adds `attributes` to the inference span (what is known before the end, e.g. the host asked for). */
   annotate(attributes: Attributes): void {
-    Object.assign(this.exchange.attributes, attributes);
+    Object.assign(this.inferenceAttributes, attributes);
   }
 
   /** The trace's id (Envoy's). */
@@ -102,6 +117,7 @@ export class RequestTrace {
     const phase = this.phase;
     if (!phase) return;
     phase.endNs = nowNs();
+    if (phase.name.startsWith("ext_proc request")) this.requestHandledNs = phase.endNs;
     this.phaseMessages++;
     this.phaseBusyNs += phase.endNs - this.messageStartNs;
   }
@@ -115,8 +131,7 @@ export class RequestTrace {
     try {
       return await step();
     } catch (err) {
-      span.status = StatusCode.ERROR;
-      span.attributes["error.type"] = errorType(err);
+      span.fail(errorType(err));
       throw err;
     } finally {
       span.endNs = nowNs();
@@ -125,22 +140,33 @@ export class RequestTrace {
   }
 
   /**
-   * Ends the exchange's span as `name` with `attributes` (an error when `errorType` is set), and the last
-   * phase's span. Once only; spans of steps still running then are dropped.
+   * Ends the exchange's span and the last phase's with what `summary` says (errors when it gives an error
+   * type), and records the inference span when the summary has one. Once only; spans of steps still
+   * running then are dropped.
    */
-  end(name: string, attributes: Attributes, errorType?: string): void {
+  end(summary: ExchangeSummary): void {
     if (this.ended) return;
     this.closePhase();
     this.ended = true;
-    const span = this.exchange;
-    span.endNs = nowNs();
-    span.name = name;
-    Object.assign(span.attributes, attributes);
-    if (errorType !== undefined) {
-      span.attributes["error.type"] = errorType;
-      span.status = StatusCode.ERROR;
+    const { exchange } = this;
+    exchange.endNs = nowNs();
+    Object.assign(exchange.attributes, summary.attributes);
+    if (summary.errorType !== undefined) exchange.fail(summary.errorType);
+    const { inference } = summary;
+    if (inference) {
+      const span = new OpenSpan(
+        this.traceId,
+        inference.name,
+        SpanKind.CLIENT,
+        exchange.spanId,
+        this.requestHandledNs,
+      );
+      span.endNs = exchange.endNs;
+      Object.assign(span.attributes, this.inferenceAttributes, inference.attributes);
+      if (summary.errorType !== undefined) span.fail(summary.errorType);
+      this.sink.add(span);
     }
-    this.sink.add(span);
+    this.sink.add(exchange);
   }
 
   private closePhase(): void {

@@ -9,6 +9,7 @@ import { describe, test } from "node:test";
 import * as yaml from "js-yaml";
 import { loadPolicy } from "../../extproc/policy/index.js";
 import { FILES, POD } from "../../deploy/render/index.js";
+import { withEnvoyTracing } from "../../deploy/render/tracing.js";
 import {
   checkGatewayPod,
   checkReferences,
@@ -39,6 +40,14 @@ assert.notEqual(OWN_POLICY, read(FILES.policySource), "the sample's quota sectio
 const MONITORING = {
   podMonitor: { enabled: true, labels: { release: "kube-prometheus-stack" } },
   prometheusRule: { enabled: true, labels: { release: "kube-prometheus-stack" } },
+} as const;
+
+/** Tracing on, to a collector of the operator's, one request in four traced. */
+const TRACING = {
+  enabled: true,
+  collector: { host: "otel.telemetry.svc.cluster.local", port: 14318, namespace: "telemetry" },
+  samplingPercent: 25,
+  headersSecret: "collector-token",
 } as const;
 
 /** The value sets every test renders; each exercises values the others leave at their defaults. */
@@ -80,6 +89,10 @@ const VALUE_SETS = {
     values: { istio: { enabled: true, host: "llm.corp.example", gatewayNamespace: "istio-ingress" } },
   },
   "Prometheus Operator monitoring": { values: { monitoring: MONITORING } },
+  tracing: {
+    values: { tracing: TRACING },
+    external: { ...OPERATOR_CREATES, secrets: [...OPERATOR_CREATES.secrets, "collector-token"] },
+  },
   "Istio mode with Prometheus Operator monitoring": {
     values: { istio: { enabled: true }, monitoring: MONITORING },
   },
@@ -110,6 +123,14 @@ describe("helm lint and helm template, every object valid and every reference re
         assert.equal(o.metadata.namespace, RELEASE.namespace, `${o.kind}/${o.metadata.name}`);
     });
   }
+  test("values the chart refuses: a collector address, port or sampling rate a bootstrap cannot take", () => {
+    for (const [tracing, message] of [
+      [{ collector: { host: "otel\n  evil: 1" } }, /tracing.collector.host must be/],
+      [{ collector: { port: 70000 } }, /tracing.collector.port must be 1-65535/],
+      [{ samplingPercent: 100.5 }, /tracing.samplingPercent must be 0-100/],
+    ] as const)
+      assert.throws(() => helmTemplate({ tracing: { ...TRACING, ...tracing } }), message);
+  });
   test("values the chart refuses: a PDB that would block every node drain", () => {
     assert.throws(
       () => helmTemplate({ podDisruptionBudget: { minAvailable: 2 } }),
@@ -319,6 +340,56 @@ describe("values", () => {
         namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "istio-ingress" } },
         podSelector: { matchLabels: filter.spec.workloadSelector.labels },
       },
+    ]);
+  });
+});
+
+describe("tracing: off by default; on, Envoy's tracer and extproc export to the collector of the values", () => {
+  const envoyOf = (objects: Node[]) =>
+    yaml.load(named(ofKind(objects, "ConfigMap"), "llm-gateway-envoy").data["envoy.yaml"]) as Node;
+  const extprocOf = (objects: Node[]) =>
+    containerNamed(named(ofKind(objects, "Deployment"), "llm-gateway"), "extproc");
+
+  test("the defaults trace nothing: no tracer, no collector cluster, no endpoint for extproc", () => {
+    const objects = rendered("defaults");
+    assert.ok(!JSON.stringify(envoyOf(objects)).includes("envoy.tracers."));
+    assert.equal(envOf(extprocOf(objects), "EXTPROC_TRACES_ENDPOINT"), undefined);
+  });
+
+  test("the bootstrap is the default one through withEnvoyTracing (one source), and the real Envoy takes it", () => {
+    const objects = rendered("tracing");
+    const traced = envoyOf(objects);
+    const expected = withEnvoyTracing(envoyOf(rendered("defaults")), {
+      collector: { address: TRACING.collector.host, port: TRACING.collector.port },
+      samplingPercent: TRACING.samplingPercent,
+    });
+    assert.deepEqual(traced, expected);
+    envoyValidate(withLocalFiles(traced), "helm-envoy-tracing.yaml");
+    const deployment = named(ofKind(objects, "Deployment"), "llm-gateway");
+    assert.notEqual(
+      deployment.spec.template.metadata.annotations["checksum/envoy"],
+      named(ofKind(rendered("defaults"), "Deployment"), "llm-gateway").spec.template.metadata.annotations[
+        "checksum/envoy"
+      ],
+      "turning tracing on rolls the pods (Envoy reads its bootstrap at start only)",
+    );
+  });
+
+  test("extproc exports to the same collector, which the NetworkPolicy lets the pods reach", () => {
+    const objects = rendered("tracing");
+    assert.equal(
+      envOf(extprocOf(objects), "EXTPROC_TRACES_ENDPOINT"),
+      "http://otel.telemetry.svc.cluster.local:14318/v1/traces",
+    );
+    assert.deepEqual(
+      (extprocOf(objects).env as Node[]).find((e) => e.name === "EXTPROC_TRACES_HEADERS")?.valueFrom,
+      { secretKeyRef: { name: "collector-token", key: "headers" } },
+      "the token comes from the operator's Secret, never from values",
+    );
+    const [rule, ...more] = egressTo(named(ofKind(objects, "NetworkPolicy"), "llm-gateway"), 14318);
+    assert.equal(more.length, 0);
+    assert.deepEqual(rule?.to, [
+      { namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "telemetry" } } },
     ]);
   });
 });

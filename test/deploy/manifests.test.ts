@@ -23,6 +23,7 @@ import {
   gatewayEnvoyConfig,
   JOBS,
   mapFilenames,
+  OVERLAY_TRACING,
   OPS_FILES,
   POD,
   POD_FILES,
@@ -30,6 +31,7 @@ import {
   renderAll,
   ROOT,
 } from "../../deploy/render/index.js";
+import { withEnvoyTracing } from "../../deploy/render/tracing.js";
 import { writeFallbackEnvoyConfig } from "../harness/envoy-config.js";
 import { writePolicy } from "../harness/policy.js";
 import { mountAt, readCompose, repositoryPath } from "./compose.js";
@@ -65,6 +67,7 @@ const rel = (file: string) => path.relative(ROOT, file);
 const INSTALLS = {
   base: "deploy/kubernetes",
   redis: "deploy/kubernetes/overlays/redis",
+  tracing: "deploy/kubernetes/overlays/tracing",
   istio: "deploy/istio",
   monitoring: "deploy/kubernetes/monitoring",
 } as const;
@@ -97,8 +100,8 @@ function classify(file: string): "kustomization" | "policy" | "envoy" | "rules" 
   if (name === "kustomization.yaml") return "kustomization";
   if (rel(file) === OPS_FILES.alerts) return "rules";
   if (name === "policy.yaml") return "policy";
-  if (ENVOY_TARGETS.some((t) => t.file === rel(file)) || rel(file) === `${CHART}/files/envoy.yaml`)
-    return "envoy";
+  const bootstraps: string[] = [`${CHART}/files/envoy.yaml`, FILES.envoyTracing, FILES.envoyChartTracing];
+  if (ENVOY_TARGETS.some((t) => t.file === rel(file)) || bootstraps.includes(rel(file))) return "envoy";
   if (rel(file).startsWith(`${CHART}/`) && !rel(file).startsWith(`${CHART}/files/`)) return "chart";
   return "manifests";
 }
@@ -584,6 +587,40 @@ describe("a bootstrap with a fallback pool (docs/fallback-pools.md) renders for 
     });
     const loaded = loadPolicy(policy, { envoyConfigFile: rendered, env: { POOL_B_API_KEY: "k" } });
     assert.deepEqual(loaded.pools.get("pool-a")!.fallback, ["pool-c"]);
+  });
+});
+
+describe("deploy/kubernetes/overlays/tracing: the base with traces to one collector", () => {
+  const objects = built(INSTALLS.tracing);
+  const { address, port } = OVERLAY_TRACING.collector;
+  const envoyOf = (install: Node[]) =>
+    yaml.load(
+      ofKind(install, "ConfigMap").find((c) => c.metadata.name.startsWith("llm-gateway-envoy-"))!.data[
+        "envoy.yaml"
+      ],
+    ) as Node;
+
+  test("references resolve, selectors select the pods, ports exist", () => checkReferences(objects));
+
+  test("its bootstrap is the base's through withEnvoyTracing (one source), and the real Envoy takes it", () => {
+    const traced = envoyOf(objects);
+    assert.deepEqual(traced, withEnvoyTracing(envoyOf(built(INSTALLS.base)), OVERLAY_TRACING));
+    envoyValidate(withLocalFiles(traced), "overlay-tracing-envoy.yaml");
+  });
+
+  test("extproc exports to the same collector, which the NetworkPolicy lets the pods reach", () => {
+    const extproc = containerNamed(named(ofKind(objects, "Deployment"), "llm-gateway"), "extproc");
+    assert.equal(envOf(extproc, "EXTPROC_TRACES_ENDPOINT"), `http://${address}:${port}/v1/traces`);
+    const netpol = named(ofKind(objects, "NetworkPolicy"), "llm-gateway");
+    const namespace = address.split(".")[1];
+    assert.ok(
+      egressTo(netpol, port).some((r) =>
+        r.to?.some(
+          (peer: Node) => peer.namespaceSelector?.matchLabels?.["kubernetes.io/metadata.name"] === namespace,
+        ),
+      ),
+      `egress to ${namespace}:${port}`,
+    );
   });
 });
 

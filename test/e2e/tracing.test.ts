@@ -21,11 +21,15 @@ const ENVOY = "llm-gateway-envoy";
 const EXTPROC = "llm-gateway-extproc";
 const EXT_PROC_CALL = "async envoy.service.ext_proc.v3.ExternalProcessor.Process egress";
 const SERVER = 2;
+const CLIENT = 3;
 const ERROR = 2;
 /** In every prompt: it must never reach a span (and the demo server echoes it into the answer, too). */
 const MARKER = "zanzibar-marker-7731";
 
-/** The spans of the request `requestId`, once Envoy's server span and extproc's exchange span are both in. */
+/**
+ * The spans of the request `requestId`, once Envoy's server span and extproc's exchange span are both in:
+ * `exchange` is extproc's ext_proc exchange (SERVER), `inference` the GenAI span under it (CLIENT).
+ */
 async function traceOf(receiver: OtlpReceiver, requestId: string | null) {
   assert.ok(requestId, "response has no x-request-id");
   const find = () => ({
@@ -42,8 +46,9 @@ async function traceOf(receiver: OtlpReceiver, requestId: string | null) {
     return ingress !== undefined && exchange !== undefined;
   });
   const { ingress, exchange } = find() as { ingress: ReceivedSpan; exchange: ReceivedSpan };
+  const inference = receiver.spans.find((s) => s.kind === CLIENT && s.parentSpanId === exchange.spanId);
   // Envoy's router span ends after the response is sent: wait for it too when the request was forwarded.
-  if (exchange.attributes["llm_gateway.pool"] !== undefined) {
+  if (inference?.attributes["llm_gateway.pool"] !== undefined) {
     await waitFor("the router span", async () =>
       receiver.spans.some((s) => s.traceId === ingress.traceId && s.name.startsWith("router ")),
     );
@@ -56,7 +61,8 @@ async function traceOf(receiver: OtlpReceiver, requestId: string | null) {
     assert.equal(found.length, 1, `one ${name} span, got ${found.length}`);
     return found[0]!;
   };
-  return { ingress, exchange, spans, byId, children, named };
+  assert.ok(inference, "an inference span under the exchange");
+  return { ingress, exchange, inference, spans, byId, children, named };
 }
 
 describe("tracing on: one trace per request across Envoy and extproc", () => {
@@ -80,14 +86,22 @@ describe("tracing on: one trace per request across Envoy and extproc", () => {
       .chat.completions.create(userChat("llama-3.1-8b-instruct", `hello ${MARKER}`))
       .withResponse();
     const requestId = response.headers.get("x-request-id");
-    const { ingress, exchange, spans, byId, children, named } = await traceOf(receiver, requestId);
+    const { ingress, exchange, inference, spans, byId, children, named } = await traceOf(receiver, requestId);
 
     assert.equal(ingress.kind, SERVER);
     assert.equal(ingress.parentSpanId, "", "Envoy's server span starts the trace");
     const call = byId.get(exchange.parentSpanId)!;
     assert.equal(call.name, EXT_PROC_CALL, "extproc's span is a child of Envoy's ext_proc call");
     assert.equal(call.parentSpanId, ingress.spanId);
-    assert.equal(exchange.name, "chat llama-3.1-8b-instruct");
+    assert.equal(exchange.name, "ext_proc");
+    assert.equal(inference.name, "chat llama-3.1-8b-instruct", "{operation} {model}");
+    const requestBody = named("ext_proc request_body");
+    const responseHeaders = named("ext_proc response_headers");
+    assert.ok(
+      requestBody.endNs <= inference.startNs && inference.startNs <= responseHeaders.startNs,
+      "the inference starts when the request goes upstream",
+    );
+    assert.equal(inference.endNs, exchange.endNs);
 
     const phases = children(exchange).filter((s) => s.name.startsWith("ext_proc "));
     assert.deepEqual(phases.map((s) => s.name).sort(), [
@@ -96,7 +110,6 @@ describe("tracing on: one trace per request across Envoy and extproc", () => {
       "ext_proc response_body",
       "ext_proc response_headers",
     ]);
-    const requestBody = named("ext_proc request_body");
     for (const step of ["guardrails.scan", "pii.scan", "tokens.count", "quota.admit"]) {
       assert.equal(named(step).parentSpanId, requestBody.spanId, `${step} runs in the request body phase`);
     }
@@ -122,19 +135,22 @@ describe("tracing on: one trace per request across Envoy and extproc", () => {
     const record = await auditRecordOf(stack, requestId);
     assert.deepEqual(
       {
-        operation: exchange.attributes["gen_ai.operation.name"],
-        requestModel: exchange.attributes["gen_ai.request.model"],
-        responseModel: exchange.attributes["gen_ai.response.model"],
-        input: exchange.attributes["gen_ai.usage.input_tokens"],
-        output: exchange.attributes["gen_ai.usage.output_tokens"],
-        server: exchange.attributes["server.address"],
-        status: exchange.attributes["http.response.status_code"],
-        team: exchange.attributes["llm_gateway.team"],
-        key: exchange.attributes["llm_gateway.key_id"],
-        reason: exchange.attributes["llm_gateway.reason"],
+        operation: inference.attributes["gen_ai.operation.name"],
+        provider: inference.attributes["gen_ai.provider.name"],
+        requestModel: inference.attributes["gen_ai.request.model"],
+        responseModel: inference.attributes["gen_ai.response.model"],
+        input: inference.attributes["gen_ai.usage.input_tokens"],
+        output: inference.attributes["gen_ai.usage.output_tokens"],
+        server: inference.attributes["server.address"],
+        status: inference.attributes["http.response.status_code"],
+        team: inference.attributes["llm_gateway.team"],
+        key: inference.attributes["llm_gateway.key_id"],
+        reason: inference.attributes["llm_gateway.reason"],
+        error: inference.attributes["error.type"],
       },
       {
         operation: "chat",
+        provider: "vllm",
         requestModel: "llama-3.1-8b-instruct",
         responseModel: data.model,
         input: data.usage!.prompt_tokens,
@@ -144,9 +160,12 @@ describe("tracing on: one trace per request across Envoy and extproc", () => {
         team: record.team,
         key: record.key_id,
         reason: "ok",
+        error: undefined,
       },
     );
+    assert.equal(exchange.attributes["http.response.status_code"], 200);
     assert.equal(exchange.status, 0, "no error");
+    assert.equal(inference.status, 0, "no error");
     assert.ok(record.request_body !== undefined, "the policy logs prompts to the audit trail");
     for (const body of receiver.bodies)
       assert.ok(!body.includes(MARKER), "a prompt or answer reached a span");
@@ -156,12 +175,12 @@ describe("tracing on: one trace per request across Envoy and extproc", () => {
     const traceId = "4bf92f3577b34da6a3ce929d0e0e4736";
     const sampled = client(stack, DEMO_KEYS.research, { traceparent: `00-${traceId}-00f067aa0ba902b7-01` });
     const { response } = await sampled.chat.completions.create(userChat("chat-default", "hi")).withResponse();
-    const { ingress, exchange } = await traceOf(receiver, response.headers.get("x-request-id"));
+    const { ingress, exchange, inference } = await traceOf(receiver, response.headers.get("x-request-id"));
     assert.equal(ingress.traceId, traceId);
     assert.equal(ingress.parentSpanId, "00f067aa0ba902b7");
     assert.equal(exchange.traceId, traceId);
-    assert.equal(exchange.attributes["gen_ai.request.model"], "chat-default");
-    assert.match(String(exchange.attributes["gen_ai.response.model"]), /^llama-3\.1-8b-instruct/);
+    assert.equal(inference.attributes["gen_ai.request.model"], "chat-default");
+    assert.match(String(inference.attributes["gen_ai.response.model"]), /^llama-3\.1-8b-instruct/);
 
     const unsampledId = "5bf92f3577b34da6a3ce929d0e0e4736";
     const since = markForwarded(stack);
@@ -204,13 +223,13 @@ describe("tracing on: one trace per request across Envoy and extproc", () => {
     ] as const;
     for (const [response, operation] of cases) {
       const requestId = response.headers.get("x-request-id");
-      const { exchange, named } = await traceOf(receiver, requestId);
+      const { inference, named } = await traceOf(receiver, requestId);
       const record = await auditRecordOf(stack, requestId);
-      assert.equal(exchange.attributes["gen_ai.operation.name"], operation);
-      assert.equal(exchange.name, `${operation} ${record.requested_model}`);
-      assert.equal(exchange.attributes["gen_ai.usage.input_tokens"], record.usage!.prompt_tokens);
-      assert.equal(exchange.attributes["gen_ai.usage.output_tokens"], record.usage!.completion_tokens);
-      assert.equal(exchange.attributes["llm_gateway.stream"], record.stream);
+      assert.equal(inference.attributes["gen_ai.operation.name"], operation);
+      assert.equal(inference.name, `${operation} ${record.requested_model}`);
+      assert.equal(inference.attributes["gen_ai.usage.input_tokens"], record.usage!.prompt_tokens);
+      assert.equal(inference.attributes["gen_ai.usage.output_tokens"], record.usage!.completion_tokens);
+      assert.equal(inference.attributes["llm_gateway.stream"], record.stream);
       if (record.stream) {
         const body = named("ext_proc response_body");
         assert.ok(
@@ -231,14 +250,16 @@ describe("tracing on: one trace per request across Envoy and extproc", () => {
     );
     assert.equal(error.status, 404);
     const requestId = error.headers.get("x-request-id");
-    const { exchange, named } = await traceOf(receiver, requestId);
+    const { exchange, inference, named } = await traceOf(receiver, requestId);
     const record = await auditRecordOf(stack, requestId);
-    assert.equal(exchange.name, "chat");
-    assert.equal(exchange.status, ERROR);
-    assert.equal(exchange.attributes["error.type"], record.reason);
-    assert.equal(exchange.attributes["llm_gateway.reason"], record.reason);
-    assert.equal(exchange.attributes["http.response.status_code"], 404);
-    assert.equal(exchange.attributes["gen_ai.response.model"], undefined);
+    assert.equal(inference.name, "chat");
+    for (const span of [exchange, inference]) {
+      assert.equal(span.status, ERROR);
+      assert.equal(span.attributes["error.type"], record.reason);
+      assert.equal(span.attributes["llm_gateway.reason"], record.reason);
+      assert.equal(span.attributes["http.response.status_code"], 404);
+    }
+    assert.equal(inference.attributes["gen_ai.response.model"], undefined);
     named("ext_proc request_body");
   });
 });

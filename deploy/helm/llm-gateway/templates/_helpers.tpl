@@ -99,6 +99,18 @@ httpGet:
       value: {{ ternary "270000" "20000" $v.istio.enabled | quote }}
     - name: LOG_LEVEL
       value: info
+    {{- if $v.tracing.enabled }}
+    {{- include "llm-gateway.checkTracing" $ }}
+    - name: EXTPROC_TRACES_ENDPOINT
+      value: {{ include "llm-gateway.tracesEndpoint" $ | quote }}
+    {{- with $v.tracing.headersSecret }}
+    - name: EXTPROC_TRACES_HEADERS
+      valueFrom:
+        secretKeyRef:
+          name: {{ . }}
+          key: headers
+    {{- end }}
+    {{- end }}
     {{- range $name, $_ := $v.secrets.upstreamKeys }}
     - name: {{ $name }}
       valueFrom:
@@ -149,4 +161,37 @@ httpGet:
     {{- end }}
     - name: tmp
       mountPath: /tmp
+{{- end -}}
+
+{{/*
+The pod's Envoy bootstrap: files/envoy.yaml, or with tracing.enabled files/envoy-tracing.yaml (the same,
+rendered through deploy/render/tracing.ts) with its __TRACES_*__ tokens replaced by the checked values.
+*/}}
+{{- define "llm-gateway.envoyConfig" -}}
+{{- if .Values.tracing.enabled -}}
+{{- $t := .Values.tracing -}}
+{{- include "llm-gateway.checkTracing" . -}}
+{{- .Files.Get "files/envoy-tracing.yaml" | replace "__TRACES_COLLECTOR_HOST__" $t.collector.host | replace "__TRACES_COLLECTOR_PORT__" (toString (int $t.collector.port)) | replace "__TRACES_SAMPLING_PERCENT__" (toString (float64 $t.samplingPercent)) -}}
+{{- else -}}
+{{- .Files.Get "files/envoy.yaml" -}}
+{{- end -}}
+{{- end -}}
+
+{{/* tracing.* as a bootstrap and an URL can take them: a DNS name or IPv4 address, a port, a percentage. */}}
+{{- define "llm-gateway.checkTracing" -}}
+{{- $t := .Values.tracing -}}
+{{- if not (regexMatch "^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$" (toString $t.collector.host)) -}}
+{{- fail "tracing.collector.host must be a DNS name or an IPv4 address" -}}
+{{- end -}}
+{{- if or (lt (int $t.collector.port) 1) (gt (int $t.collector.port) 65535) -}}
+{{- fail "tracing.collector.port must be 1-65535" -}}
+{{- end -}}
+{{- if or (lt (float64 $t.samplingPercent) 0.0) (gt (float64 $t.samplingPercent) 100.0) -}}
+{{- fail "tracing.samplingPercent must be 0-100" -}}
+{{- end -}}
+{{- end -}}
+
+{{/* extproc's OTLP/HTTP endpoint: the collector Envoy exports to. */}}
+{{- define "llm-gateway.tracesEndpoint" -}}
+{{- printf "http://%s:%d/v1/traces" .Values.tracing.collector.host (int .Values.tracing.collector.port) -}}
 {{- end -}}
