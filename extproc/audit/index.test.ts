@@ -3,7 +3,9 @@ import { mkdtempSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { describe, it } from "node:test";
+import fc from "fast-check";
 import {
+  ChainVerifier,
   chainTail,
   createAuditSink,
   GENESIS,
@@ -339,5 +341,68 @@ describe("readAuditRecords", () => {
     const none: unknown[] = [];
     for await (const r of readAuditRecords(path.join(path.dirname(f), "missing.log"))) none.push(r);
     assert.deepEqual(none, []);
+  });
+});
+
+describe("chain ranges (ChainVerifier midChain + absorb)", () => {
+  /** Lines of a chain of `n` records, then edited: a line changed, dropped, torn, blanked or doubled. */
+  const damagedChain = (n: number, edit: { kind: number; at: number }): string[] => {
+    const lines: string[] = [];
+    let prev = GENESIS;
+    for (let seq = 1; seq <= n; seq++) {
+      const line = JSON.stringify({ seq, prev, time: "2026-11-01T00:00:00.000Z", kind: "llm_request" });
+      if (edit.kind === 3 && seq === 1 + (edit.at % n)) {
+        // Torn by a crash: the record written on restart chains to the torn bytes.
+        const torn = line.slice(0, 25);
+        lines.push(torn);
+        prev = lineHash(torn);
+        const resumed = JSON.stringify({ seq, prev, time: "2026-11-01T00:00:00.000Z", kind: "llm_request" });
+        lines.push(resumed);
+        prev = lineHash(resumed);
+        continue;
+      }
+      lines.push(line);
+      prev = lineHash(line);
+    }
+    const i = edit.at % Math.max(1, lines.length);
+    if (edit.kind === 0 && lines.length > 0) lines[i] = lines[i]!.replace("llm_request", "llm_rEquest");
+    if (edit.kind === 1) lines.splice(i, 1);
+    if (edit.kind === 2) lines.splice(i, 0, "");
+    if (edit.kind === 4) lines.splice(i, 0, "{torn", "{torn too");
+    return lines;
+  };
+
+  it("ranges cut anywhere and absorbed in order give the verdict of one pass, anchors included", () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 0, max: 12 }),
+        fc.record({ kind: fc.integer({ min: 0, max: 5 }), at: fc.nat() }),
+        fc.array(fc.nat(), { maxLength: 6 }),
+        fc.array(fc.nat(), { maxLength: 3 }),
+        (n, edit, cutsAt, anchorsAt) => {
+          const lines = damagedChain(n, edit);
+          // Anchors from the intact records' own hashes, one of them possibly wrong or beyond the end.
+          const anchors: ChainHead[] = anchorsAt.map((a, i) => {
+            const line = lines[a % Math.max(1, lines.length)] ?? "";
+            const seq = (
+              JSON.parse(line.startsWith('{"seq') && line.endsWith("}") ? line : "{}") as { seq?: number }
+            ).seq;
+            return i === 2 ? { seq: n + 1, hash: GENESIS } : { seq: seq ?? 1, hash: lineHash(line) };
+          });
+          const cuts = [...new Set(cutsAt.map((c) => c % (lines.length + 1)))].sort((a, b) => a - b);
+          const joined = new ChainVerifier(anchors);
+          const bounds = [0, ...cuts, lines.length];
+          for (let r = 0; r + 1 < bounds.length; r++) {
+            const range = new ChainVerifier(anchors, { midChain: true });
+            for (const line of lines.slice(bounds[r], bounds[r + 1])) range.check(line);
+            // Posted from a worker thread as a structured clone.
+            joined.absorb(structuredClone(range.range()));
+          }
+          assert.deepEqual(joined.end(), verifyAuditChain(lines, anchors));
+          assert.equal(joined.lines, lines.length);
+        },
+      ),
+      { numRuns: 2000 },
+    );
   });
 });

@@ -441,9 +441,43 @@ export function verifyAuditChain(lines: Iterable<string>, anchors: readonly Chai
 }
 
 /**
+ * What a {@link ChainVerifier} made with `midChain` found in a range of lines that starts inside a chain (a
+ * byte range of an audit file checked on a worker thread). Its first record's link to the lines before it
+ * cannot be checked there: the verifier of those lines {@link ChainVerifier.absorb absorbs} the range, checking
+ * the head and taking on the state after it. Plain data, so a worker can post it.
+ */
+export interface ChainRange {
+  /** Lines in the range (empty ones included). */
+  readonly lines: number;
+  /**
+   * The lines whose check needs the chain before the range, with their line numbers in it: the non-record
+   * lines before the first record (at most two: a second one breaks the chain whatever came before) and that
+   * first record.
+   */
+  readonly head: readonly { readonly line: number; readonly text: string }[];
+  /** Whether the head ends with a record, so the state below follows on from it. */
+  readonly started: boolean;
+  /** Records verified after the head. */
+  readonly records: number;
+  readonly prev: string | undefined;
+  readonly seq: number | undefined;
+  readonly anchorsChecked: number;
+  readonly tornLines: readonly number[];
+  readonly torn: { readonly line: number; readonly hash: string; readonly problem: string } | undefined;
+  readonly broken: ChainBreak | undefined;
+}
+
+/** Options for {@link ChainVerifier}. */
+export interface ChainVerifierOptions {
+  /** The lines start inside a chain: collect its head instead of checking it (see {@link ChainRange}). */
+  readonly midChain?: boolean;
+}
+
+/**
  * {@link verifyAuditChain} one line at a time, for readers that stream files and read the records too: each
  * line is parsed once, here, and its record handed back. After the first break the chain is no longer
- * checked (lines are still parsed), so a reader can go on while reporting the break.
+ * checked (lines are still parsed), so a reader can go on while reporting the break. Ranges of one chain can
+ * be checked apart (`midChain`) and joined in order with {@link absorb}, with the same verdict as one pass.
  */
 export class ChainVerifier {
   private readonly anchorHash: Map<number, string>;
@@ -456,10 +490,15 @@ export class ChainVerifier {
   private readonly tornLines: number[] = [];
   private torn: { line: number; hash: string; problem: string } | undefined;
   private broken: ChainBreak | undefined;
+  /** midChain: the head collected so far, until it ends (undefined after). */
+  private head: { line: number; text: string }[] | undefined;
+  private readonly headLines: { line: number; text: string }[] = [];
+  private started = false;
 
-  constructor(anchors: readonly ChainHead[] = []) {
+  constructor(anchors: readonly ChainHead[] = [], options: ChainVerifierOptions = {}) {
     this.anchorHash = new Map(anchors.map((a) => [a.seq, a.hash]));
     this.newestAnchor = Math.max(0, ...anchors.map((a) => a.seq));
+    if (options.midChain) this.head = this.headLines;
   }
 
   /** The first break found so far (a torn line is not one until the line after it is seen). */
@@ -472,13 +511,70 @@ export class ChainVerifier {
     return this.lineNo;
   }
 
-  /** Checks the next line; returns its record, or undefined for an empty line or one that is not a record. */
-  check(line: string): ChainedLine | undefined {
+  /**
+   * Checks the next line; returns its record, or undefined for an empty line or one that is not a record.
+   * `bytes`, when given, are the line's exact UTF-8 bytes (valid UTF-8, the same text): hashed instead of
+   * encoding `line` again.
+   */
+  check(line: string, bytes?: Uint8Array): ChainedLine | undefined {
     this.lineNo++;
     if (line.length === 0) return undefined;
     const record = chainedRecord(line);
-    if (!this.broken) this.broken = this.step(line, record);
+    if (this.head) this.collectHead(line, record, bytes);
+    else if (!this.broken) this.broken = this.step(line, record, bytes);
     return typeof record === "string" ? undefined : record;
+  }
+
+  /** midChain: where the range ended up, for the verifier of the lines before it to {@link absorb}. */
+  range(): ChainRange {
+    const { lineNo: lines, headLines: head, started, records, prev, seq, anchorsChecked } = this;
+    const { tornLines, torn, broken } = this;
+    return { lines, head, started, records, prev, seq, anchorsChecked, tornLines, torn, broken };
+  }
+
+  /**
+   * Continues this chain with a range checked apart ({@link range}), which starts right after the lines
+   * checked here: its head is checked here, line by line, then its state taken on.
+   */
+  absorb(range: ChainRange): void {
+    const offset = this.lineNo;
+    for (const { line, text } of range.head) {
+      this.lineNo = offset + line - 1;
+      this.check(text);
+    }
+    this.lineNo = offset + range.lines;
+    // Unless the head broke the chain, this verifier's prev and seq are now the range's starting point.
+    if (this.broken || !range.started) return;
+    if (range.broken) {
+      this.broken = {
+        ...range.broken,
+        records: this.records + range.broken.records,
+        line: offset + range.broken.line,
+      };
+      return;
+    }
+    this.records += range.records;
+    this.prev = range.prev;
+    this.seq = range.seq;
+    this.anchorsChecked += range.anchorsChecked;
+    for (const line of range.tornLines) this.tornLines.push(offset + line);
+    this.torn = range.torn && { ...range.torn, line: offset + range.torn.line };
+  }
+
+  private collectHead(line: string, record: ChainedLine | string, bytes: Uint8Array | undefined): void {
+    const head = this.head!;
+    head.push({ line: this.lineNo, text: line });
+    if (typeof record !== "string") {
+      // The first record: checked where the range is absorbed; the chain goes on from it here.
+      this.prev = bytes ? hash("sha256", bytes, "hex") : lineHash(line);
+      this.seq = record.seq;
+      this.started = true;
+      this.head = undefined;
+    } else if (head.length === 2) {
+      // Two lines that are not records in a row: absorbing breaks the chain at or before them, so the
+      // rest of the range decides nothing.
+      this.head = undefined;
+    }
   }
 
   /** The verdict once every line has been checked. */
@@ -503,7 +599,7 @@ export class ChainVerifier {
     };
   }
 
-  private step(line: string, record: ChainedLine | string): ChainBreak | undefined {
+  private step(line: string, record: ChainedLine | string, bytes?: Uint8Array): ChainBreak | undefined {
     const { records, seq, torn } = this;
     if (torn) {
       // Only the record extproc writes after restarting on a torn tail makes a bad line acceptable.
@@ -537,7 +633,7 @@ export class ChainVerifier {
         problem: `record seq ${record.seq}: prev hash does not match the previous line (it was changed or removed)`,
       };
     }
-    this.prev = lineHash(line);
+    this.prev = bytes ? hash("sha256", bytes, "hex") : lineHash(line);
     this.seq = record.seq;
     this.records++;
     const anchored = this.anchorHash.get(record.seq);

@@ -131,6 +131,21 @@ describe("cli as a process", () => {
     assert.equal(ok.status, 0, ok.stderr);
     assert.equal((JSON.parse(ok.stdout) as { total: { cost: string } }).total.cost, "0.000014");
     assert.equal(ok.stderr, "Audit chain verified: 2 records in 1 file, hash chain intact.\n");
+    const oneJob = cli(
+      "report",
+      file,
+      "--from",
+      "2026-11-01",
+      "--to",
+      "2026-11-03",
+      "--by",
+      "team",
+      "--format",
+      "json",
+      "--jobs",
+      "1",
+    );
+    assert.equal(oneJob.stdout, ok.stdout);
     writeFileSync(file, `${first}\n${line(2, GENESIS)}\n`);
     const broken = cli("report", file, "--by", "team", "--format", "csv");
     assert.equal(broken.status, 1);
@@ -141,6 +156,8 @@ describe("cli as a process", () => {
       ["--by", "colour"],
       ["--format", "pdf"],
       ["--from", "2026-11-02", "--to", "2026-11-01"],
+      ["--jobs", "0"],
+      ["--jobs", "two"],
     ]) {
       const misuse = cli("report", file, ...args);
       assert.equal(misuse.status, 2, args.join(" "));

@@ -13,7 +13,7 @@
  *   llm-gateway key revoke|reinstate --id ID --redis URL [--prefix P]
  *                                                revokes an identity on every replica at once (Redis quota store)
  *   llm-gateway report FILE [FILE…] [--from DATE] [--to DATE] [--by team,key,model,environment,api]
- *                      [--format table|csv|json|html]
+ *                      [--format table|csv|json|html] [--jobs N]
  *                                                chargeback: requests, tokens, cost, refusals per group
  *                                                (docs/reports.md); exit 1 when the hash chain is broken
  */
@@ -44,7 +44,7 @@ const USAGE = `usage:
   llm-gateway audit verify FILE [FILE...] [--anchor SEQ:HASH ...]
   llm-gateway key revoke|reinstate --id ID --redis URL [--prefix llm-gateway]
   llm-gateway report FILE [FILE...] [--from DATE] [--to DATE] [--by team,key,model,environment,api]
-                     [--format table|csv|json|html]`;
+                     [--format table|csv|json|html] [--jobs N]`;
 
 const OPTIONS = {
   id: { type: "string" },
@@ -57,6 +57,7 @@ const OPTIONS = {
   to: { type: "string" },
   by: { type: "string", default: "team,model" },
   format: { type: "string", default: "table" },
+  jobs: { type: "string" },
 } satisfies NonNullable<ParseArgsConfig["options"]>;
 
 /** A failure the operator can act on: printed as one line, exit code 1 (no stack trace). */
@@ -224,7 +225,10 @@ async function report(
       throw new ReportUsageError(`--from ${values.from} is not before --to ${values.to}`);
     if (!Object.hasOwn(FORMATS, values.format!))
       throw new ReportUsageError(`--format ${values.format}: expected ${Object.keys(FORMATS).join(", ")}`);
-    options = { from, to, by: parseDimensions(values.by!), format: values.format as Format };
+    const jobs = values.jobs === undefined ? undefined : Number(values.jobs);
+    if (jobs !== undefined && !(Number.isInteger(jobs) && jobs >= 1 && jobs <= 256))
+      throw new ReportUsageError(`--jobs ${values.jobs}: expected a whole number from 1 to 256`);
+    options = { from, to, by: parseDimensions(values.by!), format: values.format as Format, jobs };
   } catch (err) {
     if (!(err instanceof ReportUsageError)) throw err;
     io.err.write(`report: ${err.message}\n`);
@@ -233,7 +237,12 @@ async function report(
   for (const f of files) assertReadable("report", f);
   let built;
   try {
-    built = await buildReport(files, { from: options.from, to: options.to, by: options.by });
+    built = await buildReport(files, {
+      from: options.from,
+      to: options.to,
+      by: options.by,
+      jobs: options.jobs,
+    });
   } catch (err) {
     if (err instanceof MixedCurrencyError) throw new CliFailure(`report: ${err.message}`);
     throw err;

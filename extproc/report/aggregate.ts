@@ -31,7 +31,7 @@ export interface GroupTotals extends Totals {
 }
 
 /** A sum in progress. */
-interface Sum {
+export interface Sum {
   requests: number;
   input: number;
   output: number;
@@ -90,9 +90,30 @@ function addTo(
   if (outcome) bump(sum[outcome], reason);
 }
 
+/** Adds `from` into `into`. */
+function addSum(into: Sum, from: Sum): void {
+  into.requests += from.requests;
+  into.input += from.input;
+  into.output += from.output;
+  into.micros += from.micros;
+  into.unpriced += from.unpriced;
+  for (const [key, n] of from.refusals) bump(into.refusals, key, n);
+  for (const [key, n] of from.errors) bump(into.errors, key, n);
+  for (const [day, micros] of from.daily) bump(into.daily, day, micros);
+}
+
+/** What an {@link Aggregator} has added up, as plain data a worker thread can post (Maps clone). */
+export interface AggregateState {
+  readonly groups: Map<string, { group: GroupTotals["group"]; sum: Sum }>;
+  readonly total: Sum;
+  readonly currencies: Set<string>;
+  readonly firstDay: string | undefined;
+  readonly lastDay: string | undefined;
+}
+
 /** Records in [`from`, `to`) added up per group of `by`. */
 export class Aggregator {
-  private readonly groups = new Map<string, { group: GroupTotals["group"]; sum: Sum }>();
+  private readonly groups: AggregateState["groups"] = new Map();
   private readonly total = newSum();
   /** Every currency a record's cost was in (a report has one; see {@link currency}). */
   readonly currencies = new Set<string>();
@@ -119,8 +140,7 @@ export class Aggregator {
       this.groups.set(key, entry);
     }
     const day = time.slice(0, 10);
-    if (this.firstDay === undefined || day < this.firstDay) this.firstDay = day;
-    if (this.lastDay === undefined || day > this.lastDay) this.lastDay = day;
+    this.widenDays(day);
     const cost = record.cost;
     const micros = cost && typeof cost.micros === "number" ? cost.micros : undefined;
     if (micros !== undefined) this.currencies.add(String(cost!.currency));
@@ -130,6 +150,31 @@ export class Aggregator {
     const outcome = record.decision === "deny" ? "refusals" : reason !== "ok" ? "errors" : undefined;
     addTo(entry.sum, input, output, micros, day, outcome, reason);
     addTo(this.total, input, output, micros, day, outcome, reason);
+  }
+
+  /** What has been added so far, for {@link merge} into another aggregator of the same `by` and period. */
+  state(): AggregateState {
+    const { groups, total, currencies, firstDay, lastDay } = this;
+    return { groups, total, currencies, firstDay, lastDay };
+  }
+
+  /** Adds what another aggregator added up (integer sums: exact, in any order). */
+  merge(state: AggregateState): void {
+    for (const [key, { group, sum }] of state.groups) {
+      const entry = this.groups.get(key);
+      if (entry) addSum(entry.sum, sum);
+      else this.groups.set(key, { group, sum });
+    }
+    addSum(this.total, state.total);
+    for (const currency of state.currencies) this.currencies.add(currency);
+    this.widenDays(state.firstDay);
+    this.widenDays(state.lastDay);
+  }
+
+  private widenDays(day: string | undefined): void {
+    if (day === undefined) return;
+    if (this.firstDay === undefined || day < this.firstDay) this.firstDay = day;
+    if (this.lastDay === undefined || day > this.lastDay) this.lastDay = day;
   }
 
   /** The groups in order of their dimension values (null first), then the totals and the days. */

@@ -1,10 +1,16 @@
 /**
- * Reading audit files for a report: streamed line by line (a month of a busy site is millions of lines),
- * each line parsed once and its hash chain checked by the audit module's {@link ChainVerifier} on the way.
+ * Reading audit files for a report (a month of a busy site is millions of lines): cut into byte ranges read
+ * on worker threads, each line parsed once and its hash chain checked inside its range by the audit module's
+ * {@link ChainVerifier}; the main thread joins the ranges' chains in order (the seams, and each file
+ * continuing the one before) and adds up their sums.
  */
-import { ChainVerifier, forEachLine, type ChainBreak } from "../audit/index.js";
+import { statSync } from "node:fs";
+import { availableParallelism } from "node:os";
+import { Worker } from "node:worker_threads";
+import { ChainVerifier, type ChainBreak } from "../audit/index.js";
 import { Aggregator, type GroupTotals, type Totals } from "./aggregate.js";
 import type { Dimension } from "./period.js";
+import { readRange, type RangeResult, type RangeTask } from "./range.js";
 
 /** What the report says about the hash chain of the files it read. */
 export interface Integrity {
@@ -41,27 +47,44 @@ export interface ReportOptions {
   readonly by: readonly Dimension[];
   readonly from?: string;
   readonly to?: string;
+  /** Worker threads reading ranges; 1 reads them in this thread. Default: `os.availableParallelism()`. */
+  readonly jobs?: number;
+  /** Bytes per range (lines are whole: each belongs to the range it starts in). Default 32 MiB. */
+  readonly rangeBytes?: number;
 }
+
+const RANGE_BYTES = 32 << 20;
 
 /** Costs in more than one currency (the policy's currency changed): a report adds up one. */
 export class MixedCurrencyError extends Error {}
 
 /**
  * Reads `files` (rotated files oldest first: each must continue the previous one's chain) and adds up the
- * records in the period. Never holds a file whole.
+ * records in the period. Never holds a file whole: each reader holds one buffer, the main thread the sums
+ * of the ranges read ahead of one still being read.
  */
 export async function buildReport(files: readonly string[], options: ReportOptions): Promise<Report> {
   const verifier = new ChainVerifier();
   const aggregator = new Aggregator(options.by, options.from, options.to);
+  const { by, from, to } = options;
+  const rangeBytes = options.rangeBytes ?? RANGE_BYTES;
+  const tasks: RangeTask[] = [];
   // Where each file starts among the lines the verifier counts, to name a line as file:line.
   const starts: { path: string; first: number }[] = [];
-  for (const path of files) {
-    starts.push({ path, first: verifier.lines + 1 });
-    await forEachLine(path, (line) => {
-      const record = verifier.check(line);
-      if (record) aggregator.add(record);
-    });
-  }
+  const firstTask = new Map<number, number>();
+  files.forEach((file, index) => {
+    firstTask.set(tasks.length, index);
+    const size = statSync(file).size;
+    for (let start = 0; start < size || start === 0; start += rangeBytes)
+      tasks.push({ file, start, end: Math.min(size, start + rangeBytes), by, from, to });
+  });
+  // Ranges are joined in file order, whatever order they finish in.
+  await readRanges(tasks, options.jobs ?? availableParallelism(), (index, result) => {
+    const file = firstTask.get(index);
+    if (file !== undefined) starts.push({ path: files[file]!, first: verifier.lines + 1 });
+    verifier.absorb(result.chain);
+    aggregator.merge(result.sums);
+  });
   if (aggregator.currencies.size > 1)
     throw new MixedCurrencyError(
       `costs are in ${[...aggregator.currencies].sort().join(" and ")}: report each currency's period separately (--from/--to)`,
@@ -109,4 +132,51 @@ function describeBreak(
       ? `${verdict.problem}; ${where.file} does not continue the chain of ${previous.path} (files out of order, or one missing?)`
       : verdict.problem;
   return { file: where.file, line: where.line, problem };
+}
+
+/** Reads `tasks` on `jobs` readers; `join` sees every result in task order. */
+async function readRanges(
+  tasks: readonly RangeTask[],
+  jobs: number,
+  join: (index: number, result: RangeResult) => void,
+): Promise<void> {
+  if (jobs <= 1 || tasks.length <= 1) {
+    tasks.forEach((task, index) => join(index, readRange(task)));
+    return;
+  }
+  const done = new Map<number, RangeResult>();
+  let joined = 0;
+  let next = 0;
+  const workers = Array.from(
+    { length: Math.min(jobs, tasks.length) },
+    () => new Worker(new URL("./worker.js", import.meta.url)),
+  );
+  try {
+    await Promise.all(
+      workers.map(
+        (worker) =>
+          new Promise<void>((resolve, reject) => {
+            let current = -1;
+            const send = () => {
+              if (next >= tasks.length) return resolve();
+              current = next++;
+              worker.postMessage(tasks[current]);
+            };
+            worker.on("message", (result: RangeResult) => {
+              done.set(current, result);
+              for (let ready = done.get(joined); ready; ready = done.get(joined)) {
+                done.delete(joined);
+                join(joined++, ready);
+              }
+              send();
+            });
+            worker.on("error", reject);
+            worker.on("exit", (code) => reject(new Error(`report worker exited with code ${code}`)));
+            send();
+          }),
+      ),
+    );
+  } finally {
+    await Promise.all(workers.map((worker) => worker.terminate()));
+  }
 }
