@@ -17,7 +17,6 @@ import type { AnswerOptions, StreamConverter, StreamOptions } from "./stream.js"
 
 export type { AnswerOptions, ChatUsage, MessagesRequest, ResponsesRequest, StreamConverter, StreamOptions };
 
-
 /** The client APIs translated to chat completions. */
 export type TranslatedApi = "responses" | "messages";
 
