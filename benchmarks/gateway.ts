@@ -15,7 +15,15 @@ import { measure, type MeasureContext, type Phase } from "./lib/measure.js";
 import { parseOptions, USAGE, type Options } from "./lib/options.js";
 import { decidePlacement, type Placement } from "./lib/placement.js";
 import { humanReport, type Report } from "./lib/report.js";
-import { MODE_LABELS, MODES, readAnswer, sendOnce, type Mode } from "./lib/request.js";
+import {
+  ANSWER_TOKENS,
+  MODE_LABELS,
+  modesOf,
+  readAnswer,
+  sendOnce,
+  type Answer,
+  type Mode,
+} from "./lib/request.js";
 import type { Scenario, StartedRow } from "./lib/scenario.js";
 import { freshWorkDir, startDemoModelServer, type DemoModelServer } from "./lib/stacks.js";
 import { fmt } from "./lib/tables.js";
@@ -35,35 +43,53 @@ function environment(): Report["environment"] {
   };
 }
 
-/** A row that started. */
+/** A row that started, and the modes it is measured in. */
 interface Running {
   readonly scenario: Scenario;
   readonly row: StartedRow;
+  readonly modes: readonly Mode[];
 }
 
 /**
- * Every row must answer the benchmark request as the model server does (same text, non-streaming and
- * streamed), and pass its own check; a row measuring something else would make the comparison meaningless.
+ * Every row must answer each of its modes' requests as the model server does (same text, and the
+ * {@link ANSWER_TOKENS} output tokens in the API's usage wherever the model server reports usage: not in a
+ * chat stream, which asks for none), and pass its own check; a row measuring something else would make the
+ * comparison meaningless.
  */
-async function checkRows(rows: readonly Running[], modelServer: DemoModelServer): Promise<void> {
-  const direct = `http://127.0.0.1:${modelServer.port}/v1/chat/completions`;
-  const expected = {} as Record<Mode, string>;
-  for (const mode of MODES) {
-    const res = await sendOnce(direct, { "content-type": "application/json" }, mode);
-    expected[mode] = readAnswer(mode, res.body).text;
+async function checkRows(
+  rows: readonly Running[],
+  modes: readonly Mode[],
+  modelServer: DemoModelServer,
+): Promise<void> {
+  const direct = `http://127.0.0.1:${modelServer.port}`;
+  const expected = {} as Record<Mode, Answer>;
+  for (const mode of modes) {
+    expected[mode] = readAnswer(mode, (await sendOnce(direct, mode)).body);
+    const tokens = expected[mode].completionTokens;
+    if (tokens !== undefined && tokens !== ANSWER_TOKENS)
+      throw new Error(
+        `the model server's ${MODE_LABELS[mode]} answer has ${tokens} output tokens, not ${ANSWER_TOKENS}`,
+      );
   }
-  for (const { scenario, row } of rows) {
+  for (const { scenario, row, modes: rowModes } of rows) {
     const problems: string[] = [];
-    for (const mode of MODES) {
-      const res = await sendOnce(row.url, row.headers, mode);
-      if (res.status !== 200)
+    for (const mode of rowModes) {
+      const res = await sendOnce(row.origin, mode, row.headers?.(mode));
+      if (res.status !== 200) {
         problems.push(`${MODE_LABELS[mode]}: HTTP ${res.status}: ${res.body.slice(0, 300)}`);
-      else if (readAnswer(mode, res.body).text !== expected[mode])
+        continue;
+      }
+      const answer = readAnswer(mode, res.body);
+      if (answer.text !== expected[mode].text)
         problems.push(
           `${MODE_LABELS[mode]}: answer differs from the model server's: ${res.body.slice(0, 300)}`,
         );
+      if (expected[mode].completionTokens !== undefined && answer.completionTokens !== ANSWER_TOKENS)
+        problems.push(
+          `${MODE_LABELS[mode]}: usage says ${answer.completionTokens ?? "nothing"} output tokens, expected ${ANSWER_TOKENS}`,
+        );
     }
-    problems.push(...(await row.check()));
+    problems.push(...(await row.check(rowModes)));
     if (problems.length > 0) throw new Error(`${scenario.label} fails its check: ${problems.join("; ")}`);
   }
 }
@@ -71,6 +97,7 @@ async function checkRows(rows: readonly Running[], modelServer: DemoModelServer)
 async function runPhases(
   options: Options,
   rows: readonly Running[],
+  modes: readonly Mode[],
   context: MeasureContext,
 ): Promise<Pick<Report, "latency" | "saturation">> {
   const latencyPhase: Phase = {
@@ -88,7 +115,7 @@ async function runPhases(
   // One row at a time: every other row sits idle meanwhile.
   const runRows = async (mode: Mode, phase: Phase, name: string): Promise<Runs> => {
     const runs: Record<string, Awaited<ReturnType<typeof measure>>> = {};
-    for (const { scenario, row } of rows) {
+    for (const { scenario, row } of rows.filter((r) => r.modes.includes(mode))) {
       progress(`${name}, ${MODE_LABELS[mode]}, ${scenario.label} ...`);
       const m = await measure(row, mode, phase, context);
       runs[scenario.id] = m;
@@ -99,8 +126,8 @@ async function runPhases(
     }
     return runs;
   };
-  const latency = {} as Record<Mode, Runs>;
-  for (const mode of MODES) latency[mode] = await runRows(mode, latencyPhase, "latency");
+  const latency: Partial<Record<Mode, Runs>> = {};
+  for (const mode of modes) latency[mode] = await runRows(mode, latencyPhase, "latency");
   const saturation = await runRows("chat", saturationPhase, "saturation");
   return { latency, saturation };
 }
@@ -178,12 +205,21 @@ async function main(argv: string[]): Promise<void> {
         placement,
         workDir: freshWorkDir(),
       });
-      started.push({ scenario, row });
+      const apis = options.apis.filter((api) => {
+        const unserved = scenario.unsupported?.[api];
+        if (unserved) {
+          progress(`skipping ${scenario.label} for ${api}: ${unserved}`);
+          skipped.push({ id: scenario.id, label: scenario.label, api, why: unserved });
+        }
+        return !unserved;
+      });
+      started.push({ scenario, row, modes: modesOf(apis) });
     }
+    const modes = modesOf(options.apis);
     progress("checking every row ...");
-    await checkRows(started, modelServer);
+    await checkRows(started, modes, modelServer);
     const context: MeasureContext = { others: [modelServer], cpus: placement.cpus };
-    const measured = await runPhases(options, started, context);
+    const measured = await runPhases(options, started, modes, context);
     const report = buildReport(options, placement, environmentInfo, started, skipped, measured);
     (options.json ? process.stderr : process.stdout).write(`\n${humanReport(report)}`);
     if (options.json) process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);

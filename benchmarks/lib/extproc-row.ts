@@ -6,7 +6,7 @@ import { readFileSync } from "node:fs";
 import { performance } from "node:perf_hooks";
 import type { StackOptions } from "../../test/harness/index.js";
 import type { PolicyDoc } from "../../test/harness/policy.js";
-import { BASE_HEADERS, CHAT_PATH, MODE_LABELS, MODES, readAnswer, sendOnce, type Mode } from "./request.js";
+import { MODE_LABELS, readAnswer, sendOnce, type Mode } from "./request.js";
 import type { StartedRow } from "./scenario.js";
 import { startGateway, writeBenchPolicy, type RowEnv } from "./stacks.js";
 
@@ -46,21 +46,20 @@ const CHECK = {
 export async function startExtprocRow(env: RowEnv, spec: ExtprocRowSpec): Promise<StartedRow> {
   const policyFile = writeBenchPolicy(env.workDir, spec.edit);
   const { stack, proxies } = await startGateway(env, policyFile, spec.traces);
-  const url = `http://127.0.0.1:${stack.ports.http}${CHAT_PATH}`;
+  const origin = `http://127.0.0.1:${stack.ports.http}`;
   return {
-    url,
-    headers: BASE_HEADERS,
+    origin,
     proxies,
     extproc: {
       metricsUrl: `http://127.0.0.1:${stack.ports.metrics}/metrics`,
       adminUrl: `http://127.0.0.1:${stack.ports.admin}`,
     },
-    check: async () => {
+    check: async (modes) => {
       const problems = spec.policyProblems ? await spec.policyProblems(policyFile) : [];
       const requestIds: string[] = [];
-      for (const mode of MODES)
+      for (const mode of modes)
         problems.push(
-          ...(await checkRequest(url, stack.auditLog, mode, spec.expect, requestIds)).map(
+          ...(await checkRequest(origin, stack.auditLog, mode, spec.expect, requestIds)).map(
             (x) => `${MODE_LABELS[mode]}: ${x}`,
           ),
         );
@@ -79,18 +78,14 @@ export async function startExtprocRow(env: RowEnv, spec: ExtprocRowSpec): Promis
  * and write no `pii` into the audit record.
  */
 async function checkRequest(
-  url: string,
+  origin: string,
   auditLog: string,
   mode: Mode,
   expect: Expectations,
   requestIds: string[],
 ): Promise<string[]> {
-  const headers = {
-    ...BASE_HEADERS,
-    "x-demo-reply": encodeURIComponent(CHECK.reply),
-    "x-demo-split": CHECK.splitAt,
-  };
-  const res = await sendOnce(url, headers, mode, CHECK.prompt);
+  const headers = { "x-demo-reply": encodeURIComponent(CHECK.reply), "x-demo-split": CHECK.splitAt };
+  const res = await sendOnce(origin, mode, headers, CHECK.prompt);
   if (res.status !== 200) return [`HTTP ${res.status}: ${res.body.slice(0, 300)}`];
   const problems: string[] = [];
   const limit = res.headers.get("x-ratelimit-limit-requests");

@@ -4,7 +4,7 @@
  */
 import type { Distribution } from "./load-generator.js";
 import type { Measurement } from "./measure.js";
-import { MODE_LABELS, MODES, type Mode } from "./request.js";
+import { MODE_LABELS, MODES, modeSpec, type Mode } from "./request.js";
 import { fmt, signed } from "./tables.js";
 
 /** The bars extproc is held to. */
@@ -13,8 +13,8 @@ export const BARS = { addedP50Ms: 1, addedP99Ms: 3, requestsPerS: 2000 } as cons
 /** Every row's measurement, by row id. */
 export type Runs = Readonly<Record<string, Measurement>>;
 
-/** A row's latency measurements, by mode. */
-export type Latency = Readonly<Record<Mode, Runs>>;
+/** Every row's latency measurements, by mode: the modes of the APIs measured (a row not serving one is absent). */
+export type Latency = Readonly<Partial<Record<Mode, Runs>>>;
 
 /** The latency one row adds over another for one metric. */
 export interface Added {
@@ -25,12 +25,18 @@ export interface Added {
   readonly p99Ratio: number;
 }
 
-/** The three latency metrics "added" compares: (label, mode, last byte or first byte). */
-const ADDED_METRICS = [
-  ["non-streaming", "chat", "latencyMs"],
-  ["streamed, first byte", "chat-stream", "ttfbMs"],
-  ["streamed, last byte", "chat-stream", "latencyMs"],
-] as const satisfies ReadonlyArray<readonly [string, Mode, "latencyMs" | "ttfbMs"]>;
+/**
+ * The latency metrics "added" compares, in mode order (chat's three first: non-streaming, streamed first
+ * byte, streamed last byte): (label, mode, last byte or first byte).
+ */
+const ADDED_METRICS = MODES.flatMap((mode): Array<readonly [string, Mode, "latencyMs" | "ttfbMs"]> =>
+  modeSpec(mode).stream
+    ? [
+        [`${MODE_LABELS[mode]}, first byte`, mode, "ttfbMs"],
+        [`${MODE_LABELS[mode]}, last byte`, mode, "latencyMs"],
+      ]
+    : [[MODE_LABELS[mode], mode, "latencyMs"]],
+);
 
 function added(metric: string, from: Distribution, to: Distribution): Added {
   return {
@@ -42,11 +48,12 @@ function added(metric: string, from: Distribution, to: Distribution): Added {
   };
 }
 
-/** Row `to` minus row `from` for each metric. */
+/** Row `to` minus row `from` for each metric both were measured in. */
 export function addedRows(latency: Latency, from: string, to: string): Added[] {
-  return ADDED_METRICS.map(([metric, mode, field]) =>
-    added(metric, latency[mode][from]![field], latency[mode][to]![field]),
-  );
+  return ADDED_METRICS.flatMap(([metric, mode, field]) => {
+    const [a, b] = [latency[mode]?.[from], latency[mode]?.[to]];
+    return a && b ? [added(metric, a[field], b[field])] : [];
+  });
 }
 
 /** One bar's verdict. */
@@ -66,7 +73,7 @@ export function latencyVerdict(
   const limit = which === "p50" ? BARS.addedP50Ms : BARS.addedP99Ms;
   const value = (a: Added): number => (which === "p50" ? a.p50Ms : a.p99Ms);
   const worst = addedRows(latency, baseline, ours).reduce((w, a) => (value(a) > value(w) ? a : w));
-  const errors = MODES.flatMap((m) => [baseline, ours].map((id) => latency[m][id]!.errors)).reduce(
+  const errors = MODES.flatMap((m) => [baseline, ours].map((id) => latency[m]?.[id]?.errors ?? 0)).reduce(
     (a, b) => a + b,
     0,
   );
@@ -112,7 +119,7 @@ export function notes(
 ): string[] {
   const rows: Array<[string, Measurement, boolean]> = [
     ...MODES.flatMap((mode) =>
-      Object.entries(latency[mode]).map(([id, m]): [string, Measurement, boolean] => [
+      Object.entries(latency[mode] ?? {}).map(([id, m]): [string, Measurement, boolean] => [
         `latency, ${MODE_LABELS[mode]}, ${labels[id]}`,
         m,
         true,

@@ -18,8 +18,11 @@ export interface LoadSpec {
   readonly url: string;
   readonly headers: Readonly<Record<string, string>>;
   readonly body: string;
-  /** The response is SSE: success also requires the final `data: [DONE]` event. */
-  readonly stream: boolean;
+  /**
+   * The response is SSE when set: success also requires this text, which only the stream's final event
+   * carries (chat's `data: [DONE]`, the agent APIs' last event name: lib/request.ts, `streamEnd`).
+   */
+  readonly streamEnd?: string;
   /** Requests in flight at all times (closed loop), and sockets in the keep-alive pool. */
   readonly concurrency: number;
   /** Requests sent first and not measured (JIT, connection set-up, caches everywhere on the path). */
@@ -68,8 +71,6 @@ interface Sample {
   readonly error?: string;
 }
 
-const SSE_DONE = "data: [DONE]\n\n";
-
 /** Sends one request on the shared agent and resolves (never rejects) with its timings. */
 function sendOne(agent: Agent, url: URL, spec: LoadSpec, body: Buffer): Promise<Sample> {
   return new Promise((resolve) => {
@@ -92,16 +93,23 @@ function sendOne(agent: Agent, url: URL, spec: LoadSpec, body: Buffer): Promise<
       },
       (res) => {
         let firstByte = 0;
-        // Only the tail is kept: enough to see the closing [DONE] without buffering whole answers.
+        const endMark = spec.streamEnd;
+        // Only a tail is kept, enough to see the final event's mark across chunk boundaries, without
+        // buffering whole answers.
         let tail = "";
+        let ended = false;
         res.on("data", (chunk: Buffer) => {
           if (firstByte === 0) firstByte = performance.now();
-          if (spec.stream) tail = (tail + chunk.toString("latin1")).slice(-SSE_DONE.length);
+          if (endMark === undefined || ended) return;
+          const seen = tail + chunk.toString("latin1");
+          ended = seen.includes(endMark);
+          tail = seen.slice(-(endMark.length - 1));
         });
         res.on("end", () => {
           const end = performance.now();
           if (res.statusCode !== 200) return fail(`HTTP ${res.statusCode}`);
-          if (spec.stream && tail !== SSE_DONE) return fail("stream ended without data: [DONE]");
+          if (endMark !== undefined && !ended)
+            return fail(`stream ended without its final event (${JSON.stringify(endMark)})`);
           settle({ ok: true, ttfbMs: (firstByte || end) - start, totalMs: end - start });
         });
         res.on("error", (err) => fail(err.message));

@@ -16,7 +16,7 @@ import {
 } from "./extproc-metrics.js";
 import { runGenerator, type LoadResult, type LoadSpec } from "./load-generator.js";
 import { cpuTicks, treeCpuSeconds, treeResidentBytes } from "./process-cpu.js";
-import { requestBody, type Mode } from "./request.js";
+import { requestBody, requestHeaders, requestPath, streamEnd, type Mode } from "./request.js";
 
 /** A process (and its descendants) whose CPU time is accounted during a measurement. */
 export interface Tracked {
@@ -26,8 +26,10 @@ export interface Tracked {
 
 /** Where a row sends its requests and which of its processes are the proxy. */
 export interface Target {
-  readonly url: string;
-  readonly headers: Readonly<Record<string, string>>;
+  /** Scheme, host and port; each mode's request goes to its API's path there. */
+  readonly origin: string;
+  /** Headers the row adds to a mode's request (e.g. the routing header Envoy alone needs); none if absent. */
+  readonly headers?: (mode: Mode) => Readonly<Record<string, string>>;
   /** The row's proxy processes (pinned to the proxies' CPU): CPU per request and RSS are theirs. */
   readonly proxies: readonly Tracked[];
   /** extproc rows: extproc's /metrics and Envoy's admin. */
@@ -116,10 +118,10 @@ export async function measure(
   context: MeasureContext,
 ): Promise<Measurement> {
   const spec: LoadSpec = {
-    url: target.url,
-    headers: target.headers,
+    url: `${target.origin}${requestPath(mode)}`,
+    headers: { ...requestHeaders(mode), ...target.headers?.(mode) },
     body: requestBody(mode),
-    stream: mode === "chat-stream",
+    streamEnd: streamEnd(mode),
     concurrency: phase.concurrency,
     warmup: phase.warmup,
     requests: phase.requests,

@@ -3,6 +3,7 @@
  * measures") and the quick smoke run (`--quick` or `BENCH_QUICK=1`).
  */
 import { parseArgs } from "node:util";
+import { APIS, type Api } from "./request.js";
 
 /** Settings of one benchmark run (every flag, after defaults). */
 export interface Options {
@@ -16,6 +17,8 @@ export interface Options {
   readonly pin: boolean;
   /** Row ids to run besides the baseline and our core row (which always run); undefined: every row. */
   readonly rows: readonly string[] | undefined;
+  /** The inference APIs measured; chat always (the bars' saturation phase and the peers' request). */
+  readonly apis: readonly Api[];
   readonly quick: boolean;
   readonly json: boolean;
 }
@@ -63,6 +66,9 @@ export const USAGE = `Usage: node dist/benchmarks/gateway.js [flags]   (or: npm 
   --rows ID,ID                 only these rows besides envoy and envoy+extproc (ids: direct,
                                envoy+extproc+quotas+pii, envoy+extproc+tracing, litellm,
                                ai-gateway; default all)
+  --apis API,API               inference APIs to measure (${APIS.join(",")}; chat always runs and
+                               is the default): each non-streaming and streamed, the agent APIs
+                               also to pool-b's model, which the gateway translates to chat
   --no-pin                     do not pin processes to CPUs with taskset
   --quick                      small numbers for a smoke run, as BENCH_QUICK=1 (explicit flags still win)
   --json                       JSON result on stdout; the human-readable report moves to stderr
@@ -82,6 +88,7 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv = process.en
       options: {
         ...stringFlags,
         rows: { type: "string" },
+        apis: { type: "string" },
         quick: { type: "boolean", default: false },
         json: { type: "boolean", default: false },
         "no-pin": { type: "boolean", default: false },
@@ -105,5 +112,9 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv = process.en
     numbers[key] = value;
   }
   const rows = values.rows?.split(",").map((id) => id.trim());
-  return { ...numbers, pin: !values["no-pin"], rows, quick, json: values.json };
+  const named = values.apis?.split(",").map((api) => api.trim()) ?? [];
+  const unknownApis = named.filter((api) => !(APIS as readonly string[]).includes(api));
+  if (unknownApis.length > 0) throw new Error(`unknown APIs ${unknownApis.join(", ")}\n${USAGE}`);
+  const apis = APIS.filter((api) => api === "chat" || named.includes(api));
+  return { ...numbers, pin: !values["no-pin"], rows, apis, quick, json: values.json };
 }

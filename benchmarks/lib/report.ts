@@ -6,7 +6,17 @@ import type { Added, Latency, Runs, Verdict } from "./judge.js";
 import type { Measurement } from "./measure.js";
 import type { Options } from "./options.js";
 import type { Placement } from "./placement.js";
-import { ANSWER_TOKENS, MODE_LABELS, MODES } from "./request.js";
+import {
+  ANSWER_TOKENS,
+  MODE_LABELS,
+  MODEL,
+  MODES,
+  modeSpec,
+  requestPath,
+  TRANSLATED_MODEL,
+  type Api,
+  type Mode,
+} from "./request.js";
 import { fmt, ratio, signed, table } from "./tables.js";
 
 /** A row as the report names it. */
@@ -26,8 +36,13 @@ export interface Report {
   /** The row "added" is measured from (envoy alone), and our core row (the ratios' denominator). */
   readonly baseline: string;
   readonly ours: string;
-  /** Rows not run, with why and how to make them run. */
-  readonly skipped: ReadonlyArray<{ readonly id: string; readonly label: string; readonly why: string }>;
+  /** Rows not run, or (`api` set) not run in that API's modes, with why and how to make them run. */
+  readonly skipped: ReadonlyArray<{
+    readonly id: string;
+    readonly label: string;
+    readonly api?: Api;
+    readonly why: string;
+  }>;
   readonly latency: Latency;
   readonly saturation: Runs;
   /** Latency each row adds over the baseline, by row id (baseline excluded). */
@@ -64,37 +79,38 @@ const proxyCpu = (r: Report, m: Measurement | undefined, id: string): number | u
 const proxyRss = (r: Report, id: string): number | undefined =>
   proxySum(r, id, (label) => r.saturation[id]?.rssBytes[label]);
 
+/** The modes measured in this run, in table order. */
+const measuredModes = (r: Report): Mode[] => MODES.filter((mode) => r.latency[mode]);
+
+/** One mode's latency table, with its title: the rows measured in it. */
+function modeTable(r: Report, mode: Mode): string[] {
+  const runs = r.latency[mode]!;
+  const { stream, translated } = modeSpec(mode);
+  const target = translated
+    ? `model ${TRANSLATED_MODEL} (pool-b: translated to chat completions by the gateway)`
+    : `model ${MODEL}`;
+  const title = stream
+    ? `${MODE_LABELS[mode]}, POST ${requestPath(mode)}, ${target}: ${ANSWER_TOKENS}-token answers as SSE, no token delay (ms to first and to last body byte)`
+    : `${MODE_LABELS[mode]}, POST ${requestPath(mode)}, ${target} (request start to last byte, ms)`;
+  const rows = r.rows.flatMap(({ id, label }) => {
+    const m = runs[id];
+    if (!m) return [];
+    const first = stream ? [fmt(m.ttfbMs.p50), fmt(m.ttfbMs.p99)] : [];
+    return [
+      [label, ...okErr(m), ...first, fmt(m.latencyMs.p50), fmt(m.latencyMs.p99), fmt(m.requestsPerS, 0)],
+    ];
+  });
+  const heads = stream
+    ? ["", "ok", "err", "first byte p50", "p99", "last byte p50", "p99", "req/s"]
+    : ["", "ok", "err", "p50 ms", "p99 ms", "req/s"];
+  return [title, table(heads, rows), ""];
+}
+
 function latencyTables(r: Report): string[] {
-  const chat = table(
-    ["", "ok", "err", "p50 ms", "p99 ms", "req/s"],
-    r.rows.map(({ id, label }) => {
-      const m = r.latency.chat[id]!;
-      return [label, ...okErr(m), fmt(m.latencyMs.p50), fmt(m.latencyMs.p99), fmt(m.requestsPerS, 0)];
-    }),
-  );
-  const stream = table(
-    ["", "ok", "err", "first byte p50", "p99", "last byte p50", "p99", "req/s"],
-    r.rows.map(({ id, label }) => {
-      const m = r.latency["chat-stream"][id]!;
-      return [
-        label,
-        ...okErr(m),
-        fmt(m.ttfbMs.p50),
-        fmt(m.ttfbMs.p99),
-        fmt(m.latencyMs.p50),
-        fmt(m.latencyMs.p99),
-        fmt(m.requestsPerS, 0),
-      ];
-    }),
-  );
   const o = r.options;
   return [
-    `Latency: concurrency ${o.concurrency}, ${o.warmup} warm-up + ${o.requests} requests per row (at most ${o.durationS} s)`,
-    "Non-streaming (request start to last byte, ms)",
-    chat,
-    "",
-    `Streamed: ${ANSWER_TOKENS}-token answers as SSE, no token delay (ms to first and to last body byte)`,
-    stream,
+    `Latency: concurrency ${o.concurrency}, ${o.warmup} warm-up + ${o.requests} requests per row and mode (at most ${o.durationS} s)`,
+    ...measuredModes(r).flatMap((mode) => modeTable(r, mode)),
   ];
 }
 
@@ -149,8 +165,8 @@ function proxyTable(r: Report): string {
       const share = sat?.cpu?.processes.find((p) => p.label === name)?.percentOfCore;
       return [
         name === "" ? label : `${label}: ${name}`,
-        n(cpu(r.latency.chat[id])),
-        n(cpu(r.latency["chat-stream"][id])),
+        n(cpu(r.latency.chat?.[id])),
+        n(cpu(r.latency["chat-stream"]?.[id])),
         n(cpu(sat)),
         share === undefined ? "" : `${fmt(share, 0)}%`,
         rss === undefined ? "n/a" : fmt(rss / MB, 0),
@@ -168,12 +184,12 @@ function proxyTable(r: Report): string {
 
 /** Envoy's own CPU per request in every row that has an Envoy, against Envoy alone. */
 function envoyLines(r: Report): string[] {
-  const base = (mode: (typeof MODES)[number]): number | undefined =>
-    usOf(r.latency[mode][r.baseline], "envoy");
+  const base = (mode: Mode): number | undefined => usOf(r.latency[mode]?.[r.baseline], "envoy");
   return r.rows.flatMap(({ id, label }) => {
     if (!proxyLabels(r, id).includes("envoy")) return [];
-    const parts = MODES.map((mode) => {
-      const us = usOf(r.latency[mode][id], "envoy");
+    const parts = measuredModes(r).flatMap((mode) => {
+      if (!r.latency[mode]?.[id]) return [];
+      const us = usOf(r.latency[mode]?.[id], "envoy");
       const rel = id === r.baseline ? "" : ` (${ratio(us, base(mode))})`;
       return `${MODE_LABELS[mode]} ${us === undefined ? "n/a" : fmt(us, 0)} µs${rel}`;
     });
@@ -189,8 +205,11 @@ function sideBySide(r: Report): string {
   const cells = (id: string): string[] => [
     ratio(addedP50(id, 0), addedP50(ours, 0)),
     ratio(addedP50(id, 2), addedP50(ours, 2)),
-    ratio(proxyCpu(r, r.latency.chat[id], id), proxyCpu(r, r.latency.chat[ours], ours)),
-    ratio(proxyCpu(r, r.latency["chat-stream"][id], id), proxyCpu(r, r.latency["chat-stream"][ours], ours)),
+    ratio(proxyCpu(r, r.latency.chat?.[id], id), proxyCpu(r, r.latency.chat?.[ours], ours)),
+    ratio(
+      proxyCpu(r, r.latency["chat-stream"]?.[id], id),
+      proxyCpu(r, r.latency["chat-stream"]?.[ours], ours),
+    ),
     ratio(r.saturation[id]?.requestsPerS, r.saturation[ours]?.requestsPerS),
     ratio(proxyRss(r, id), proxyRss(r, ours)),
   ];
@@ -213,14 +232,14 @@ function sideBySide(r: Report): string {
 /** Mean time inside extproc's handlers per request in the latency phase, for the rows with extproc. */
 function handlerLines(r: Report): string[] {
   return r.rows.flatMap(({ id, label }) => {
-    const parts = MODES.flatMap((mode) => {
-      const h = r.latency[mode][id]?.extprocHandler;
+    const parts = measuredModes(r).flatMap((mode) => {
+      const h = r.latency[mode]?.[id]?.extprocHandler;
       return h
         ? [`${MODE_LABELS[mode]} ${fmt(h.usPerRequest, 0)} µs over ${fmt(h.messagesPerRequest, 1)} messages`]
         : [];
     });
-    const pii = MODES.reduce(
-      (sum, mode) => sum + (r.latency[mode][id]?.extprocHandler?.piiDetections ?? 0),
+    const pii = measuredModes(r).reduce(
+      (sum, mode) => sum + (r.latency[mode]?.[id]?.extprocHandler?.piiDetections ?? 0),
       0,
     );
     return parts.length > 0
@@ -240,10 +259,11 @@ export function humanReport(r: Report): string {
     `Placement: ${r.placement.description}`,
     "Rows (one demo model server behind every row):",
     ...r.rows.map((x) => `  ${x.label}: ${x.description}`),
-    ...(r.skipped.length > 0 ? ["Skipped:", ...r.skipped.map((s) => `  ${s.label}: ${s.why}`)] : []),
+    ...(r.skipped.length > 0
+      ? ["Skipped:", ...r.skipped.map((s) => `  ${s.label}${s.api ? ` (${s.api})` : ""}: ${s.why}`)]
+      : []),
     "",
     ...latencyTables(r),
-    "",
     `Added over ${baseline} (row minus ${baseline}; ratio = row / ${baseline})`,
     addedTable(r),
     "",

@@ -12,11 +12,13 @@ import path from "node:path";
 import * as yaml from "js-yaml";
 import { envoyBinary, freePort } from "../../test/harness/index.js";
 import { notInstalled, peerExecutable } from "../lib/peers.js";
-import { BASE_HEADERS, CHAT_PATH, MODEL } from "../lib/request.js";
+import { MODEL } from "../lib/request.js";
 import type { Scenario } from "../lib/scenario.js";
 import { answers, startProcess, type StartedProcess } from "../lib/stacks.js";
 
 const EXECUTABLE = "ai-gateway/extproc";
+const NOT_CONFIGURED =
+  "this row's filter config and bootstrap are set up and checked for chat completions only (one OpenAI-schema backend)";
 /** The backend's name in the filter config and in the endpoint metadata the upstream filter reads. */
 const BACKEND = "demo-model-server";
 /** AI Gateway's metadata namespace and the request attribute naming an endpoint's backend. */
@@ -193,6 +195,7 @@ export const aiGateway: Scenario = {
   description: `Envoy + Envoy AI Gateway's ext_proc (model routing by x-ai-eg-model and route-cache clear), one OpenAI backend: the demo model server`,
   unavailable: () =>
     peerExecutable(EXECUTABLE) ? undefined : notInstalled("Envoy AI Gateway's ext_proc", EXECUTABLE),
+  unsupported: { responses: NOT_CONFIGURED, messages: NOT_CONFIGURED },
   start: async (env) => {
     const [http, admin, extprocAdmin] = [await freePort(), await freePort(), await freePort()];
     const socket = path.join(env.workDir, "ai-gateway.sock");
@@ -231,8 +234,7 @@ export const aiGateway: Scenario = {
       throw err;
     }
     return {
-      url: `http://127.0.0.1:${http}${CHAT_PATH}`,
-      headers: BASE_HEADERS,
+      origin: `http://127.0.0.1:${http}`,
       // Envoy first, as in our rows.
       proxies: started.map(({ label, pid }) => ({ label, pid })).reverse(),
       check: async () => [],

@@ -1,5 +1,7 @@
-/** Row "direct model server": the demo model server called directly, no proxy at all (the floor). */
-import { BASE_HEADERS, CHAT_PATH } from "../lib/request.js";
+/**
+ * Row "direct model server": the demo model server called directly, no proxy at all (the floor). It speaks
+ * every API natively, so a translated mode's request (pool-b's model) is answered natively here.
+ */
 import type { Scenario } from "../lib/scenario.js";
 
 export const direct: Scenario = {
@@ -8,8 +10,7 @@ export const direct: Scenario = {
   description: "the demo model server itself, no proxy (every row sends to this one server)",
   unavailable: () => undefined,
   start: async (env) => ({
-    url: `http://127.0.0.1:${env.modelServerPort}${CHAT_PATH}`,
-    headers: BASE_HEADERS,
+    origin: `http://127.0.0.1:${env.modelServerPort}`,
     proxies: [],
     check: async () => [],
     stop: async () => {},

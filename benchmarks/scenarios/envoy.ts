@@ -1,19 +1,24 @@
-/** Row "envoy alone": Envoy with the rendered envoy/envoy.yaml minus the ext_proc filter (the baseline). */
-import { BASE_HEADERS, CHAT_PATH } from "../lib/request.js";
+/**
+ * Row "envoy alone": Envoy with the rendered envoy/envoy.yaml minus the ext_proc filter (the baseline).
+ * Nothing translates without extproc: a translated mode's request is forwarded as is to pool-b's cluster,
+ * whose server (the one demo model server) answers it natively.
+ */
+import { modeSpec } from "../lib/request.js";
 import { startGateway } from "../lib/stacks.js";
 import type { Scenario } from "../lib/scenario.js";
 
 export const envoy: Scenario = {
   id: "envoy",
   label: "envoy alone",
-  description: "envoy/envoy.yaml without the ext_proc filter; the routes pick pool-a by header",
+  description:
+    "envoy/envoy.yaml without the ext_proc filter; the routes pick the pool by header (pool-b for translated modes, forwarded untranslated)",
   unavailable: () => undefined,
   start: async (env) => {
     const { stack, proxies } = await startGateway(env, undefined);
     return {
-      url: `http://127.0.0.1:${stack.ports.http}${CHAT_PATH}`,
+      origin: `http://127.0.0.1:${stack.ports.http}`,
       // Without extproc nothing picks the pool, and the routes match on this header only.
-      headers: { ...BASE_HEADERS, "x-gateway-pool": "pool-a" },
+      headers: (mode) => ({ "x-gateway-pool": modeSpec(mode).translated ? "pool-b" : "pool-a" }),
       proxies,
       check: async () => [],
       stop: () => stack.stop(),

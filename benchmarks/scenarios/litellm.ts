@@ -6,17 +6,20 @@ import { writeFileSync } from "node:fs";
 import path from "node:path";
 import { freePort } from "../../test/harness/index.js";
 import { notInstalled, peerExecutable } from "../lib/peers.js";
-import { BASE_HEADERS, BENCH_KEY, CHAT_PATH, MODEL, sendOnce } from "../lib/request.js";
+import { BENCH_KEY, MODEL, sendOnce } from "../lib/request.js";
 import type { Scenario } from "../lib/scenario.js";
 import { answers, startProcess } from "../lib/stacks.js";
 
 const EXECUTABLE = "litellm/bin/litellm";
+const NOT_CONFIGURED =
+  "this row's LiteLLM config and check cover chat completions only (its /v1/responses and /v1/messages bridging is not set up here)";
 
 export const litellm: Scenario = {
   id: "litellm",
   label: "LiteLLM",
   description: `LiteLLM's proxy, 1 worker, model ${MODEL} as openai/${MODEL} at the demo model server, the benchmark key as its master key`,
   unavailable: () => (peerExecutable(EXECUTABLE) ? undefined : notInstalled("LiteLLM", EXECUTABLE)),
+  unsupported: { responses: NOT_CONFIGURED, messages: NOT_CONFIGURED },
   start: async (env) => {
     const port = await freePort();
     const config = path.join(env.workDir, "litellm.yaml");
@@ -53,15 +56,14 @@ export const litellm: Scenario = {
       },
       answers(`http://127.0.0.1:${port}/health/liveliness`),
     );
+    const origin = `http://127.0.0.1:${port}`;
     return {
-      url: `http://127.0.0.1:${port}${CHAT_PATH}`,
-      headers: BASE_HEADERS,
+      origin,
       proxies: [{ label: "litellm", pid: proxy.pid }],
       // Its key check is on: a request with another key is refused (without a database LiteLLM cannot look
       // other keys up and answers 400 no_db_connection; with one, 401).
       check: async () => {
-        const url = `http://127.0.0.1:${port}${CHAT_PATH}`;
-        const res = await sendOnce(url, { ...BASE_HEADERS, authorization: "Bearer sk-not-the-key" }, "chat");
+        const res = await sendOnce(origin, "chat", { authorization: "Bearer sk-not-the-key" });
         return res.status >= 400 && res.status < 500
           ? []
           : [`a request with a wrong key got HTTP ${res.status}, expected a refusal (4xx)`];

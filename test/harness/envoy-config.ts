@@ -33,7 +33,10 @@ export interface RenderOptions {
   readonly ports: StackPorts;
   /** Repository root: relative certificate paths are made absolute against it. */
   readonly root: string;
-  /** Drop the ext_proc filter (benchmark baseline: Envoy alone). */
+  /**
+   * Drop the ext_proc filter (benchmark baseline: Envoy alone), and the early removal of the routing header
+   * `x-gateway-pool`: without extproc to set it, the caller's header is what picks the pool's route.
+   */
   readonly withoutExtProc?: boolean;
   /** extproc's Unix sockets: one endpoint each in the extproc cluster (several replicas: several sockets). */
   readonly extprocSockets: readonly string[];
@@ -81,6 +84,10 @@ export function renderEnvoyConfig(file: string, options: RenderOptions): string 
           hcm.http_filters = (hcm.http_filters as Node[]).filter(
             (f) => f.name !== "envoy.filters.http.ext_proc",
           );
+          for (const extension of (hcm.early_header_mutation_extensions ?? []) as Node[]) {
+            const config = extension.typed_config;
+            config.mutations = (config.mutations as Node[]).filter((m) => m.remove !== "x-gateway-pool");
+          }
         }
       }
     }
