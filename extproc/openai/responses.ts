@@ -61,13 +61,14 @@ export function responsesUsage(response: unknown): Usage | undefined {
 
 /**
  * Applies `map` to every text a client reads in one output item, in place: message content (`text`,
- * `refusal`), a function call's `name` and `arguments`, reasoning `summary` and `content` texts, and any
- * tool output.
+ * `refusal`), a function call's `name` and `arguments`, a custom tool call's `input`, reasoning `summary`
+ * and `content` texts, and any tool output.
  */
 function mapItem(item: unknown, map: (text: string) => string): void {
   if (!item || typeof item !== "object") return;
   const holder = item as Json;
-  for (const name of ["name", "arguments", "output", "text"] as const)
+  // `input`: a custom tool call's input text.
+  for (const name of ["name", "arguments", "output", "text", "input"] as const)
     if (typeof holder[name] === "string") holder[name] = map(holder[name]);
   for (const list of ["content", "summary"] as const) {
     const parts = holder[list];
@@ -97,11 +98,34 @@ function responseText(response: unknown): string {
   return out;
 }
 
+/**
+ * Empties a `logprobs` list (output text parts and their events carry one, `include:
+ * ["message.output_text.logprobs"]`): its tokens spell the text. True if it held any entry.
+ */
+function dropLogprobs(holder: unknown): boolean {
+  if (!holder || typeof holder !== "object") return false;
+  const list = (holder as Json).logprobs;
+  if (!Array.isArray(list) || list.length === 0) return false;
+  (holder as Json).logprobs = [];
+  return true;
+}
+
+function dropItemLogprobs(item: unknown): boolean {
+  const content = (item as { content?: unknown } | null)?.content;
+  return Array.isArray(content) && content.map(dropLogprobs).includes(true);
+}
+
+function dropResponseLogprobs(response: unknown): boolean {
+  const output = (response as { output?: unknown } | null)?.output;
+  return Array.isArray(output) && output.map(dropItemLogprobs).includes(true);
+}
+
 /** A whole Responses answer. */
 export const responsesAnswer: AnswerShape = {
   usageOf: responsesUsage,
   generatedText: responseText,
   mapTexts: mapResponse,
+  dropSpelledOutput: dropResponseLogprobs,
 };
 
 /** Delta events whose `delta` is a fragment of generated text, by event type. */
@@ -163,5 +187,14 @@ export const responsesEvents: EventStreamShape = {
   generatedText({ name, data }) {
     const type = typeof data.type === "string" ? data.type : (name ?? "");
     return DELTA_EVENT.test(type) && typeof data.delta === "string" ? data.delta : "";
+  },
+  dropSpelledOutput({ data }) {
+    // Text deltas and `.done` events, parts, items and the response so far: each may carry logprobs.
+    return [
+      dropLogprobs(data),
+      dropLogprobs(data.part),
+      dropItemLogprobs(data.item),
+      dropResponseLogprobs(data.response),
+    ].includes(true);
   },
 };

@@ -56,7 +56,7 @@ function spelled(value: unknown): string {
   return out;
 }
 
-describe("attack review: Responses output the redactor misses", () => {
+describe("attack review (DEFECTs found and fixed): Responses output the redactor missed", () => {
   it("DEFECT: a whole Responses answer's output_text logprobs spell a redacted email", () => {
     const answer = {
       object: "response",
