@@ -66,7 +66,7 @@ async function refusal(path: string, body: unknown) {
   return { status: local.status?.code, body: JSON.parse(text(local.body)) as Record<string, unknown>, left };
 }
 
-describe("attack review: schema-valid bodies a translated pool cannot take", () => {
+describe("attack review (DEFECTs found and fixed): schema-valid bodies a translated pool cannot take", () => {
   const cases: Array<[string, string, unknown]> = [
     [
       "a Responses message item whose content is null",
