@@ -125,4 +125,69 @@ describe("attack review (DEFECTs found and fixed): Responses output the redactor
     pii.apply(done);
     assert.ok(!JSON.stringify(done).includes(EMAIL), "output_item.done event");
   });
+
+  it("DEFECT: a code interpreter call's code (vLLM's gpt-oss python tool) reaches the client unredacted", () => {
+    // vLLM's harmony stream: the code arrives as response.code_interpreter_call_code.delta events, whole in
+    // the .done event and in the code_interpreter_call item.
+    const code = `send("${EMAIL}")`;
+    const pieces = [code.slice(0, 9), code.slice(9, 17), code.slice(17)];
+    const pii = new EventStreamPii(session(), PII.holdBackChars, responsesEvents);
+    const out: TypedEvent[] = [];
+    const events: TypedEvent[] = [
+      ...pieces.map((delta, i) => ({
+        name: "response.code_interpreter_call_code.delta",
+        data: {
+          type: "response.code_interpreter_call_code.delta",
+          sequence_number: 3 + i,
+          output_index: 0,
+          item_id: "tool_1",
+          delta,
+        },
+      })),
+      {
+        name: "response.code_interpreter_call_code.done",
+        data: {
+          type: "response.code_interpreter_call_code.done",
+          sequence_number: 6,
+          output_index: 0,
+          item_id: "tool_1",
+          code,
+        },
+      },
+      {
+        name: "response.output_item.done",
+        data: {
+          type: "response.output_item.done",
+          sequence_number: 7,
+          output_index: 0,
+          item: { type: "code_interpreter_call", id: "tool_1", code, container_id: "auto", outputs: [] },
+        },
+      },
+    ];
+    for (const event of events) {
+      const { before } = pii.apply(event);
+      out.push(...before, event);
+    }
+    out.push(...pii.flush());
+    const deltas = out
+      .filter((e) => e.data.type === "response.code_interpreter_call_code.delta")
+      .map((e) => String(e.data.delta))
+      .join("");
+    assert.ok(!deltas.includes(EMAIL), "code deltas");
+    assert.ok(!JSON.stringify(out.slice(-2)).includes(EMAIL), "the .done event and the item");
+
+    const answer = {
+      object: "response",
+      output: [
+        {
+          type: "code_interpreter_call",
+          id: "tool_1",
+          code,
+          outputs: [{ type: "logs", logs: `mailed ${EMAIL}` }],
+        },
+      ],
+    };
+    processAnswer(session(), answer, responsesAnswer);
+    assert.ok(!JSON.stringify(answer).includes(EMAIL), "whole answer: code and output logs");
+  });
 });
