@@ -34,6 +34,11 @@ export interface EventStreamShape {
   usageReader(): (event: TypedEvent) => Usage | undefined;
   /** The generated text `event` adds (what is counted when the server reports no usage). */
   generatedText(event: TypedEvent): string;
+  /**
+   * Empties the fields of `event` that spell generated text token by token (logprobs), in place; true if
+   * any held something. With output scanning on they would spell what was redacted.
+   */
+  dropSpelledOutput?(event: TypedEvent): boolean;
 }
 
 /** How one API's whole (non-streamed) JSON answer carries its texts and usage. */
@@ -42,6 +47,8 @@ export interface AnswerShape {
   generatedText(answer: unknown): string;
   /** Visits every text a client reads in the answer, in place. */
   mapTexts(answer: unknown, map: (text: string) => string): void;
+  /** As {@link EventStreamShape.dropSpelledOutput}, for a whole answer. */
+  dropSpelledOutput?(answer: unknown): boolean;
 }
 
 /** The SSE bytes of `event`: its `event:` line (if it has a name) and its data on one line. */

@@ -61,14 +61,19 @@ export function responsesUsage(response: unknown): Usage | undefined {
 
 /**
  * Applies `map` to every text a client reads in one output item, in place: message content (`text`,
- * `refusal`), a function call's `name` and `arguments`, reasoning `summary` and `content` texts, and any
- * tool output.
+ * `refusal`), a function call's `name` and `arguments`, a custom tool call's `input`, a code interpreter
+ * call's `code` and output `logs`, reasoning `summary` and `content` texts, and any tool output.
  */
 function mapItem(item: unknown, map: (text: string) => string): void {
   if (!item || typeof item !== "object") return;
   const holder = item as Json;
-  for (const name of ["name", "arguments", "output", "text"] as const)
+  // `input`: a custom tool call's input text; `code`: a code interpreter call's.
+  for (const name of ["name", "arguments", "output", "text", "input", "code"] as const)
     if (typeof holder[name] === "string") holder[name] = map(holder[name]);
+  // A code interpreter call's outputs: its logs.
+  if (Array.isArray(holder.outputs))
+    for (const out of holder.outputs as Array<Json | null>)
+      if (out && typeof out.logs === "string") out.logs = map(out.logs);
   for (const list of ["content", "summary"] as const) {
     const parts = holder[list];
     if (!Array.isArray(parts)) continue;
@@ -97,18 +102,41 @@ function responseText(response: unknown): string {
   return out;
 }
 
+/**
+ * Empties a `logprobs` list (output text parts and their events carry one, `include:
+ * ["message.output_text.logprobs"]`): its tokens spell the text. True if it held any entry.
+ */
+function dropLogprobs(holder: unknown): boolean {
+  if (!holder || typeof holder !== "object") return false;
+  const list = (holder as Json).logprobs;
+  if (!Array.isArray(list) || list.length === 0) return false;
+  (holder as Json).logprobs = [];
+  return true;
+}
+
+function dropItemLogprobs(item: unknown): boolean {
+  const content = (item as { content?: unknown } | null)?.content;
+  return Array.isArray(content) && content.map(dropLogprobs).includes(true);
+}
+
+function dropResponseLogprobs(response: unknown): boolean {
+  const output = (response as { output?: unknown } | null)?.output;
+  return Array.isArray(output) && output.map(dropItemLogprobs).includes(true);
+}
+
 /** A whole Responses answer. */
 export const responsesAnswer: AnswerShape = {
   usageOf: responsesUsage,
   generatedText: responseText,
   mapTexts: mapResponse,
+  dropSpelledOutput: dropResponseLogprobs,
 };
 
-/** Delta events whose `delta` is a fragment of generated text, by event type. */
-const DELTA_EVENT =
-  /^response\.(output_text|refusal|function_call_arguments|reasoning_text|reasoning_summary_text|custom_tool_call_input|mcp_call_arguments)\.delta$/;
-const DONE_EVENT =
-  /^response\.(output_text|refusal|function_call_arguments|reasoning_text|reasoning_summary_text|custom_tool_call_input|mcp_call_arguments)\.done$/;
+/** The text streams of a response: `response.<stream>.delta` events carry fragments, `.done` the whole. */
+const TEXT_STREAMS =
+  "output_text|refusal|function_call_arguments|reasoning_text|reasoning_summary_text|custom_tool_call_input|mcp_call_arguments|code_interpreter_call_code";
+const DELTA_EVENT = new RegExp(`^response\\.(${TEXT_STREAMS})\\.delta$`);
+const DONE_EVENT = new RegExp(`^response\\.(${TEXT_STREAMS})\\.done$`);
 /** Events whose `response` carries the whole response so far; the final ones carry usage. */
 const FINAL_EVENTS = new Set(["response.completed", "response.incomplete", "response.failed"]);
 
@@ -133,7 +161,7 @@ export const responsesEvents: EventStreamShape = {
       return;
     }
     const whole = (text: string) => map(text, { kind: "whole" });
-    for (const field of ["text", "arguments", "refusal", "input"] as const)
+    for (const field of ["text", "arguments", "refusal", "input", "code"] as const)
       if (typeof data[field] === "string") data[field] = whole(data[field]);
     if (data.part && typeof data.part === "object") mapPart(data.part as Json, whole);
     if (data.item) mapItem(data.item, whole);
@@ -163,5 +191,14 @@ export const responsesEvents: EventStreamShape = {
   generatedText({ name, data }) {
     const type = typeof data.type === "string" ? data.type : (name ?? "");
     return DELTA_EVENT.test(type) && typeof data.delta === "string" ? data.delta : "";
+  },
+  dropSpelledOutput({ data }) {
+    // Text deltas and `.done` events, parts, items and the response so far: each may carry logprobs.
+    return [
+      dropLogprobs(data),
+      dropLogprobs(data.part),
+      dropItemLogprobs(data.item),
+      dropResponseLogprobs(data.response),
+    ].includes(true);
   },
 };

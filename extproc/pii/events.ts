@@ -27,7 +27,7 @@ export class EventStreamPii {
    */
   apply(event: TypedEvent): { changed: boolean; before: TypedEvent[] } {
     const before = this.release(this.shape.ends(event));
-    let changed = false;
+    let changed = (this.session.resolved.responses && this.shape.dropSpelledOutput?.(event)) || false;
     this.shape.mapTexts(event, (text, at) => {
       let out: string;
       if (at.kind === "whole") out = this.session.processResponse(text);

@@ -19,10 +19,11 @@ export function processResponseBody(session: PiiSession, body: unknown): boolean
 
 /**
  * PII handling for a whole answer of an API with its own {@link AnswerShape} (Responses, Messages), in
- * place: every text a client reads is redacted and has its placeholders restored. True if anything changed.
+ * place: every text a client reads is redacted and has its placeholders restored; with output scanning on,
+ * token-spelling fields are emptied. True if anything changed.
  */
 export function processAnswer(session: PiiSession, body: unknown, shape: AnswerShape): boolean {
-  let changed = false;
+  let changed = (session.resolved.responses && shape.dropSpelledOutput?.(body)) || false;
   shape.mapTexts(body, (text) => {
     const out = session.processResponse(text);
     if (out !== text) changed = true;

@@ -350,7 +350,7 @@ export class InferenceProcessor implements EndpointProcessor {
     const keep = (raw: Buffer) => (state.usageChunk ? state.usageChunk.keep(raw).forEach(send) : send(raw));
     for (const event of state.splitter.push(chunk)) {
       if (event.data === "[DONE]") {
-        this.flushPii(state).forEach(keep);
+        this.flushPii(ctx, state).forEach(keep);
         state.usageChunk?.release().forEach(send);
         kept.push(event.raw);
         continue;
@@ -391,7 +391,7 @@ export class InferenceProcessor implements EndpointProcessor {
       keep(raw);
     }
     if (endOfStream) {
-      this.flushPii(state).forEach(keep);
+      this.flushPii(ctx, state).forEach(keep);
       state.usageChunk?.release().forEach(send);
       kept.push(state.splitter.flush());
     }
@@ -413,7 +413,11 @@ export class InferenceProcessor implements EndpointProcessor {
   ): PhaseReply {
     const kept: Buffer[] = [];
     const send = (raw: Buffer) => kept.push(this.renameModel ? this.renameModel(raw) : raw);
-    const sendEvent = (event: TypedEvent) => send(serializeEvent(event));
+    // Events carrying text the redactor held back: what the client reads, so the audit's completion too.
+    const sendEvent = (event: TypedEvent) => {
+      if (ctx.policy.logPrompts) ctx.completion = (ctx.completion ?? "") + state.shape.generatedText(event);
+      send(serializeEvent(event));
+    };
     for (const event of state.splitter.push(chunk)) {
       const wantText = ctx.policy.logPrompts;
       const metering = ctx.metering;
@@ -549,7 +553,9 @@ export class InferenceProcessor implements EndpointProcessor {
     const out: Buffer[] = [];
     const flushPii = () => {
       const held = state.pii?.flushEvent(state.lastEvent);
-      if (held) out.push(state.converter.event(held));
+      if (!held) return;
+      if (ctx.policy.logPrompts) ctx.completion = (ctx.completion ?? "") + generatedText(held);
+      out.push(state.converter.event(held));
     };
     for (const event of state.splitter.push(chunk)) {
       if (state.done) continue;
@@ -586,10 +592,12 @@ export class InferenceProcessor implements EndpointProcessor {
     return { body: Buffer.concat(out) };
   }
 
-  /** Text the redactor still holds, as one extra event shaped like the stream's last one. */
-  private flushPii(state: StreamState): Buffer[] {
+  /** Text the redactor still holds, as one extra event shaped like the stream's last one (and audited). */
+  private flushPii(ctx: AuthenticatedContext, state: StreamState): Buffer[] {
     const event = state.pii?.flushEvent(state.lastEvent);
-    return event ? [Buffer.from(`data: ${JSON.stringify(event)}\n\n`, "utf8")] : [];
+    if (!event) return [];
+    if (ctx.policy.logPrompts) ctx.completion = (ctx.completion ?? "") + generatedText(event);
+    return [Buffer.from(`data: ${JSON.stringify(event)}\n\n`, "utf8")];
   }
 }
 

@@ -2,7 +2,7 @@
  * An Anthropic Messages request (`POST /v1/messages`, already validated) as the chat-completions request
  * for the same generation. What chat cannot express is refused (see docs/translation.md).
  */
-import { unsupported } from "./refuse.js";
+import { malformed, unsupported } from "./refuse.js";
 
 type Json = Record<string, unknown>;
 
@@ -86,7 +86,10 @@ function addMessage(messages: Json[], message: MessagesRequest["messages"][numbe
         return;
       case "image":
         if (role !== "user") throw unsupported(`${at}.type`, `an image in an ${role} turn`);
-        parts.push({ type: "image_url", image_url: { url: imageUrl(block.source as Json, `${at}.source`) } });
+        parts.push({
+          type: "image_url",
+          image_url: { url: imageUrl(block.source as Json | undefined, `${at}.source`) },
+        });
         return;
       case "tool_use":
         if (role !== "assistant") throw unsupported(`${at}.type`, "tool_use outside an assistant turn");
@@ -131,7 +134,8 @@ function joinText(parts: Json[]): string {
 }
 
 /** An image source as a URL chat's image_url reads: a data: URL for base64 data. */
-function imageUrl(source: Json, param: string): string {
+function imageUrl(source: Json | undefined, param: string): string {
+  if (source == null) throw malformed(param, "an image source (base64 data or a URL)");
   if (source.type === "base64") return `data:${String(source.media_type)};base64,${String(source.data)}`;
   if (source.type === "url") return source.url as string;
   throw unsupported(`${param}.type`, `an image source of type "${String(source.type)}"`);

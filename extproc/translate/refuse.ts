@@ -11,3 +11,11 @@ export function unsupported(param: string, what: string): GatewayError {
     param,
   );
 }
+
+/**
+ * The error for a field the translation needs but the (loosely validated) request lacks or gives in a shape
+ * chat has no use for: refused with the field named, as the model server would refuse it.
+ */
+export function malformed(param: string, expected: string): GatewayError {
+  return new GatewayError("invalid_request", `'${param}' must be ${expected}.`, param);
+}

@@ -3,7 +3,7 @@
  * asks a chat-only model server for the same generation. What chat cannot express is refused (see
  * docs/translation.md), never dropped silently when it would change what the model does.
  */
-import { unsupported } from "./refuse.js";
+import { malformed, unsupported } from "./refuse.js";
 
 type Json = Record<string, unknown>;
 
@@ -119,6 +119,7 @@ function addInputItem(messages: Json[], item: Json, param: string): void {
  */
 function messageContent(content: unknown, role: string, param: string): string | Json[] {
   if (typeof content === "string") return content;
+  if (!Array.isArray(content)) throw malformed(param, "a string or an array of content parts");
   const parts = (content as Json[]).map((part, i) => contentPart(part, role, `${param}[${i}]`));
   return parts.every((part) => part.type === "text")
     ? parts.map((part) => part.text as string).join("")
@@ -148,6 +149,7 @@ function contentPart(part: Json, role: string, param: string): Json {
 /** A function_call_output's output as a chat tool message's text (chat tool messages carry text only). */
 function toolOutput(output: unknown, param: string): string {
   if (typeof output === "string") return output;
+  if (!Array.isArray(output)) throw malformed(param, "a string or an array of input_text parts");
   return (output as Json[])
     .map((part, i) => {
       if (part.type !== "input_text")
