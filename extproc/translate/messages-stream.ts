@@ -3,76 +3,42 @@
  * (with input usage), per block content_block_start, content_block_delta (text_delta, thinking_delta,
  * input_json_delta), content_block_stop, then message_delta (stop_reason, output usage) and message_stop.
  */
-import { ChatStreamAssembler, type BlockOp } from "./blocks.js";
-import type { ChatHead, ChatUsage } from "./chat.js";
+import type { BlockOp } from "./blocks.js";
+import type { ChatHead, ChatOutcome } from "./chat.js";
 import { anthropicErrorType } from "../errors/index.js";
 import { errorMessageOf } from "./errors.js";
-import { numberOf, objectOf } from "./json.js";
+import { numberOf } from "./json.js";
 import { contentBlock, messageId, messagesUsage, stopOf } from "./messages-answer.js";
 import { sseEvent } from "./sse.js";
-import type { StreamConverter, StreamOptions } from "./stream.js";
+import { ChatStreamTranslator } from "./stream.js";
 
 type Json = Record<string, unknown>;
 
 /** Converts one chat stream to Messages events. */
-export class MessagesStreamConverter implements StreamConverter {
-  private readonly chat: ChatStreamAssembler;
+export class MessagesStreamConverter extends ChatStreamTranslator {
   private head: ChatHead | undefined;
-  private ended = false;
 
-  constructor(private readonly options: StreamOptions = {}) {
-    this.chat = new ChatStreamAssembler(options.now);
+  protected failed(error: Json): string {
+    const status = numberOf(error.code) ?? 500;
+    return sseEvent("error", {
+      type: "error",
+      error: { type: anthropicErrorType(status), message: errorMessageOf(error) },
+    });
   }
 
-  event(chatEvent: unknown): Buffer {
-    if (this.ended) return Buffer.alloc(0);
-    const error = objectOf(objectOf(chatEvent)?.error);
-    if (error !== undefined) {
-      this.ended = true;
-      const status = numberOf(error.code) ?? 500;
-      return Buffer.from(
-        sseEvent("error", {
-          type: "error",
-          error: { type: anthropicErrorType(status), message: errorMessageOf(error) },
-        }),
-      );
-    }
-    const ops = this.chat.push(chatEvent);
-    return Buffer.from(this.start() + ops.map((op) => this.render(op)).join(""));
-  }
-
-  get droppedChars(): number {
-    return this.chat.droppedChars;
-  }
-
-  done(usage?: ChatUsage): Buffer {
-    if (this.ended) return Buffer.alloc(0);
-    this.ended = true;
-    const events =
-      this.start() +
-      this.chat
-        .finish()
-        .map((op) => this.render(op))
-        .join("");
-    const outcome = {
-      finishReason: this.chat.finishReason,
-      stopSequence: this.chat.stopSequence,
-      usage: this.chat.usage ?? usage,
-    };
+  protected closing(outcome: ChatOutcome): string {
     const usedTools = this.chat.finished.some(({ block }) => block.kind === "tool");
-    return Buffer.from(
-      events +
-        sseEvent("message_delta", {
-          type: "message_delta",
-          delta: stopOf(outcome, usedTools),
-          usage: messagesUsage(outcome, this.options.promptTokens),
-        }) +
-        sseEvent("message_stop", { type: "message_stop" }),
+    return (
+      sseEvent("message_delta", {
+        type: "message_delta",
+        delta: stopOf(outcome, usedTools),
+        usage: messagesUsage(outcome, this.options.promptTokens),
+      }) + sseEvent("message_stop", { type: "message_stop" })
     );
   }
 
   /** message_start, once, when the first chat event gave the head. */
-  private start(): string {
+  protected start(): string {
     if (this.head !== undefined) return "";
     const head = this.chat.head ?? { id: "", model: "", created: 0 };
     this.head = head;
@@ -94,7 +60,7 @@ export class MessagesStreamConverter implements StreamConverter {
     });
   }
 
-  private render(op: BlockOp): string {
+  protected render(op: BlockOp): string {
     switch (op.op) {
       case "open":
         return sseEvent("content_block_start", {

@@ -4,62 +4,27 @@
  * deltas, the matching .done events, output_item.done; finally response.completed with usage. Every event
  * carries a sequence_number counting from 0.
  */
-import { ChatStreamAssembler, type BlockOp } from "./blocks.js";
-import type { ChatUsage } from "./chat.js";
+import type { BlockOp } from "./blocks.js";
+import type { ChatOutcome } from "./chat.js";
 import { errorMessageOf } from "./errors.js";
-import { objectOf } from "./json.js";
 import type { ResponsesRequest } from "./responses-request.js";
 import { itemId, outputItem, outputText, responseObject, type ResponseContext } from "./responses-answer.js";
 import { sseEvent } from "./sse.js";
-import type { StreamConverter, StreamOptions } from "./stream.js";
+import { ChatStreamTranslator } from "./stream.js";
 
 type Json = Record<string, unknown>;
 
 /** Converts one chat stream to Responses events. */
-export class ResponsesStreamConverter implements StreamConverter {
-  private readonly chat: ChatStreamAssembler;
+export class ResponsesStreamConverter extends ChatStreamTranslator {
   private sequence = 0;
   private context: ResponseContext | undefined;
-  private ended = false;
   private readonly itemIds: string[] = [];
 
-  constructor(private readonly options: StreamOptions = {}) {
-    this.chat = new ChatStreamAssembler(options.now);
-  }
-
-  event(chatEvent: unknown): Buffer {
-    if (this.ended) return Buffer.alloc(0);
-    const error = objectOf(objectOf(chatEvent)?.error);
-    if (error !== undefined) {
-      this.ended = true;
-      return Buffer.from(this.start() + this.failed(errorMessageOf(error)));
-    }
-    const ops = this.chat.push(chatEvent);
-    return Buffer.from(this.start() + ops.map((op) => this.render(op)).join(""));
-  }
-
-  get droppedChars(): number {
-    return this.chat.droppedChars;
-  }
-
-  done(usage?: ChatUsage): Buffer {
-    if (this.ended) return Buffer.alloc(0);
-    this.ended = true;
-    const events =
-      this.start() +
-      this.chat
-        .finish()
-        .map((op) => this.render(op))
-        .join("");
+  protected closing(outcome: ChatOutcome): string {
     const context = this.context!;
     const output = this.chat.finished.map((block, i) => outputItem(context.head, block, i, "completed"));
-    const outcome = {
-      finishReason: this.chat.finishReason,
-      stopSequence: this.chat.stopSequence,
-      usage: this.chat.usage ?? usage,
-    };
     const response = responseObject(context, { outcome, output });
-    return Buffer.from(events + this.emit("response.completed", { response }));
+    return this.emit("response.completed", { response });
   }
 
   /**
@@ -68,7 +33,8 @@ export class ResponsesStreamConverter implements StreamConverter {
    * error. The chat error's own code is the server's, not one of Responses' error codes: it rides in the
    * message.
    */
-  private failed(message: string): string {
+  protected failed(error: Json): string {
+    const opening = this.start();
     const context = this.context!;
     const open = this.chat.openIndex;
     const output = this.chat.finished.map((block, i) =>
@@ -78,13 +44,13 @@ export class ResponsesStreamConverter implements StreamConverter {
     const response = {
       ...responseObject(context, { outcome, output }),
       status: "failed",
-      error: { code: "server_error", message },
+      error: { code: "server_error", message: errorMessageOf(error) },
     };
-    return this.emit("response.failed", { response });
+    return opening + this.emit("response.failed", { response });
   }
 
   /** response.created and response.in_progress, once, when the first chat event gave the head. */
-  private start(): string {
+  protected start(): string {
     if (this.context !== undefined) return "";
     const head = this.chat.head ?? {
       id: "",
@@ -100,7 +66,7 @@ export class ResponsesStreamConverter implements StreamConverter {
     return this.emit("response.created", { response }) + this.emit("response.in_progress", { response });
   }
 
-  private render(op: BlockOp): string {
+  protected render(op: BlockOp): string {
     const head = this.context!.head;
     const block = op.op === "delta" ? this.chat.block(op.index) : op.block;
     // Each item's id is hashed once (when it opens), not once per delta.
