@@ -1,6 +1,7 @@
 import { createServer, type Server } from "node:http";
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 import type { PolicyMetrics } from "../policy/store.js";
+import type { EndpointReport } from "../scheduling/index.js";
 
 /** extproc's Prometheus metrics (documented in docs/metrics.md). */
 export interface GatewayMetrics {
@@ -157,24 +158,10 @@ export function registerAuditDurabilityLag(registry: Registry, lagSeconds: () =>
   });
 }
 
-/** One scheduled endpoint's last read, as {@link registerEndpointState} publishes it. */
-export interface EndpointStateRow {
-  readonly pool: string;
-  readonly address: string;
-  readonly known: boolean;
-  readonly waiting: number;
-  readonly running: number;
-  readonly kvUsage: number;
-  readonly ageSeconds: number;
-}
-
-/**
- * Publishes the scheduler's last read of every scheduled endpoint (`rows`, read at each scrape): waiting,
- * running, KV usage, its age, and whether it counts as known. Registered once the scheduler exists.
- */
-export function registerEndpointState(registry: Registry, rows: () => readonly EndpointStateRow[]): void {
+/** Gauges of each scheduled endpoint's last read (the scheduler's report), read at scrape time. */
+export function registerEndpointState(registry: Registry, rows: () => readonly EndpointReport[]): void {
   const labelNames = ["pool", "endpoint"] as const;
-  const gauge = (name: string, help: string, value: (row: EndpointStateRow) => number) =>
+  const gauge = (name: string, help: string, value: (row: EndpointReport) => number) =>
     new Gauge({
       name,
       help,
