@@ -9,23 +9,11 @@ import {
   type EventStreamShape,
   type TypedEvent,
 } from "../openai/events.js";
-import type { OutputCap } from "../openai/output-cap.js";
-import type { InferenceRequest } from "../openai/schemas.js";
 import type { Usage } from "../openai/usage.js";
 
 export { ANTHROPIC_REQUEST_SCHEMAS, countTokensRequest, messagesRequest } from "./schemas.js";
 
 type Json = Record<string, unknown>;
-
-/** `max_tokens` (required, validated by the schema); a thinking budget is spent within it. */
-export function messagesOutputCap(request: InferenceRequest, defaultMaxTokens: number): OutputCap {
-  const cap = typeof request.max_tokens === "number" ? request.max_tokens : defaultMaxTokens;
-  return { perSequence: cap, sequences: 1, total: cap };
-}
-
-export function applyMessagesOutputCap(request: InferenceRequest, cap: OutputCap): void {
-  request.max_tokens = cap.perSequence;
-}
 
 /**
  * Usage as Anthropic reports it: `input_tokens` (plus cache reads and writes, which are input the model

@@ -48,3 +48,25 @@ export function applyOutputCap(api: GeneratingApi, request: InferenceRequest, ca
     request.max_completion_tokens = cap.perSequence;
   }
 }
+
+/**
+ * The output cap of an API that generates one sequence, capped by one field (Responses'
+ * `max_output_tokens`, Messages' `max_tokens`, within which a thinking budget is spent; validated by its
+ * schema): the field, else the model's default, forwarded in that field so the server never generates more
+ * than was reserved.
+ */
+export function singleFieldCap(field: "max_output_tokens" | "max_tokens"): {
+  readonly cap: (request: InferenceRequest, defaultMaxTokens: number) => OutputCap;
+  readonly apply: (request: InferenceRequest, cap: OutputCap) => void;
+} {
+  return {
+    cap: (request, defaultMaxTokens) => {
+      const value = request[field];
+      const cap = typeof value === "number" ? value : defaultMaxTokens;
+      return { perSequence: cap, sequences: 1, total: cap };
+    },
+    apply: (request, cap) => {
+      request[field] = cap.perSequence;
+    },
+  };
+}

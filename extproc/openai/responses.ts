@@ -10,21 +10,10 @@ import {
   type EventStreamShape,
   type TypedEvent,
 } from "./events.js";
-import type { OutputCap } from "./output-cap.js";
 import type { InferenceRequest } from "./schemas.js";
 import type { Usage } from "./usage.js";
 
 type Json = Record<string, unknown>;
-
-/** `max_output_tokens`, else the model's default (forwarded, so the server never generates more than reserved). */
-export function responsesOutputCap(request: InferenceRequest, defaultMaxTokens: number): OutputCap {
-  const cap = typeof request.max_output_tokens === "number" ? request.max_output_tokens : defaultMaxTokens;
-  return { perSequence: cap, sequences: 1, total: cap };
-}
-
-export function applyResponsesOutputCap(request: InferenceRequest, cap: OutputCap): void {
-  request.max_output_tokens = cap.perSequence;
-}
 
 /**
  * The gateway keeps no responses, so the stateful features are refused with what to do instead, and every

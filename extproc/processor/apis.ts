@@ -5,23 +5,15 @@
 import type { z } from "zod";
 import {
   ANTHROPIC_REQUEST_SCHEMAS,
-  applyMessagesOutputCap,
   countTokensAnswer,
   messagesAnswer,
   messagesEvents,
-  messagesOutputCap,
 } from "../anthropic/index.js";
 import type { ErrorStyle } from "../errors/index.js";
 import type { AnswerShape, EventStreamShape } from "../openai/events.js";
-import { applyOutputCap, outputCap, type OutputCap } from "../openai/output-cap.js";
+import { applyOutputCap, outputCap, singleFieldCap, type OutputCap } from "../openai/output-cap.js";
 import { modelReadPrompt, promptText, type PromptText } from "../openai/prompt.js";
-import {
-  applyResponsesOutputCap,
-  refuseStatefulResponses,
-  responsesAnswer,
-  responsesEvents,
-  responsesOutputCap,
-} from "../openai/responses.js";
+import { refuseStatefulResponses, responsesAnswer, responsesEvents } from "../openai/responses.js";
 import { mapResponseTexts } from "../openai/response-fields.js";
 import { REQUEST_SCHEMAS, type InferenceRequest } from "../openai/schemas.js";
 import { generatedText, usageOf } from "../openai/usage.js";
@@ -104,7 +96,7 @@ const responsesSchema = REQUEST_SCHEMAS["/v1/responses"]!;
 const responses: InferenceApi = {
   name: "responses",
   schema: responsesSchema,
-  output: { cap: responsesOutputCap, apply: applyResponsesOutputCap },
+  output: singleFieldCap("max_output_tokens"),
   prepare: refuseStatefulResponses,
   prompt: (request) =>
     modelReadPrompt(request, responsesSchema, countItems(request.input) + (request.instructions ? 1 : 0)),
@@ -120,7 +112,7 @@ const anthropicPrompt = (schema: z.ZodType) => (request: InferenceRequest) =>
 const messages: InferenceApi = {
   name: "messages",
   schema: messagesSchema,
-  output: { cap: messagesOutputCap, apply: applyMessagesOutputCap },
+  output: singleFieldCap("max_tokens"),
   prompt: anthropicPrompt(messagesSchema),
   answer: messagesAnswer,
   protectAnswer: (session, answer) => processAnswer(session, answer, messagesAnswer),
