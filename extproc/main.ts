@@ -19,7 +19,8 @@ import { PolicyStore } from "./policy/store.js";
 import { MemoryQuotaStore, openRedisStore, QuotaService } from "./quota/index.js";
 import { replayUsage } from "./quota/replay.js";
 import { monthWindow } from "./quota/windows.js";
-import { Scheduler } from "./scheduling/index.js";
+import { PoolQueues, Scheduler } from "./scheduling/index.js";
+import { RedisQueueStore } from "./scheduling/queue-redis.js";
 import { startExtProcServer } from "./server/index.js";
 import { createTracer } from "./tracing/index.js";
 import { preloadEncoding } from "./tokens/index.js";
@@ -139,6 +140,24 @@ async function main(): Promise<void> {
     ? revocations.follow(redisStore.client, redisStore.prefix, logger)
     : () => {};
   const quota = new QuotaService({ store, shared: quotaSettings.store === "redis", metrics, logger, now });
+  // Pool queues are shared through the quota store's Redis, with its failure policy; local without it.
+  const queues = new PoolQueues({
+    shared:
+      redisStore &&
+      new RedisQueueStore(
+        redisStore.client,
+        redisStore.prefix,
+        () => policies.current.priorities.classes.length,
+      ),
+    events: {
+      waiting: (pool, cls, delta) => metrics.queueWaiting.inc({ pool, class: cls }, delta),
+      admitted: (pool, cls, seconds) => metrics.queueWait.observe({ pool, class: cls }, seconds),
+      inFlight: (pool, delta) => metrics.queueInFlight.inc({ pool }, delta),
+      shed: (pool, cls, reason) => metrics.queueShed.inc({ pool, class: cls, reason }),
+    },
+    logger,
+    now,
+  });
   // Off unless a collector is configured: then no tracer exists and nothing is sent anywhere.
   const tracing =
     settings.traces &&
@@ -161,6 +180,7 @@ async function main(): Promise<void> {
       revocations,
       tracer: tracing?.tracer,
       scheduler,
+      queues,
     },
     { listen: settings.listen, maxMessageBytes: settings.maxMessageBytes, logger },
   );
@@ -183,6 +203,7 @@ async function main(): Promise<void> {
       .then(async () => {
         policies.close();
         scheduler.close();
+        queues.close();
         stopFollowing();
         // Records still waiting for a token count and settlement need the workers and the store.
         await audit.flush();

@@ -63,6 +63,10 @@ export interface AuditRecord {
   fallback_from?: string;
   /** The endpoint (`ip:port`) the scheduler chose, for a pool with scheduling that had a known state. */
   endpoint?: string;
+  /** The priority class, for a request to a pool with a queue. */
+  class?: string;
+  /** Milliseconds it waited for a slot of that pool (0: admitted at once); absent when it got none. */
+  queued_ms?: number;
   status: number | null;
   decision: "allow" | "deny";
   /**

@@ -28,6 +28,8 @@ export const ERRORS = {
   request_exceeds_limit: { status: 400, type: "invalid_request_error" },
   rate_limit_exceeded: { status: 429, type: "rate_limit_error" },
   insufficient_quota: { status: 429, type: "insufficient_quota" },
+  pool_busy: { status: 429, type: "rate_limit_error" },
+  pool_saturated: { status: 503, type: "server_error" },
   quota_store_unavailable: { status: 503, type: "server_error" },
   worker_failed: { status: 503, type: "server_error" },
   stateful_request: { status: 400, type: "invalid_request_error" },

@@ -31,6 +31,10 @@ const DOCUMENTED: Record<string, { type: string; labels: string[] }> = {
   llm_gateway_trace_spans_exported_total: { type: "counter", labels: [] },
   llm_gateway_trace_spans_dropped_total: { type: "counter", labels: ["reason"] },
   llm_gateway_endpoint_picks_total: { type: "counter", labels: ["pool", "endpoint", "reason"] },
+  llm_gateway_queue_waiting: { type: "gauge", labels: ["pool", "class"] },
+  llm_gateway_queue_in_flight: { type: "gauge", labels: ["pool"] },
+  llm_gateway_queue_wait_seconds: { type: "histogram", labels: ["pool", "class"] },
+  llm_gateway_queue_shed_total: { type: "counter", labels: ["pool", "class", "reason"] },
 };
 
 const RECORD: AuditRecord = {

@@ -21,6 +21,10 @@ export interface GatewayMetrics {
   readonly traceSpansExported: Counter;
   readonly traceSpansDropped: Counter<"reason">;
   readonly endpointPicks: Counter<"pool" | "endpoint" | "reason">;
+  readonly queueWaiting: Gauge<"pool" | "class">;
+  readonly queueInFlight: Gauge<"pool">;
+  readonly queueWait: Histogram<"pool" | "class">;
+  readonly queueShed: Counter<"pool" | "class" | "reason">;
 }
 
 /** Creates the metric set on a fresh registry, with Node process metrics included. */
@@ -128,6 +132,31 @@ export function createMetrics(): GatewayMetrics {
       name: "llm_gateway_endpoint_picks_total",
       help: "Scheduler choices for pools with scheduling, by pool, endpoint and reason (queue, affinity; no_state: no endpoint known, Envoy balanced alone, endpoint empty).",
       labelNames: ["pool", "endpoint", "reason"],
+      registers: [registry],
+    }),
+    queueWaiting: new Gauge({
+      name: "llm_gateway_queue_waiting",
+      help: "Requests this replica holds in a pool's queue, by pool and priority class.",
+      labelNames: ["pool", "class"],
+      registers: [registry],
+    }),
+    queueInFlight: new Gauge({
+      name: "llm_gateway_queue_in_flight",
+      help: "Requests this replica admitted to a queued pool that have not ended, by pool.",
+      labelNames: ["pool"],
+      registers: [registry],
+    }),
+    queueWait: new Histogram({
+      name: "llm_gateway_queue_wait_seconds",
+      help: "Time admitted requests waited in a pool's queue (0 when admitted at once), by pool and priority class.",
+      labelNames: ["pool", "class"],
+      buckets: [0.001, 0.005, 0.025, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20],
+      registers: [registry],
+    }),
+    queueShed: new Counter({
+      name: "llm_gateway_queue_shed_total",
+      help: "Requests refused by a pool's queue, by pool, priority class and reason (queue_full, displaced, timeout, store_unavailable).",
+      labelNames: ["pool", "class", "reason"],
       registers: [registry],
     }),
     quotaStoreDegraded: new Gauge({

@@ -1,5 +1,6 @@
 import { compileGuardrails } from "../guardrails/compile.js";
 import { compilePii } from "../pii/compile.js";
+import { compilePriorities } from "../scheduling/classes.js";
 import type { ScopeNames } from "../scope/index.js";
 import { checkEnvironments, environmentMatcher } from "./environments.js";
 import type { PolicyProblem } from "./error.js";
@@ -43,6 +44,7 @@ export function compile(
       problems,
     );
   const guardrails = compileGuardrails(doc.guardrails, names, problems);
+  const priorities = compilePriorities(doc.priority, names, problems);
 
   return {
     file,
@@ -59,6 +61,7 @@ export function compile(
     teamModels,
     pii,
     guardrails,
+    priorities,
     currency: doc.pricing.currency,
     logPrompts: doc.audit.logPrompts,
   };

@@ -267,6 +267,7 @@ static_resources:
         staleAfterMs: 300,
         endpoints: { kind: "envoy" },
         affinity: { prefixChars: 1024, queueMargin: 2 },
+        queue: undefined,
       });
       assert.equal(policy.pools.get("pool-a")!.scheduling!.pool, "pool-a");
     });

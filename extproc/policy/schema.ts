@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { MODEL_SERVERS } from "../scheduling/compile.js";
+import { MAX_QUEUE_WAIT_MS, MODEL_SERVERS } from "../scheduling/compile.js";
 import { ENCODINGS } from "../tokens/count.js";
 
 /** Names used as map keys and ids: what Envoy cluster names and OpenAI model ids may contain. */
@@ -84,6 +84,19 @@ const scheduling = z
           .strict(),
       ])
       .default({ prefixChars: 1024, queueMargin: 2 }),
+    /**
+     * Admission: at most `maxInFlight` requests of the pool run at once (all replicas together when quotas
+     * are in Redis); the rest wait, highest priority class first and fairly between teams, at most
+     * `maxDepth` of them and each at most `maxWaitMs`.
+     */
+    queue: z
+      .object({
+        maxInFlight: z.number().int().min(1).max(100_000),
+        maxDepth: z.number().int().min(0).max(100_000).default(256),
+        maxWaitMs: z.number().int().min(0).max(MAX_QUEUE_WAIT_MS).default(10_000),
+      })
+      .strict()
+      .optional(),
   })
   .strict();
 
@@ -326,6 +339,35 @@ const jwt = z
   })
   .strict();
 
+/** Priority classes for pools with a queue (docs/scheduling.md, "Priority and fair share"). */
+const priority = z
+  .object({
+    /** Highest priority first. */
+    classes: z
+      .array(
+        z
+          .object({
+            name,
+            /** Refused with 429 and Retry-After instead of 503 when it cannot be served in time. */
+            sheddable: z.boolean().default(false),
+            /** Admitted only while the pool's requests in flight are below this share of maxInFlight. */
+            maxShare: z.number().gt(0).max(1).default(1),
+            /** Longest wait in the queue for this class (default: the pool's maxWaitMs). */
+            maxWaitMs: z.number().int().min(0).max(MAX_QUEUE_WAIT_MS).optional(),
+          })
+          .strict(),
+      )
+      .min(1)
+      .max(16),
+    /** The class of requests no rule matches. */
+    default: name,
+    /** The first rule whose scope matches gives the class. */
+    rules: z.array(z.object({ scope: scopeFilter, class: name }).strict()).default([]),
+    /** Fair-share weight per team (default 1): a team of weight 2 gets twice the share under contention. */
+    weights: z.record(name, z.number().min(0.01).max(1000)).default({}),
+  })
+  .strict();
+
 const audit = z
   .object({
     /** Write prompts and completions into audit records. Off unless a policy says otherwise. */
@@ -373,6 +415,7 @@ export const policySchema = z
     jwt: jwt.optional(),
     pii: pii.optional(),
     guardrails: z.array(guardrail).default([]),
+    priority: priority.optional(),
     audit,
   })
   .strict();
@@ -385,6 +428,8 @@ export type LimitDocument = z.infer<typeof limit>;
 export type JwtSettings = z.infer<typeof jwt>;
 /** PII settings as written. */
 export type PiiDocument = z.infer<typeof pii>;
+/** The priority section as written. */
+export type PriorityDocument = z.infer<typeof priority>;
 /** One guardrail rule as written. */
 export type GuardrailDocument = z.infer<typeof guardrail>;
 /** Quota store settings as written. */

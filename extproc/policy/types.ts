@@ -1,6 +1,7 @@
 import type { Guardrail } from "../guardrails/compile.js";
 import type { PiiConfig } from "../pii/index.js";
 import type { PoolScheduling } from "../scheduling/compile.js";
+import type { Priorities } from "../scheduling/classes.js";
 import type { EncodingName } from "../tokens/count.js";
 import type { JwtSettings, LimitDocument, QuotaSettings } from "./schema.js";
 
@@ -86,6 +87,8 @@ export interface Policy {
   /** PII detection and actions; undefined when the policy has no `pii` section. */
   readonly pii: PiiConfig | undefined;
   readonly guardrails: readonly Guardrail[];
+  /** Priority classes and fair-share weights for pools with a queue (one class when policy sets none). */
+  readonly priorities: Priorities;
   readonly currency: string;
   readonly logPrompts: boolean;
 }

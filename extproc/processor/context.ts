@@ -15,7 +15,7 @@ import {
 } from "../guardrails/index.js";
 import type { PiiSession } from "../pii/index.js";
 import type { Admission, QuotaService } from "../quota/index.js";
-import type { Scheduler } from "../scheduling/index.js";
+import type { PoolQueues, Scheduler, Slot } from "../scheduling/index.js";
 import type { WorkerPool } from "../workers/index.js";
 import type { RequestTrace, Tracer } from "../tracing/index.js";
 
@@ -39,6 +39,8 @@ export interface ProcessorDeps {
   readonly tracer?: Tracer;
   /** Endpoint choice for pools with `scheduling` (absent: Envoy balances every pool alone). */
   readonly scheduler?: Scheduler;
+  /** Admission to pools with a queue (absent: no pool queues). */
+  readonly queues?: PoolQueues;
 }
 
 /** Monotonic milliseconds, for latencies. */
@@ -61,6 +63,12 @@ export class RequestContext {
   fallbackPool: string | undefined;
   /** The endpoint the scheduler hinted to Envoy, if it chose one. */
   endpoint: string | undefined;
+  /** The priority class of a request to a pool with a queue. */
+  priorityClass: string | undefined;
+  /** The pool slot the request holds (pools with a queue), freed when the exchange ends. */
+  slot: Slot | undefined;
+  /** Aborted when the ext_proc stream ends before the exchange completed (the client left). */
+  readonly closed = new AbortController();
   stream = false;
   status: number | undefined;
   decision: "allow" | "deny" = "allow";
@@ -89,7 +97,11 @@ export class RequestContext {
   /** Set once the response has been fully seen (or refused): the exchange can be audited. */
   complete = false;
 
-  constructor(readonly policy: Policy) {}
+  /** `askForTime`: asks Envoy to wait longer for the answer in hand (see Exchange). */
+  constructor(
+    readonly policy: Policy,
+    readonly askForTime: () => void = () => {},
+  ) {}
 
   /** Marks the request refused by the gateway with `status` and a stable `reason` code. */
   deny(status: number, reason: AuditReason): void {
@@ -169,6 +181,8 @@ export class RequestContext {
     };
     if (this.fallbackPool) record.fallback_from = this.model!.pool.name;
     if (this.endpoint) record.endpoint = this.endpoint;
+    if (this.priorityClass) record.class = this.priorityClass;
+    if (this.slot) record.queued_ms = round(this.slot.queuedMs);
     if (this.pii) record.pii = { request: this.pii.request, response: this.pii.response };
     const guardrails = this.guardrails;
     if (guardrails && (guardrails.injection || Object.keys(guardrails.denied).length > 0)) {

@@ -137,12 +137,16 @@ export class Exchange {
   /** The answer, when the endpoint reads it whole (to rewrite it); otherwise it streams through. */
   private answer: HeldBody | undefined;
 
-  /** `traceparent`: the span context Envoy sent in the ext_proc stream's metadata (when it traces). */
+  /**
+   * `traceparent`: the span context Envoy sent in the ext_proc stream's metadata (when it traces).
+   * `askForTime`: asks Envoy to wait longer for the answer to the message in hand (a queued request).
+   */
   constructor(
     private readonly deps: ProcessorDeps,
     traceparent?: string,
+    askForTime: () => void = () => {},
   ) {
-    this.ctx = new RequestContext(deps.policy());
+    this.ctx = new RequestContext(deps.policy(), askForTime);
     this.ctx.trace = deps.tracer?.startRequest(traceparent);
   }
 
@@ -204,6 +208,8 @@ export class Exchange {
   /** The ext_proc stream ended. If the exchange was not complete, it was cut short: audit it as such. */
   close(error?: Error): void {
     if (this.audited) return;
+    // A request waiting in a pool's queue stops waiting.
+    this.ctx.closed.abort();
     if (error && this.ctx.reason === "ok") this.ctx.reason = "internal_error";
     else if (this.ctx.reason === "ok" || this.ctx.reason === "upstream_error") {
       this.ctx.reason = this.ctx.status === undefined ? "closed_before_response" : "closed_during_response";
@@ -367,8 +373,9 @@ export class Exchange {
     if (this.audited) return;
     this.audited = true;
     const { ctx } = this;
-    // The scheduler counts this replica's requests in flight per endpoint.
+    // The scheduler counts this replica's requests in flight per endpoint; the pool's slot is free.
     if (ctx.endpoint) this.deps.scheduler?.finished(ctx.model!.pool.name, ctx.endpoint);
+    ctx.slot?.release();
     const record = ctx.toAuditRecord();
     // Priced once the usage is final, at the prices of the policy this request ran under.
     const priced = (final: AuditRecord): AuditRecord => {

@@ -193,6 +193,28 @@ export class InferenceProcessor implements EndpointProcessor {
       this.translation = { chat, request, promptTokens: await countInput() };
       setHeaders.push([":path", CHAT_COMPLETIONS_PATH]);
     }
+    const queue = model.pool.scheduling?.queue;
+    if (queue && deps.queues) {
+      const { priorities } = ctx.policy;
+      const cls = priorities.classOf(identity, model.name);
+      ctx.priorityClass = cls.name;
+      const tokens = (await countInput()) + (cap?.total ?? 0);
+      ctx.slot = await traced(ctx.trace, "queue.wait", () =>
+        deps.queues!.enter({
+          pool: model.pool.name,
+          queue,
+          cls,
+          team: identity.team,
+          weight: priorities.weightOf(identity.team),
+          tokens,
+          requestId: ctx.requestId,
+          quota: ctx.policy.quota,
+          signal: ctx.closed.signal,
+          waiting: ctx.askForTime,
+        }),
+      );
+    }
+    // Picked once admitted: the endpoints' state is the one the request is sent under.
     const pick = deps.scheduler?.pick(model.pool.name, () => requestTexts(request, schema).join("\n"));
     if (pick) {
       deps.metrics.endpointPicks.inc({

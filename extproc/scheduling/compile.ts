@@ -1,5 +1,12 @@
 import type { DocumentProblem } from "../errors/document.js";
 
+/**
+ * The longest a request may wait in a pool's queue. Envoy's ext_proc filter waits at most
+ * `max_message_timeout` (30 s in envoy/envoy.yaml) for the answer a queued request holds back, and
+ * extproc asks for that extension once per message: the wait plus the body's scan must fit in it.
+ */
+export const MAX_QUEUE_WAIT_MS = 20_000;
+
 /** The model servers whose metric names come built in (`scheduling.server`). */
 export const MODEL_SERVERS = ["vllm", "sglang", "tgi"] as const;
 /** A model server with built-in metric names. */
@@ -61,6 +68,14 @@ export interface SchedulingSection {
     | { readonly static: readonly string[] }
     | { readonly dns: string; readonly port: number; readonly refreshMs: number };
   readonly affinity: false | { readonly prefixChars: number; readonly queueMargin: number };
+  readonly queue?: QueueSettings | undefined;
+}
+
+/** A pool's admission queue: requests in flight at most, waiting requests at most, the longest wait. */
+export interface QueueSettings {
+  readonly maxInFlight: number;
+  readonly maxDepth: number;
+  readonly maxWaitMs: number;
 }
 
 /** A pool's compiled scheduling settings. */
@@ -76,6 +91,8 @@ export interface PoolScheduling {
   readonly endpoints: EndpointSource;
   /** Prefix affinity: the prompt's first `prefixChars` characters pick the endpoint while within `queueMargin`. */
   readonly affinity: { readonly prefixChars: number; readonly queueMargin: number } | undefined;
+  /** Admission queue; undefined: every request goes on at once. */
+  readonly queue: QueueSettings | undefined;
 }
 
 /** Compiles pool `pool`'s `scheduling` section (`path` locates it for problems). */
@@ -112,5 +129,6 @@ export function compileScheduling(
           ? { kind: "static", addresses: endpoints.static }
           : { kind: "dns", host: endpoints.dns, port: endpoints.port, refreshMs: endpoints.refreshMs },
     affinity: section.affinity === false ? undefined : section.affinity,
+    queue: section.queue,
   };
 }

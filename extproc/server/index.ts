@@ -29,8 +29,8 @@ export interface ExtProcServer {
   shutdown(graceMs: number): Promise<void>;
 }
 
-/** How much time extproc asks for to handle a large request body (Envoy's max_message_timeout). */
-const LARGE_BODY_TIMEOUT = { seconds: 30 };
+/** The time extproc asks Envoy for when an answer may outlast message_timeout: a large body, a queue wait (max_message_timeout). */
+const EXTENDED_TIMEOUT = { seconds: 30 };
 
 /** The file of a gRPC `unix:` address (`unix:///abs/path` or `unix:relative/path`). */
 const unixSocketPath = (listen: string): string => listen.replace(/^unix:(\/\/)?/, "");
@@ -69,7 +69,18 @@ export async function startExtProcServer(
     deps.metrics.activeStreams.inc();
     // Envoy's span for this ext_proc call, when Envoy traces: the parent of extproc's spans.
     const traceparent = deps.tracer && call.metadata.get(TRACEPARENT)[0];
-    const exchange = new Exchange(deps, typeof traceparent === "string" ? traceparent : undefined);
+    // Envoy takes one timeout extension per message: for a large body's scan, or a wait in a pool's queue.
+    let extended = false;
+    const askForTime = (): void => {
+      if (extended) return;
+      extended = true;
+      call.write({ overrideMessageTimeout: EXTENDED_TIMEOUT });
+    };
+    const exchange = new Exchange(
+      deps,
+      typeof traceparent === "string" ? traceparent : undefined,
+      askForTime,
+    );
     let ended = false;
     const end = (error?: Error): void => {
       if (ended) return;
@@ -86,7 +97,7 @@ export async function startExtProcServer(
         let replies: object[];
         try {
           if (exchange.needsMoreTime(message)) {
-            call.write({ overrideMessageTimeout: LARGE_BODY_TIMEOUT });
+            askForTime();
             // Let it reach the socket before the (synchronous) parsing and scanning of the body starts.
             await new Promise((resolve) => setImmediate(resolve));
           }
