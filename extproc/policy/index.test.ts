@@ -260,11 +260,13 @@ static_resources:
           waiting: "vllm:num_requests_waiting",
           running: "vllm:num_requests_running",
           kvUsage: "vllm:kv_cache_usage_perc",
+          completions: "vllm:request_success_total",
         },
         metricsPath: "/metrics",
         intervalMs: 100,
         timeoutMs: 80,
         staleAfterMs: 300,
+        speedWindowMs: 10_000,
         endpoints: { kind: "envoy" },
         affinity: { prefixChars: 1024, queueMargin: 2 },
       });
