@@ -126,6 +126,7 @@ async function pickCostMicros(stack: Stack): Promise<number> {
       metricsPath: "/metrics",
       intervalMs: 50,
       staleAfterIntervals: 3,
+      speedWindowMs: 10_000,
       endpoints: "envoy",
       affinity: { prefixChars: 1024, queueMargin: 2 },
     },

@@ -89,6 +89,7 @@ describe("createMetrics", () => {
         waiting: 3,
         running: 4,
         kvUsage: 0.5,
+        speed: 2.5,
         ageSeconds: 0.05,
       },
       {
@@ -98,6 +99,7 @@ describe("createMetrics", () => {
         waiting: 0,
         running: 0,
         kvUsage: 0,
+        speed: undefined,
         ageSeconds: Infinity,
       },
     ];
@@ -107,12 +109,17 @@ describe("createMetrics", () => {
       'llm_gateway_endpoint_waiting{pool="p",endpoint="10.0.0.1:8000"} 3',
       'llm_gateway_endpoint_running{pool="p",endpoint="10.0.0.1:8000"} 4',
       'llm_gateway_endpoint_kv_usage{pool="p",endpoint="10.0.0.1:8000"} 0.5',
+      'llm_gateway_endpoint_speed{pool="p",endpoint="10.0.0.1:8000"} 2.5',
       'llm_gateway_endpoint_state_age_seconds{pool="p",endpoint="10.0.0.1:8000"} 0.05',
       'llm_gateway_endpoint_known{pool="p",endpoint="10.0.0.1:8000"} 1',
       'llm_gateway_endpoint_known{pool="p",endpoint="10.0.0.2:8000"} 0',
       'llm_gateway_endpoint_state_age_seconds{pool="p",endpoint="10.0.0.2:8000"} +Inf',
     ])
       assert.ok(text.includes(`${line}\n`), line);
+    assert.ok(
+      !text.includes('llm_gateway_endpoint_speed{pool="p",endpoint="10.0.0.2:8000"}'),
+      "unknown: no series",
+    );
     rows = rows.slice(0, 1);
     assert.ok(!(await registry.metrics()).includes("10.0.0.2"));
   });

@@ -190,7 +190,8 @@ export function registerAuditDurabilityLag(registry: Registry, lagSeconds: () =>
 /** Gauges of each scheduled endpoint's last read (the scheduler's report), read at scrape time. */
 export function registerEndpointState(registry: Registry, rows: () => readonly EndpointReport[]): void {
   const labelNames = ["pool", "endpoint"] as const;
-  const gauge = (name: string, help: string, value: (row: EndpointReport) => number) =>
+  // A row whose value is undefined (an unknown speed) has no series rather than a made-up one.
+  const gauge = (name: string, help: string, value: (row: EndpointReport) => number | undefined) =>
     new Gauge({
       name,
       help,
@@ -198,7 +199,10 @@ export function registerEndpointState(registry: Registry, rows: () => readonly E
       registers: [registry],
       collect() {
         this.reset();
-        for (const row of rows()) this.set({ pool: row.pool, endpoint: row.address }, value(row));
+        for (const row of rows()) {
+          const v = value(row);
+          if (v !== undefined) this.set({ pool: row.pool, endpoint: row.address }, v);
+        }
       },
     });
   gauge(
@@ -215,6 +219,11 @@ export function registerEndpointState(registry: Registry, rows: () => readonly E
     "llm_gateway_endpoint_kv_usage",
     "KV-cache usage (0..1) of the endpoint's model server, as last read.",
     (r) => r.kvUsage,
+  );
+  gauge(
+    "llm_gateway_endpoint_speed",
+    "Requests the endpoint's model server finishes per running-request second (absent while unknown).",
+    (r) => r.speed,
   );
   gauge(
     "llm_gateway_endpoint_state_age_seconds",

@@ -39,6 +39,7 @@ const scheduling = z
         waiting: metricName.optional(),
         running: metricName.optional(),
         kvUsage: metricName.optional(),
+        completions: metricName.optional(),
       })
       .strict()
       .optional(),
@@ -52,6 +53,8 @@ const scheduling = z
     timeoutMs: z.number().int().min(5).max(10_000).optional(),
     /** A read older than this many intervals counts as unknown. */
     staleAfterIntervals: z.number().int().min(1).max(100).default(3),
+    /** Time constant of each endpoint's speed estimate (completions per running-request second). */
+    speedWindowMs: z.number().int().min(20).max(600_000).default(10_000),
     /**
      * Where the endpoints come from: `envoy` (the pool cluster's static endpoints in the Envoy bootstrap),
      * a static list, or a DNS name with every address it resolves to (a Kubernetes headless Service).

@@ -20,24 +20,37 @@ export interface MetricNames {
   readonly running: string;
   /** Gauge, 0..1: KV-cache usage; undefined for a server that has none (its usage counts as 0). */
   readonly kvUsage: string | undefined;
+  /**
+   * Counter: requests the server finished (every series summed); undefined for a server that has none (its
+   * speed stays unknown). Optional in a read: without it the read still counts, only the speed is unknown.
+   */
+  readonly completions: string | undefined;
 }
 
 /**
  * Each server's names, from its documentation: vLLM 0.32 (test/vllm-recordings/metrics.txt); SGLang
- * (`--enable-metrics`, docs/references/production_metrics.md); TGI (reference/metrics: no KV usage gauge).
+ * (`--enable-metrics`, docs/references/production_metrics.md; `num_requests_total` counts finished requests);
+ * TGI (reference/metrics: no KV usage gauge).
  */
 export const METRIC_PRESETS: Readonly<Record<ModelServerKind, MetricNames>> = {
   vllm: {
     waiting: "vllm:num_requests_waiting",
     running: "vllm:num_requests_running",
     kvUsage: "vllm:kv_cache_usage_perc",
+    completions: "vllm:request_success_total",
   },
   sglang: {
     waiting: "sglang:num_queue_reqs",
     running: "sglang:num_running_reqs",
     kvUsage: "sglang:token_usage",
+    completions: "sglang:num_requests_total",
   },
-  tgi: { waiting: "tgi_queue_size", running: "tgi_batch_current_size", kvUsage: undefined },
+  tgi: {
+    waiting: "tgi_queue_size",
+    running: "tgi_batch_current_size",
+    kvUsage: undefined,
+    completions: "tgi_request_success",
+  },
 };
 
 /** Where a pool's endpoints come from. */
@@ -57,12 +70,14 @@ export interface SchedulingSection {
         readonly waiting?: string | undefined;
         readonly running?: string | undefined;
         readonly kvUsage?: string | undefined;
+        readonly completions?: string | undefined;
       }
     | undefined;
   readonly metricsPath: string;
   readonly intervalMs: number;
   readonly timeoutMs?: number | undefined;
   readonly staleAfterIntervals: number;
+  readonly speedWindowMs: number;
   readonly endpoints:
     | "envoy"
     | { readonly static: readonly string[] }
@@ -88,6 +103,8 @@ export interface PoolScheduling {
   readonly timeoutMs: number;
   /** A state older than this is unknown. */
   readonly staleAfterMs: number;
+  /** Time constant of the endpoints' speed estimates: completions older than this weigh 1/e as much. */
+  readonly speedWindowMs: number;
   readonly endpoints: EndpointSource;
   /** Prefix affinity: the prompt's first `prefixChars` characters pick the endpoint while within `queueMargin`. */
   readonly affinity: { readonly prefixChars: number; readonly queueMargin: number } | undefined;
@@ -108,6 +125,11 @@ export function compileScheduling(
       path: `${path}.timeoutMs`,
       message: `must not exceed intervalMs (${section.intervalMs}): scrapes of one endpoint would pile up`,
     });
+  if (section.speedWindowMs < 2 * section.intervalMs)
+    problems.push({
+      path: `${path}.speedWindowMs`,
+      message: `must be at least two intervals (${2 * section.intervalMs}): a speed needs reads to average over`,
+    });
   const preset = METRIC_PRESETS[section.server];
   const names = section.metricNames ?? {};
   const { endpoints } = section;
@@ -117,11 +139,13 @@ export function compileScheduling(
       waiting: names.waiting ?? preset.waiting,
       running: names.running ?? preset.running,
       kvUsage: names.kvUsage ?? preset.kvUsage,
+      completions: names.completions ?? preset.completions,
     },
     metricsPath: section.metricsPath,
     intervalMs: section.intervalMs,
     timeoutMs,
     staleAfterMs: section.intervalMs * section.staleAfterIntervals,
+    speedWindowMs: section.speedWindowMs,
     endpoints:
       endpoints === "envoy"
         ? { kind: "envoy" }

@@ -27,12 +27,21 @@ async function metricsServer(body: () => string) {
   };
 }
 
-const vllm = (waiting: number, running: number, kv: number) =>
+/** vLLM's lines for the figures; `finished` requests split over two `finished_reason` series, as vLLM's are. */
+const vllm = (waiting: number, running: number, kv: number, finished?: number) =>
   [
     "# TYPE vllm:num_requests_running gauge",
     `vllm:num_requests_running{engine="0",model_name="m"} ${running}.0`,
     `vllm:num_requests_waiting{engine="0",model_name="m"} ${waiting}.0`,
     `vllm:kv_cache_usage_perc{engine="0",model_name="m"} ${kv}`,
+    ...(finished === undefined
+      ? []
+      : [
+          "# TYPE vllm:request_success_total counter",
+          `vllm:request_success_total{engine="0",finished_reason="stop",model_name="m"} 1.0`,
+          `vllm:request_success_total{engine="0",finished_reason="length",model_name="m"} ${finished - 1}.0`,
+          `vllm:request_success_total{engine="0",finished_reason="abort",model_name="m"} 0.0`,
+        ]),
     "",
   ].join("\n");
 
@@ -44,6 +53,7 @@ const settings = (over: Partial<PoolScheduling> = {}): PoolScheduling => ({
       metricsPath: "/metrics",
       intervalMs: 20,
       staleAfterIntervals: 3,
+      speedWindowMs: 1000,
       endpoints: "envoy",
       affinity: { prefixChars: 32, queueMargin: 2 },
     },
@@ -68,6 +78,7 @@ describe("compileScheduling", () => {
       metricsPath: "/metrics",
       intervalMs: 100,
       staleAfterIntervals: 3,
+      speedWindowMs: 10_000,
       endpoints: { dns: "vllm.models.svc.cluster.local", port: 8000, refreshMs: 5000 },
       affinity: false,
     } as const;
@@ -87,14 +98,19 @@ describe("compileScheduling", () => {
       refreshMs: 5000,
     });
     assert.equal(sglang.affinity, undefined);
+    assert.equal(sglang.metricNames.completions, "sglang:num_requests_total");
+    assert.equal(sglang.speedWindowMs, 10_000);
     assert.deepEqual(METRIC_PRESETS.tgi, {
       waiting: "tgi_queue_size",
       running: "tgi_batch_current_size",
       kvUsage: undefined,
+      completions: "tgi_request_success",
     });
     assert.equal(problems.length, 0);
     compileScheduling("p", { ...base, server: "vllm", timeoutMs: 200 }, "pools.p.scheduling", problems);
     assert.equal(problems[0]?.path, "pools.p.scheduling.timeoutMs");
+    compileScheduling("p", { ...base, server: "vllm", speedWindowMs: 150 }, "pools.p.scheduling", problems);
+    assert.equal(problems[1]?.path, "pools.p.scheduling.speedWindowMs");
   });
 });
 
@@ -119,8 +135,24 @@ describe("Scheduler", () => {
       assert.deepEqual(
         scheduler.report().map(({ ageSeconds: _, ...r }) => r),
         [
-          { pool: "pool", address: a.address, known: true, waiting: 5, running: 4, kvUsage: 0.5 },
-          { pool: "pool", address: b.address, known: true, waiting: 0, running: 1, kvUsage: 0.1 },
+          {
+            pool: "pool",
+            address: a.address,
+            known: true,
+            waiting: 5,
+            running: 4,
+            kvUsage: 0.5,
+            speed: undefined,
+          },
+          {
+            pool: "pool",
+            address: b.address,
+            known: true,
+            waiting: 0,
+            running: 1,
+            kvUsage: 0.1,
+            speed: undefined,
+          },
         ],
       );
       assert.deepEqual(
@@ -179,6 +211,50 @@ describe("Scheduler", () => {
       assert.equal(scheduler.pick("pool", () => "short")?.reason, "queue");
     } finally {
       scheduler.close();
+    }
+  });
+
+  it("estimates an endpoint's speed from two reads, starts again after a counter reset, and reads on without the counter", async () => {
+    let figures: { waiting: number; running: number; finished: number | undefined } = {
+      waiting: 0,
+      running: 2,
+      finished: 10,
+    };
+    const a = await metricsServer(() => vllm(figures.waiting, figures.running, 0, figures.finished));
+    servers.push(a);
+    let clock = 0;
+    const reader = new PoolStateReader(
+      settings({ endpoints: { kind: "static", addresses: [a.address] } }),
+      [],
+      {},
+      () => clock,
+    );
+    const state = () => reader.states()[0]!;
+    // Reads at one clock reading add nothing: only the step between clock readings counts.
+    const step = async (ms: number, next: typeof figures) => {
+      clock += ms;
+      figures = next;
+      await until(
+        `a read of ${JSON.stringify(next)}`,
+        () => state().known && state().waiting === next.waiting,
+      );
+    };
+    reader.start();
+    try {
+      await until("first read", () => state().known);
+      assert.equal(state().speed, undefined, "one read: no speed yet");
+      await step(1000, { waiting: 1, running: 2, finished: 14 });
+      // 4 finished in 1 s with 2 running: 2 per running-request second.
+      assert.equal(state().speed, 2);
+      await step(1000, { waiting: 2, running: 2, finished: 3 });
+      assert.equal(state().speed, undefined, "the counter went down: a restarted server, measured again");
+      await step(1000, { waiting: 3, running: 2, finished: 5 });
+      assert.equal(state().speed, 1);
+      await step(1000, { waiting: 4, running: 2, finished: undefined });
+      assert.equal(state().known, true, "a read without the counter still counts");
+      assert.equal(state().speed, undefined);
+    } finally {
+      reader.stop();
     }
   });
 

@@ -11,6 +11,7 @@ const state = (address: string, over: Partial<EndpointState> = {}): EndpointStat
   kvUsage: 0,
   assigned: 0,
   inFlight: 0,
+  speed: undefined,
   ...over,
 });
 const SETTINGS = { queueMargin: 2 };
@@ -28,6 +29,45 @@ describe("pickEndpoint", () => {
     const [x, y] = [state("x:1", { kvUsage: 0.9, running: 1 }), state("y:1", { kvUsage: 0.2, waiting: 1 })];
     assert.equal(pickEndpoint([x, y], undefined, SETTINGS).endpoint, "y:1");
     assert.equal(pickEndpoint([state("y:1"), state("x:1")], undefined, SETTINGS).endpoint, "x:1");
+  });
+
+  it("weighs load by speed: a faster server takes more, an unknown speed counts as the pool's mean", () => {
+    const slow = state("10.0.0.1:8000", { running: 2, speed: 1 });
+    const fast = state("10.0.0.2:8000", { running: 2, speed: 3 });
+    assert.deepEqual(pickEndpoint([slow, fast], undefined, SETTINGS), {
+      endpoint: fast.address,
+      reason: "queue",
+    });
+    // (load + 1) / speed: the fast one while its load is below three times the slow one's and two more;
+    // at that load both are equally soon done, and the lower address goes first.
+    assert.equal(pickEndpoint([slow, { ...fast, waiting: 5 }], undefined, SETTINGS).endpoint, fast.address);
+    assert.equal(pickEndpoint([slow, { ...fast, waiting: 6 }], undefined, SETTINGS).endpoint, slow.address);
+    // A new server (no speed yet) counts as average (2): idle, it beats both.
+    const fresh = state("10.0.0.3:8000");
+    assert.equal(pickEndpoint([slow, fast, fresh], undefined, SETTINGS).endpoint, fresh.address);
+    assert.equal(
+      pickEndpoint([slow, fast, { ...fresh, running: 2 }], undefined, SETTINGS).endpoint,
+      fast.address,
+      "with equal load it is between the two",
+    );
+    assert.equal(
+      pickEndpoint(
+        [
+          { ...slow, speed: 0 },
+          { ...fresh, running: 2 },
+        ],
+        undefined,
+        SETTINGS,
+      ).endpoint,
+      "10.0.0.1:8000",
+      "a speed of 0 is unknown, not infinitely slow",
+    );
+    // Unknown endpoints' speeds do not count towards the mean, and the fastest unknown one is never chosen.
+    const gone = state("10.0.0.4:8000", { known: false, speed: 100 });
+    assert.equal(
+      pickEndpoint([slow, gone, { ...fresh, running: 2 }], undefined, SETTINGS).endpoint,
+      slow.address,
+    );
   });
 
   it("never picks an unknown endpoint, and names none when nothing is known", () => {
@@ -71,6 +111,7 @@ describe("pickEndpoint", () => {
       kvUsage: fc.double({ min: 0, max: 1, noNaN: true }),
       assigned: fc.nat(20),
       inFlight: fc.nat(40),
+      speed: fc.option(fc.double({ min: 0, max: 50, noNaN: true }), { nil: undefined }),
     });
     fc.assert(
       fc.property(
@@ -83,10 +124,48 @@ describe("pickEndpoint", () => {
           if (known.length === 0) return pick.endpoint === undefined && pick.reason === "no_state";
           const chosen = known.find((e) => e.address === pick.endpoint);
           if (!chosen) return false;
-          // The least-loaded known endpoint, or (affinity) one whose queue is within the margin of its queue.
-          const lowest = Math.min(...known.map(loadOf));
-          if (pick.reason === "queue") return loadOf(chosen) === lowest;
-          return known.some((l) => loadOf(l) === lowest && queueOf(chosen) - queueOf(l) <= queueMargin);
+          // The soonest done, or (affinity) one whose queue is within the margin of the soonest one's.
+          const rated = known.filter((e) => e.speed !== undefined && e.speed > 0).map((e) => e.speed!);
+          const mean = rated.length === 0 ? 1 : rated.reduce((a, b) => a + b, 0) / rated.length;
+          const wait = (e: EndpointState) => (loadOf(e) + 1) / (e.speed! > 0 ? e.speed! : mean);
+          const soonest = Math.min(...known.map(wait));
+          if (pick.reason === "queue") return wait(chosen) === soonest;
+          return known.some((l) => wait(l) === soonest && queueOf(chosen) - queueOf(l) <= queueMargin);
+        },
+      ),
+    );
+  });
+
+  it("property: with every speed equal (or none known) the choice is the one by load alone", () => {
+    const endpoint = fc.record({
+      address: fc.constantFrom("10.0.0.1:80", "10.0.0.2:80", "10.0.0.3:80", "[fd00::1]:80"),
+      known: fc.boolean(),
+      waiting: fc.nat(100),
+      running: fc.nat(100),
+      kvUsage: fc.double({ min: 0, max: 1, noNaN: true }),
+      assigned: fc.nat(20),
+      inFlight: fc.nat(40),
+    });
+    fc.assert(
+      fc.property(
+        fc.uniqueArray(endpoint, { selector: (e) => e.address, maxLength: 4 }),
+        fc.option(fc.double({ min: 1e-3, max: 1e3, noNaN: true }), { nil: undefined }),
+        (endpoints, speed) => {
+          const pick = pickEndpoint(
+            endpoints.map((e) => ({ ...e, speed })),
+            undefined,
+            SETTINGS,
+          );
+          // The old order: lowest load, then lowest KV usage, then lowest address.
+          const [first] = endpoints
+            .filter((e) => e.known)
+            .sort(
+              (a, b) =>
+                loadOf({ ...a, speed }) - loadOf({ ...b, speed }) ||
+                a.kvUsage - b.kvUsage ||
+                (a.address < b.address ? -1 : 1),
+            );
+          return pick.endpoint === first?.address;
         },
       ),
     );

@@ -20,6 +20,11 @@ export interface EndpointState {
   readonly assigned: number;
   /** Requests this replica sent it that have not ended (Envoy's least-request count, seen from here). */
   readonly inFlight: number;
+  /**
+   * Requests it finishes per running-request second (speed.ts), or undefined while unknown: a new server, one
+   * that finished nothing yet, or one without a completions counter.
+   */
+  readonly speed: number | undefined;
 }
 
 /** How the picker weighs queue against prefix affinity. */
@@ -41,18 +46,47 @@ export interface Pick {
 }
 
 /**
- * An endpoint's load, which the least-loaded choice minimizes: what the server reported (waiting + running, every client's)
- * plus what this replica sent since, or this replica's own requests in flight when those are more (the read
- * is up to an interval old; the in-flight count is exact now, but blind to other replicas and clients).
+ * An endpoint's load, which {@link expectedWait} divides by its speed: what the server reported (waiting +
+ * running, every client's) plus what this replica sent since, or this replica's own requests in flight when
+ * those are more (the read is up to an interval old; the in-flight count is exact now, but blind to other
+ * replicas and clients).
  */
 export const loadOf = (e: EndpointState): number => Math.max(e.waiting + e.running + e.assigned, e.inFlight);
 
 /** An endpoint's queue: requests waiting on the server, plus what this replica sent since the read. */
 export const queueOf = (e: EndpointState): number => e.waiting + e.assigned;
 
+/** A speed the picker can divide by: positive and finite. */
+const usable = (speed: number | undefined): speed is number =>
+  speed !== undefined && speed > 0 && Number.isFinite(speed);
+
+/**
+ * The speed an endpoint of unknown speed is taken to have: the mean of the known endpoints' known speeds
+ * (a new server gets work as if it were average), or 1 when none is known (every endpoint then counts
+ * alike, and the choice is by {@link loadOf} alone).
+ */
+export function poolSpeed(endpoints: readonly EndpointState[]): number {
+  let sum = 0;
+  let count = 0;
+  for (const e of endpoints)
+    if (e.known && usable(e.speed)) {
+      sum += e.speed;
+      count++;
+    }
+  return count === 0 ? 1 : sum / count;
+}
+
+/**
+ * What the least-loaded choice minimizes: the time the endpoint needs for its load and one more request,
+ * `(load + 1) / speed`, with `fallback` (see {@link poolSpeed}) for an unknown speed. Of equally fast
+ * endpoints, the one with the lower {@link loadOf}.
+ */
+export const expectedWait = (e: EndpointState, fallback: number): number =>
+  (loadOf(e) + 1) / (usable(e.speed) ? e.speed : fallback);
+
 /**
  * Chooses an endpoint. Without `affinityKey` (or when affinity would overload its endpoint): the known
- * endpoint with the lowest {@link loadOf}, then the lowest KV usage, then the lowest address
+ * endpoint with the lowest {@link expectedWait}, then the lowest KV usage, then the lowest address
  * (deterministic). With a key: the known endpoint rendezvous hashing assigns it, so the same prefix
  * keeps going to the same server while the set of known endpoints stays the same.
  */
@@ -61,12 +95,18 @@ export function pickEndpoint(
   affinityKey: number | undefined,
   settings: PickSettings,
 ): Pick {
+  const fallback = poolSpeed(endpoints);
   let least: EndpointState | undefined;
+  let leastWait = Infinity;
   let affine: EndpointState | undefined;
   let affineWeight = -1;
   for (const e of endpoints) {
     if (!e.known) continue;
-    if (!least || lessLoaded(e, least)) least = e;
+    const wait = expectedWait(e, fallback);
+    if (!least || sooner(e, wait, least, leastWait)) {
+      least = e;
+      leastWait = wait;
+    }
     if (affinityKey !== undefined) {
       const weight = mix(affinityKey ^ addressHash(e.address));
       if (weight > affineWeight || (weight === affineWeight && e.address < affine!.address)) {
@@ -81,8 +121,9 @@ export function pickEndpoint(
   return { endpoint: least.address, reason: "queue" };
 }
 
-function lessLoaded(a: EndpointState, b: EndpointState): boolean {
-  if (loadOf(a) !== loadOf(b)) return loadOf(a) < loadOf(b);
+/** Whether `a` (expected wait `aWait`) goes before `b`: sooner done, then an emptier cache, then a lower address. */
+function sooner(a: EndpointState, aWait: number, b: EndpointState, bWait: number): boolean {
+  if (aWait !== bWait) return aWait < bWait;
   if (a.kvUsage !== b.kvUsage) return a.kvUsage < b.kvUsage;
   return a.address < b.address;
 }

@@ -4,6 +4,7 @@ import { isIPv6 } from "node:net";
 import type { PoolScheduling } from "./compile.js";
 import type { EndpointState } from "./picker.js";
 import { readMetrics } from "./prometheus.js";
+import { SpeedEstimate } from "./speed.js";
 
 /** A `/metrics` answer larger than this is refused (vLLM's is ~60 KB). */
 const MAX_METRICS_BYTES = 4 * 1024 * 1024;
@@ -20,6 +21,16 @@ interface Reading {
   assigned: number;
   /** Requests this replica sent that have not ended. */
   inFlight: number;
+  readonly speed: SpeedEstimate;
+}
+
+/** What one read of an endpoint's metrics found. */
+interface Figures {
+  readonly waiting: number;
+  readonly running: number;
+  readonly kvUsage: number;
+  /** The completions counter, all series summed; undefined when not configured or not in the answer. */
+  readonly completions: number | undefined;
 }
 
 /** What {@link PoolStateReader} reports of one endpoint, for metrics. */
@@ -30,6 +41,8 @@ export interface EndpointReport {
   readonly waiting: number;
   readonly running: number;
   readonly kvUsage: number;
+  /** Requests finished per running-request second (undefined while unknown). */
+  readonly speed: number | undefined;
   /** Seconds since the last successful read (Infinity before the first). */
   readonly ageSeconds: number;
 }
@@ -65,7 +78,9 @@ export class PoolStateReader {
   ) {
     const { metricNames } = settings;
     this.wanted = new Set(
-      [metricNames.waiting, metricNames.running, metricNames.kvUsage].filter((n) => n !== undefined),
+      [metricNames.waiting, metricNames.running, metricNames.kvUsage, metricNames.completions].filter(
+        (n) => n !== undefined,
+      ),
     );
     const { endpoints } = settings;
     if (endpoints.kind === "envoy") this.setAddresses(envoyAddresses);
@@ -106,6 +121,7 @@ export class PoolStateReader {
         kvUsage: r.kvUsage,
         assigned: r.assigned,
         inFlight: r.inFlight,
+        speed: r.speed.perSecond(),
       });
     }
     return out;
@@ -136,6 +152,7 @@ export class PoolStateReader {
       waiting: s.waiting,
       running: s.running,
       kvUsage: s.kvUsage,
+      speed: s.speed,
       ageSeconds: (now - this.readings.get(s.address)!.readAt) / 1000,
     }));
   }
@@ -154,6 +171,7 @@ export class PoolStateReader {
           scraping: false,
           inFlight: 0,
           assigned: 0,
+          speed: new SpeedEstimate(this.settings.speedWindowMs),
         });
     }
   }
@@ -188,6 +206,7 @@ export class PoolStateReader {
           reading.running = values.running;
           reading.kvUsage = values.kvUsage;
           reading.readAt = this.now();
+          reading.speed.observe(reading.readAt, values.completions, values.running);
           reading.assigned = Math.max(0, reading.assigned - assignedBefore);
         },
         (err: Error) => {
@@ -198,8 +217,11 @@ export class PoolStateReader {
     }
   }
 
-  /** One `GET /metrics` of `address`, parsed; rejects on any failure, a timeout or a missing gauge. */
-  private scrape(address: string): Promise<{ waiting: number; running: number; kvUsage: number }> {
+  /**
+   * One `GET /metrics` of `address`, parsed; rejects on any failure, a timeout or a missing gauge (a missing
+   * completions counter only leaves the speed unknown).
+   */
+  private scrape(address: string): Promise<Figures> {
     const { metricsPath, timeoutMs, metricNames } = this.settings;
     const colon = address.lastIndexOf(":");
     const host = address.slice(0, colon).replace(/^\[|\]$/g, "");
@@ -238,7 +260,9 @@ export class PoolStateReader {
               const kv = metricNames.kvUsage === undefined ? undefined : found.get(metricNames.kvUsage);
               if (metricNames.kvUsage !== undefined && !kv) throw new Error(`no ${metricNames.kvUsage}`);
               // Several engines (data parallel): their queues add up; the fullest cache is what a request risks.
-              resolve({ waiting: waiting.sum, running: running.sum, kvUsage: kv ? kv.max : 0 });
+              const completions =
+                metricNames.completions === undefined ? undefined : found.get(metricNames.completions)?.sum;
+              resolve({ waiting: waiting.sum, running: running.sum, kvUsage: kv ? kv.max : 0, completions });
             } catch (err) {
               reject(err as Error);
             }

@@ -17,12 +17,12 @@ describe("CapacityModel", () => {
     assert.deepEqual(model.snapshot().running, 2);
     assert.deepEqual(model.snapshot().waiting, 2);
     assert.deepEqual(started, []);
-    a.release();
-    a.release(); // a second release frees nothing more
-    (await c).release();
+    a.release("stop");
+    a.release("length"); // a second release frees and counts nothing more
+    (await c).release("length");
     assert.deepEqual(started, ["c"]);
-    b.release();
-    (await d).release();
+    b.release(); // abandoned
+    (await d).release("stop");
     assert.deepEqual(started, ["c", "d"]);
     assert.deepEqual(model.snapshot(), {
       waiting: 0,
@@ -30,6 +30,7 @@ describe("CapacityModel", () => {
       kvUsage: 0,
       prefixQueries: 16,
       prefixHits: 0,
+      finished: { stop: 2, length: 1, abort: 1, error: 0, repetition: 0 },
     });
   });
 
@@ -106,14 +107,22 @@ describe("vllmMetricsText", () => {
       new URL("../../../test/vllm-recordings/metrics.txt", import.meta.url),
       "utf8",
     );
+    const finished = { stop: 1, length: 12, abort: 0, error: 0, repetition: 0 };
     const text = vllmMetricsText(
-      { waiting: 0, running: 0, kvUsage: 0, prefixQueries: 176, prefixHits: 0 },
+      { waiting: 0, running: 0, kvUsage: 0, prefixQueries: 176, prefixHits: 0, finished },
       "tiny-llama",
     );
     // Every line we print, HELP and TYPE included, is a line of the real server's answer.
     for (const line of text.trimEnd().split("\n")) assert.ok(recorded.includes(`${line}\n`), line);
+    // The finished-request counter whole, as one block: HELP, TYPE, then every reason in vLLM's order.
+    const success = /# HELP vllm:request_success_total [^]*?(?=# HELP)/.exec(recorded)![0];
+    assert.ok(text.includes(success), success);
+    const none = { stop: 0, length: 0, abort: 0, error: 0, repetition: 0 };
     assert.match(
-      vllmMetricsText({ waiting: 3, running: 4, kvUsage: 0.625, prefixQueries: 1, prefixHits: 1 }, "m"),
+      vllmMetricsText(
+        { waiting: 3, running: 4, kvUsage: 0.625, prefixQueries: 1, prefixHits: 1, finished: none },
+        "m",
+      ),
       /^vllm:kv_cache_usage_perc\{engine="0",model_name="m"\} 0\.625$/m,
     );
   });

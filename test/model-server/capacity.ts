@@ -4,7 +4,8 @@
  * blocks for their prompt and output tokens; a bounded LRU of prompt-prefix blocks (vLLM's automatic prefix
  * caching: a block's hash covers every token before it) makes a repeated prefix cheaper. Time to first
  * token is proportional to the prompt tokens not found in the cache, each token after it costs a decode
- * delay; both are divided by `speed`. It exports the counters and gauges vLLM's `/metrics` has.
+ * delay; both are divided by `speed`. It exports the counters and gauges vLLM's `/metrics` has (finished
+ * sequences by `finished_reason` included).
  */
 import { createHash } from "node:crypto";
 
@@ -37,6 +38,11 @@ export const DEFAULT_CAPACITY: CapacityOptions = {
   speed: 1,
 };
 
+/** How a sequence ended: vLLM's `finished_reason` label values, in the order its `/metrics` lists them. */
+export const FINISHED_REASONS = ["stop", "length", "abort", "error", "repetition"] as const;
+/** One of {@link FINISHED_REASONS}. */
+export type FinishedReason = (typeof FINISHED_REASONS)[number];
+
 /** A sequence admitted to run: how long its first token takes, then each further token. */
 export interface Admission {
   /** Delay before the first token (prefill of the uncached prompt). */
@@ -45,8 +51,11 @@ export interface Admission {
   readonly tokenMs: number;
   /** Prompt tokens found in the prefix cache. */
   readonly cachedTokens: number;
-  /** Frees the sequence's slot and KV blocks (call exactly once, when the answer ends or is abandoned). */
-  release(): void;
+  /**
+   * Frees the sequence's slot and KV blocks and counts it finished by `reason` (`abort` when left out: the
+   * client went away). Call once, when the answer ends or is abandoned; later calls do nothing.
+   */
+  release(reason?: FinishedReason): void;
 }
 
 /** The figures `/metrics` reports, as vLLM names them. */
@@ -59,6 +68,8 @@ export interface CapacitySnapshot {
   readonly prefixQueries: number;
   /** Of those, tokens found. */
   readonly prefixHits: number;
+  /** Sequences that ended, by how (vLLM `request_success_total`). */
+  readonly finished: Readonly<Record<FinishedReason, number>>;
 }
 
 interface Waiter {
@@ -79,6 +90,13 @@ export class CapacityModel {
   private readonly prefixCache = new Map<string, true>();
   private prefixQueries = 0;
   private prefixHits = 0;
+  private readonly finished: Record<FinishedReason, number> = {
+    stop: 0,
+    length: 0,
+    abort: 0,
+    error: 0,
+    repetition: 0,
+  };
 
   constructor(options: Partial<CapacityOptions> = {}) {
     this.options = { ...DEFAULT_CAPACITY, ...options };
@@ -116,9 +134,10 @@ export class CapacityModel {
       firstTokenMs: ((promptTokens.length - cachedTokens) * prefillMsPerToken) / speed,
       tokenMs: decodeMsPerToken / speed,
       cachedTokens,
-      release: () => {
+      release: (reason = "abort") => {
         if (released) return;
         released = true;
+        this.finished[reason]++;
         this.running--;
         this.usedBlocks -= blocks;
         this.schedule();
@@ -134,6 +153,7 @@ export class CapacityModel {
       kvUsage: this.usedBlocks / this.totalBlocks,
       prefixQueries: this.prefixQueries,
       prefixHits: this.prefixHits,
+      finished: { ...this.finished },
     };
   }
 
@@ -185,13 +205,17 @@ export class CapacityModel {
 
 /**
  * vLLM's `/metrics` lines for the scheduler's figures, byte-shaped as vLLM 0.32 prints them (HELP, TYPE,
- * labels `engine` then `model_name`, floats with a decimal point); `model` is the served model's name.
+ * labels in name order: `engine`, `finished_reason`, `model_name`; floats with a decimal point); `model` is
+ * the served model's name.
  */
 export function vllmMetricsText(snapshot: CapacitySnapshot, model: string): string {
   const labels = `{engine="0",model_name="${model}"}`;
   const float = (n: number) => (Number.isInteger(n) ? `${n}.0` : String(n));
+  const header = (name: string, type: string, help: string) =>
+    `# HELP ${name} ${help}\n# TYPE ${name} ${type}\n`;
   const metric = (name: string, type: string, help: string, value: number) =>
-    `# HELP ${name} ${help}\n# TYPE ${name} ${type}\n${name}${labels} ${float(value)}\n`;
+    `${header(name, type, help)}${name}${labels} ${float(value)}\n`;
+  const success = "vllm:request_success_total";
   return [
     metric(
       "vllm:num_requests_running",
@@ -222,6 +246,11 @@ export function vllmMetricsText(snapshot: CapacitySnapshot, model: string): stri
       "counter",
       "Prefix cache hits, in terms of number of cached tokens.",
       snapshot.prefixHits,
+    ),
+    header(success, "counter", "Count of successfully processed requests."),
+    ...FINISHED_REASONS.map(
+      (reason) =>
+        `${success}{engine="0",finished_reason="${reason}",model_name="${model}"} ${float(snapshot.finished[reason])}\n`,
     ),
   ].join("");
 }

@@ -272,7 +272,9 @@ export async function startModelServer(options: ModelServerOptions): Promise<Mod
     // The one point where capacity applies: wait for a slot, then pace the answer by the admission's timing.
     const admission = await capacity?.admit(words(prompt), tokens.length, () => res.destroyed);
     if (capacity && !admission) return;
-    res.once("close", () => admission?.release());
+    // A response that ended normally finished by its reason (vLLM's engine says `stop` for a tool call too);
+    // one closed before its end was aborted.
+    res.once("close", () => admission?.release(res.writableFinished ? finishReason : "abort"));
     // vLLM's field order.
     const usage = {
       prompt_tokens: promptTokens,
