@@ -18,6 +18,8 @@ export const FILES = {
   policyK8s: "deploy/kubernetes/base/policy.yaml",
   policyRedis: "deploy/kubernetes/overlays/redis/policy.yaml",
   policyIstio: "deploy/istio/policy.yaml",
+  /** deploy/policy.yaml with the sample stack's scheduled pool on (./policy.ts), for docker-compose.yml. */
+  policyCompose: "deploy/compose/policy.yaml",
   envoyFilter: "deploy/istio/envoyfilter.yaml",
   istioRouting: "deploy/istio/routing.yaml",
   /** The pod's bootstrap with tracing on, collector and sampling left as tokens Helm fills in (./index.ts). */

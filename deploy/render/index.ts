@@ -7,6 +7,7 @@
  * - deploy/compose/envoy.yaml: the same bootstrap for docker-compose.yml; only the pools differ;
  * - deploy/kubernetes/base/policy.yaml and deploy/istio/policy.yaml: deploy/policy.yaml as is;
  * - deploy/kubernetes/overlays/redis/policy.yaml: the same with its `quota` section switched to Redis;
+ * - deploy/compose/policy.yaml: the same with pool A scheduled, its two servers found by DNS name;
  * - the Helm chart's files/ (./files.ts, CHART_COPIES): byte copies of the pod's bootstrap, drain script and
  *   policy, and of the Istio install's EnvoyFilter and routing;
  * - the chart's files/envoy-tracing.yaml and deploy/kubernetes/overlays/tracing/envoy.yaml: the pod's
@@ -22,13 +23,13 @@ import * as prettier from "prettier";
 import { CHART_COPIES, FILES, ROOT } from "./files.js";
 import { OPS_FILES, renderDashboards, renderPrometheusRule } from "./ops.js";
 import { COMPOSE, gatewayEnvoyConfig, POD, type Pools } from "./pod.js";
-import { kubernetesPolicy, redisPolicy } from "./policy.js";
+import { composePolicy, kubernetesPolicy, redisPolicy } from "./policy.js";
 import { withEnvoyTracing, type EnvoyTracing } from "./tracing.js";
 
 export { CHART, CHART_COPIES, FILES, ROOT } from "./files.js";
 export { JOBS, OPS_FILES } from "./ops.js";
 export { COMPOSE, gatewayEnvoyConfig, POD, POD_FILES, type Pools } from "./pod.js";
-export { REDIS_QUOTA } from "./policy.js";
+export { REDIS_QUOTA, SAMPLE_SCHEDULING, scheduledPolicy, type SampleEndpoints } from "./policy.js";
 export {
   mapFilenames,
   placeEnvoyConfig,
@@ -122,6 +123,7 @@ export async function renderAll(root = ROOT): Promise<Record<string, string>> {
   rendered[FILES.policyK8s] = await format(kubernetesPolicy(root), path.join(root, FILES.policyK8s));
   rendered[FILES.policyIstio] = await format(kubernetesPolicy(root), path.join(root, FILES.policyIstio));
   rendered[FILES.policyRedis] = await format(redisPolicy(root), path.join(root, FILES.policyRedis));
+  rendered[FILES.policyCompose] = await format(composePolicy(root), path.join(root, FILES.policyCompose));
   rendered[FILES.envoyChartTracing] = await renderTracingEnvoy(
     root,
     FILES.envoyChartTracing,

@@ -30,6 +30,8 @@ import {
   REDIS_QUOTA,
   renderAll,
   ROOT,
+  SAMPLE_SCHEDULING,
+  scheduledPolicy,
 } from "../../deploy/render/index.js";
 import { withEnvoyTracing } from "../../deploy/render/tracing.js";
 import { writeFallbackEnvoyConfig } from "../harness/envoy-config.js";
@@ -652,10 +654,24 @@ describe("docker-compose.yml: the same topology as the pod", () => {
     return mount;
   };
 
-  test("services: envoy, extproc and one model server per pool", () => {
+  /** The services a pool's DNS name reaches: the one of that name, and those with it as a network alias. */
+  const servicesAt = (address: string) =>
+    Object.keys(services).filter(
+      (name) => name === address || services[name]!.networks?.default?.aliases?.includes(address),
+    );
+  const policy = loadPolicy(path.join(ROOT, FILES.policyCompose), {
+    envoyConfigFile: path.join(ROOT, FILES.envoyCompose),
+    env: { POOL_B_API_KEY: env.POOL_B_API_KEY },
+  });
+
+  test("services: envoy, extproc and each pool's model servers (pool A's scheduled two)", () => {
     assert.deepEqual(
       Object.keys(services).sort(),
-      ["envoy", "extproc", ...Object.keys(COMPOSE.pools)].sort(),
+      ["envoy", "extproc", ...Object.values(COMPOSE.pools).flatMap((p) => servicesAt(p.address))].sort(),
+    );
+    assert.deepEqual(
+      servicesAt(COMPOSE.pools[SAMPLE_SCHEDULING.pool]!.address),
+      SAMPLE_SCHEDULING.servers.map((s) => s.name),
     );
   });
 
@@ -694,23 +710,34 @@ describe("docker-compose.yml: the same topology as the pod", () => {
     assert.equal(o.get("mode"), "0700");
   });
 
-  test("Envoy runs the compose bootstrap; extproc checks the sample policy against the same file", () => {
+  test("Envoy runs the compose bootstrap; extproc checks the compose policy against the same file", () => {
     assert.equal(configPath, podEnvoy.args?.[podEnvoy.args.indexOf("--config-path") + 1]);
     assert.equal(repositoryPath(envoy, configPath), FILES.envoyCompose);
     assert.equal(env.EXTPROC_ENVOY_CONFIG, configPath);
     assert.equal(repositoryPath(extproc, env.EXTPROC_ENVOY_CONFIG), FILES.envoyCompose);
-    assert.equal(repositoryPath(extproc, env.EXTPROC_POLICY!), FILES.policySource);
+    // The policy loaded above: extproc would start with it against this bootstrap (its own start-up check).
+    assert.equal(repositoryPath(extproc, env.EXTPROC_POLICY!), FILES.policyCompose);
     for (const file of [configPath, env.EXTPROC_POLICY!]) {
       for (const service of [envoy, extproc]) {
         const mount = mountAt(service, file);
         assert.ok(!mount || mount.readOnly, `${file}: mounted read-only`);
       }
     }
-    // extproc would start with this policy against this bootstrap (its own start-up check).
-    loadPolicy(path.join(ROOT, FILES.policySource), {
-      envoyConfigFile: path.join(ROOT, FILES.envoyCompose),
-      env: { POOL_B_API_KEY: env.POOL_B_API_KEY },
-    });
+  });
+
+  test("pool A: two servers of different speeds behind its DNS name, scheduled by every address of it", () => {
+    const { pool, servers } = SAMPLE_SCHEDULING;
+    const { address, port } = COMPOSE.pools[pool]!;
+    // Envoy's cluster resolves the name to every server (STRICT_DNS), the scheduler reads the same addresses.
+    assert.equal(clusterNamed(bootstrap, pool)!.type, "STRICT_DNS");
+    const endpoints = policy.pools.get(pool)?.scheduling?.endpoints;
+    assert.ok(endpoints?.kind === "dns", "scheduled, endpoints by DNS name");
+    assert.deepEqual([endpoints.host, endpoints.port], [address, port]);
+    for (const { name, capacity } of servers) {
+      const command = services[name]!.command as string[];
+      assert.deepEqual(JSON.parse(command[command.indexOf("--capacity") + 1]!), capacity, name);
+    }
+    assert.equal(new Set(servers.map((s) => s.capacity.speed)).size, servers.length, "different speeds");
   });
 
   test("the files the bootstrap names: bind-mounted where the pod has them, from the repository's", () => {
@@ -744,7 +771,8 @@ describe("docker-compose.yml: the same topology as the pod", () => {
     );
     // Envoy starts once extproc's socket listens (extproc serves /healthz only after its gRPC server is up).
     assert.deepEqual(envoy.depends_on.extproc, { condition: "service_healthy" });
-    for (const pool of Object.keys(COMPOSE.pools)) assert.ok(envoy.depends_on[pool]);
+    for (const { address } of Object.values(COMPOSE.pools))
+      for (const server of servicesAt(address)) assert.ok(envoy.depends_on[server], server);
     for (const service of Object.values(services))
       assert.equal(service.network_mode, undefined, "the compose network");
   });
@@ -766,27 +794,50 @@ describe("docker-compose.yml: the same topology as the pod", () => {
     );
   });
 
-  test("each pool's model server: the service its cluster names, on its port, with its models and key", () => {
-    const policy = loadPolicy(path.join(ROOT, FILES.policySource), {
-      env: { POOL_B_API_KEY: env.POOL_B_API_KEY },
-    });
+  test("each pool's model servers: at the name its cluster names, on its port, with its models and key", () => {
     for (const [pool, { address, port }] of Object.entries(COMPOSE.pools)) {
-      const command = services[address]!.command as string[];
-      const arg = (flag: string) => command[command.indexOf(flag) + 1];
       const endpoint = clusterNamed(bootstrap, pool)!.load_assignment.endpoints[0].lb_endpoints[0].endpoint;
       assert.deepEqual(endpoint.address.socket_address, { address, port_value: port });
       const npmStart = clusterNamed(envoySource(), pool)!.load_assignment.endpoints[0].lb_endpoints[0]
         .endpoint;
       assert.equal(port, npmStart.address.socket_address.port_value, "the port envoy/envoy.yaml gives it");
-      assert.equal(Number(arg("--port")), port);
-      assert.equal(arg("--host"), "0.0.0.0", "reachable on the compose network");
       const models = [...policy.models.values()]
         .filter((m) => m.pool.name === pool)
         .map((m) => m.upstreamModel);
-      assert.deepEqual(arg("--models")?.split(",").sort(), models.sort());
       const authorization = policy.pools.get(pool)?.upstreamAuthorization;
-      assert.equal(command.includes("--api-key") ? `Bearer ${arg("--api-key")}` : undefined, authorization);
+      for (const name of servicesAt(address)) {
+        const command = services[name]!.command as string[];
+        const arg = (flag: string) => command[command.indexOf(flag) + 1];
+        assert.equal(arg("--name"), name);
+        assert.equal(Number(arg("--port")), port);
+        assert.equal(arg("--host"), "0.0.0.0", "reachable on the compose network");
+        assert.deepEqual(arg("--models")?.split(",").sort(), models.sort());
+        assert.equal(command.includes("--api-key") ? `Bearer ${arg("--api-key")}` : undefined, authorization);
+      }
     }
+  });
+});
+
+describe("npm start's policy: the sample with pool A scheduled (SAMPLE_SCHEDULING)", () => {
+  const source = read(FILES.policySource);
+  test("reads pool A's endpoints from envoy/envoy.yaml's cluster, which extproc accepts; nothing else differs", () => {
+    const dir = mkdtempSync(path.join(tmpdir(), "scheduled-policy-"));
+    const file = path.join(dir, "policy.yaml");
+    writeFileSync(file, scheduledPolicy(source, "envoy"));
+    const policy = loadPolicy(file, {
+      envoyConfigFile: path.join(ROOT, FILES.envoySource),
+      env: { POOL_B_API_KEY: "x" },
+    });
+    const scheduling = policy.pools.get(SAMPLE_SCHEDULING.pool)?.scheduling;
+    assert.deepEqual(scheduling?.endpoints, { kind: "envoy" });
+    assert.equal(scheduling?.intervalMs, SAMPLE_SCHEDULING.scheduling.intervalMs);
+    const withoutScheduling = yaml.load(readFileSync(file, "utf8")) as Node;
+    delete withoutScheduling.pools[SAMPLE_SCHEDULING.pool].scheduling;
+    assert.deepEqual(withoutScheduling, yaml.load(source));
+  });
+  test("refuses a policy whose pool A is scheduled already", () => {
+    const scheduled = scheduledPolicy(source, "envoy");
+    assert.throws(() => scheduledPolicy(scheduled, "envoy"), /scheduled already/);
   });
 });
 

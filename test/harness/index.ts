@@ -93,6 +93,8 @@ export interface StackOptions {
   readonly extraEndpoints?: ReadonlyArray<{
     readonly pool: string;
     readonly name: string;
+    /** Fixed port (npm start); a free one by default. */
+    readonly port?: number;
     readonly capacity?: Partial<CapacityOptions>;
   }>;
 }
@@ -238,7 +240,8 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     (options.extraEndpoints ?? []).map(async (e) => {
       const own = ownSpecs.find((p) => p.name === e.pool);
       if (!own) throw new Error(`extraEndpoints: no pool ${e.pool}`);
-      return { ...own, name: e.name, port: await freePort(), cluster: e.pool, capacity: e.capacity };
+      const port = e.port ?? (await freePort());
+      return { ...own, name: e.name, port, cluster: e.pool, capacity: e.capacity };
     }),
   );
   const poolSpecs = [
