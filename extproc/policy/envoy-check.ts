@@ -1,3 +1,4 @@
+import { isIP } from "node:net";
 import { ENDPOINT_HEADER, SERVED_POOL_FORMAT, SERVED_POOL_HEADER } from "../envoy/headers.js";
 import { readEnvoyRouting, type EnvoyRouting } from "./envoy-routing.js";
 import type { PolicyProblem } from "./error.js";
@@ -44,9 +45,16 @@ export function checkAgainstEnvoy(
         problem(
           `${poolName} has scheduling: its cluster needs load_balancing_policy envoy.load_balancing_policies.override_host reading the header ${ENDPOINT_HEADER} (with a least-request fallback_policy), or the endpoint hint is ignored`,
         );
-      if ((spec.scheduling.endpoints ?? "envoy") === "envoy" && own.addresses.length === 0)
+      const fromEnvoy = (spec.scheduling.endpoints ?? "envoy") === "envoy";
+      if (fromEnvoy && own.addresses.length === 0)
         problem(
           `${poolName} reads its endpoints from Envoy (scheduling.endpoints: envoy) but its cluster has no static socket_address endpoints; list them (static) or name a DNS Service (dns)`,
+        );
+      // Override-host matches a hint against the hosts' resolved IPs: a host name never matches.
+      const named = fromEnvoy ? own.addresses.filter((a) => isIP(a.replace(/^\[|\]?:\d+$/g, "")) === 0) : [];
+      if (named.length > 0)
+        problem(
+          `${poolName} reads its endpoints from Envoy (scheduling.endpoints: envoy) but its cluster names hosts, not IP addresses (${named.join(", ")}): Envoy would ignore every hint; use scheduling.endpoints: { dns: <name>, port: <port> }`,
         );
     }
     const fallback = spec.fallback ?? [];

@@ -297,5 +297,17 @@ static_resources:
       );
       assert.ok(Array.isArray(bad) && bad.length === 3, String(bad));
     });
+
+    it("refuses Envoy endpoints given by host name: override-host would never match a hint", () => {
+      const named = envoyYaml.replace(
+        "socket_address: { address: 127.0.0.1, port_value: 8000 }",
+        "socket_address: { address: vllm-a.models, port_value: 8000 }",
+      );
+      assert.notEqual(named, envoyYaml);
+      const problems = load("{}", named);
+      assert.ok(Array.isArray(problems) && problems.length === 1, String(problems));
+      assert.match(problems[0]!, /names hosts, not IP addresses \(vllm-a\.models:8000\)/);
+      assert.ok(!Array.isArray(load("{ endpoints: { dns: vllm-a.models, port: 8000 } }", named)));
+    });
   });
 });

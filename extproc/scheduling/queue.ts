@@ -181,12 +181,11 @@ export class PoolQueues {
       this.startPolling();
     });
     events.waiting(pool, cls.name, -1);
-    if (outcome === "admitted") {
-      if (request.signal.aborted) {
-        void this.free(store, pool, ticket.id);
-        throw this.refusal(request, "timeout");
-      }
-      return this.slot(request, store, ticket.id, now);
+    if (outcome === "admitted" && !request.signal.aborted) return this.slot(request, store, ticket.id, now);
+    if (outcome === "admitted" || outcome === "abandoned") {
+      if (outcome === "admitted") void this.free(store, pool, ticket.id);
+      // The exchange is over (audited as closed by the client): this answer reaches no one, and is no shed.
+      throw new GatewayError("pool_saturated", "The client left while the request waited for a slot.");
     }
     if (outcome === "gone") {
       // Pushed out by a higher class, or forgotten by the store (expired): either way, not served.
