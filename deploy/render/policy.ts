@@ -76,7 +76,13 @@ export const SAMPLE_SCHEDULING = {
     { name: "pool-a-fast", capacity: { maxSequences: 4, decodeMsPerToken: 20, speed: 2 } },
   ],
   /** The pool's `scheduling` section but for where its endpoints come from. */
-  scheduling: { server: "vllm", intervalMs: 100, affinity: { prefixChars: 1024, queueMargin: 2 } },
+  scheduling: {
+    server: "vllm",
+    intervalMs: 100,
+    affinity: { prefixChars: 1024, queueMargin: 2 },
+    // The two servers' sequences: the servers never queue, the gateway's queue orders by class and team.
+    queue: { maxInFlight: 8, maxDepth: 64, maxWaitMs: 10000 },
+  },
 } as const;
 
 /** Where the scheduled pool's endpoints come from: `envoy` (`npm start`) or a DNS name (compose). */
