@@ -207,7 +207,6 @@ export class InferenceProcessor implements EndpointProcessor {
           team: identity.team,
           weight: priorities.weightOf(identity.team),
           tokens,
-          requestId: ctx.requestId,
           quota: ctx.policy.quota,
           signal: ctx.closed.signal,
           waiting: ctx.askForTime,

@@ -123,17 +123,25 @@ export class MemoryQueueStore implements QueueStore {
 
   poll(pool: string, ids: readonly string[], bounds: QueueBounds, now: number): Promise<TicketState[]> {
     const state = this.pool(pool, now);
-    return Promise.resolve(
-      ids.map((id): TicketState => {
-        const at = state.waiting.findIndex((w) => w.id === id);
-        if (at === -1) return "gone";
-        const ticket = state.waiting[at]!;
-        if (state.admitted.size + at >= ticket.slots) return "queued";
-        state.waiting.splice(at, 1);
-        this.admit(state, ticket, bounds, now);
-        return "admitted";
-      }),
-    );
+    const index = new Map(state.waiting.map((w, i) => [w.id, i]));
+    // Positions admitted by this poll: those behind them move up (as each Redis step sees it).
+    const taken: number[] = [];
+    const states = ids.map((id): TicketState => {
+      const i = index.get(id);
+      if (i === undefined || taken.includes(i)) return "gone";
+      const ticket = state.waiting[i]!;
+      const at = i - taken.filter((t) => t < i).length;
+      if (state.admitted.size + at >= ticket.slots) return "queued";
+      taken.push(i);
+      this.admit(state, ticket, bounds, now);
+      return "admitted";
+    });
+    if (taken.length > 0) {
+      const live = state.waiting.filter((_, i) => !taken.includes(i));
+      state.waiting.length = 0;
+      state.waiting.push(...live);
+    }
+    return Promise.resolve(states);
   }
 
   leave(pool: string, id: string): Promise<void> {

@@ -30,7 +30,6 @@ function queues(shared?: QueueStore) {
   return { q, sheds, waits, inFlight: () => inFlight };
 }
 
-let n = 0;
 function request(
   fields: Partial<QueueRequest> & { maxInFlight?: number; maxDepth?: number; maxWaitMs?: number } = {},
 ) {
@@ -44,7 +43,6 @@ function request(
     team: "a",
     weight: 1,
     tokens: 100,
-    requestId: `r${++n}`,
     quota: { leaseSeconds: 900, onStoreFailure: "fail-closed", replicas: 2 },
     signal: controller.signal,
     waiting: () => askedForTime++,

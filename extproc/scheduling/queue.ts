@@ -28,7 +28,6 @@ export interface QueueRequest {
   readonly weight: number;
   /** Estimated tokens (prompt and output cap): the request's fair-share cost. */
   readonly tokens: number;
-  readonly requestId: string;
   /** The policy's quota settings, which the shared queues follow. */
   readonly quota: SharedStoreSettings;
   /** Aborts the wait (the client went away). */
@@ -90,6 +89,13 @@ export interface PoolQueuesOptions {
   readonly pollMs?: number;
 }
 
+/**
+ * What a wait ends with when its client left: the exchange is over (audited as closed by the client), so
+ * this answer reaches no one, and it is no shed.
+ */
+const clientLeft = (): GatewayError =>
+  new GatewayError("pool_saturated", "The client left while the request waited for a slot.");
+
 /** The longest Retry-After the queues suggest, in seconds. */
 const MAX_RETRY_AFTER_S = 60;
 
@@ -117,7 +123,8 @@ export class PoolQueues {
     const maxWaitMs = cls.maxWaitMs ?? queue.maxWaitMs;
     const slots = Math.max(1, Math.floor(cls.maxShare * queue.maxInFlight));
     const ticket: Ticket = {
-      id: `${request.requestId}:${randomUUID().slice(0, 8)}`,
+      // Not the request id: a client may choose that (Envoy keeps a client's x-request-id).
+      id: randomUUID(),
       rank: cls.rank,
       team: request.team,
       cost: Math.max(1, request.tokens) / request.weight,
@@ -145,7 +152,12 @@ export class PoolQueues {
       const share = { ...ticket, slots: Math.max(1, Math.floor(slots / quota.replicas)) };
       state = await store.arrive(pool, share, bounds, now);
     }
-    if (state === "admitted") return this.slot(request, store, ticket.id, now);
+    if (state === "admitted") {
+      if (!request.signal.aborted) return this.slot(request, store, ticket.id, now);
+      // The client left while the store answered: its slot goes straight back.
+      void this.free(store, pool, ticket.id);
+      throw clientLeft();
+    }
     if (state !== "queued") throw this.refusal(request, "queue_full");
 
     request.waiting();
@@ -184,8 +196,7 @@ export class PoolQueues {
     if (outcome === "admitted" && !request.signal.aborted) return this.slot(request, store, ticket.id, now);
     if (outcome === "admitted" || outcome === "abandoned") {
       if (outcome === "admitted") void this.free(store, pool, ticket.id);
-      // The exchange is over (audited as closed by the client): this answer reaches no one, and is no shed.
-      throw new GatewayError("pool_saturated", "The client left while the request waited for a slot.");
+      throw clientLeft();
     }
     if (outcome === "gone") {
       // Pushed out by a higher class, or forgotten by the store (expired): either way, not served.
