@@ -34,15 +34,13 @@ const logger = pino({ level: readLogLevel() }, pino.destination(2));
 
 /**
  * Whether requests under `policy` may have tokens counted: a limit rule (admission and settlement count
- * them), a guardrail's input token cap, a pool that translates the Messages API (the gateway answers its
- * `count_tokens` itself), or a pool with a queue (fair share weighs requests by tokens). Nothing else counts.
+ * them), a guardrail's input token cap, or a pool that translates the Messages API (the gateway answers its
+ * `count_tokens` itself). Nothing else counts.
  */
 const countsTokens = (policy: Policy): boolean =>
   policy.limits.length > 0 ||
   policy.guardrails.some((g) => g.maxInputTokens !== undefined) ||
-  [...policy.pools.values()].some(
-    (pool) => pool.apis.messages === "translated" || pool.scheduling?.queue !== undefined,
-  );
+  [...policy.pools.values()].some((pool) => pool.apis.messages === "translated");
 
 async function main(): Promise<void> {
   const settings = readSettings();

@@ -3,7 +3,13 @@
  * admitting as many requests as the servers run sequences, so the rest wait in the gateway, in class order,
  * instead of in the servers' first-come queues; classes: the critical team first, batch sheddable.
  */
-import { BATCH_TEAM, CRITICAL_TEAM, POOL_SEQUENCES, type SchedulingArm } from "../lib/scheduling.js";
+import {
+  BATCH_TEAM,
+  CRITICAL_TEAM,
+  POOL_SEQUENCES,
+  SERVER_CAPACITY,
+  type SchedulingArm,
+} from "../lib/scheduling.js";
 
 export const scheduler: SchedulingArm = {
   id: "scheduler",
@@ -11,6 +17,8 @@ export const scheduler: SchedulingArm = {
   scheduling: {
     intervalMs: 50,
     staleAfterIntervals: 3,
+    // The servers' sequences: a full one gets no request while the other has a free sequence.
+    maxSequences: SERVER_CAPACITY.maxSequences,
     affinity: { prefixChars: 1024, queueMargin: 2 },
     queue: { maxInFlight: POOL_SEQUENCES, maxDepth: 256, maxWaitMs: 10_000 },
   },

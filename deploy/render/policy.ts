@@ -79,6 +79,7 @@ export const SAMPLE_SCHEDULING = {
   scheduling: {
     server: "vllm",
     intervalMs: 100,
+    maxSequences: 4,
     affinity: { prefixChars: 1024, queueMargin: 2 },
     // The two servers' sequences: the servers never queue, the gateway's queue orders by class and team.
     queue: { maxInFlight: 8, maxDepth: 64, maxWaitMs: 10000 },

@@ -53,6 +53,11 @@ const scheduling = z
     timeoutMs: z.number().int().min(5).max(10_000).optional(),
     /** A read older than this many intervals counts as unknown. */
     staleAfterIntervals: z.number().int().min(1).max(100).default(3),
+    /**
+     * Sequences each server runs at once (vLLM `--max-num-seqs`): an endpoint with that many is full, and
+     * gets a request only when every endpoint is full.
+     */
+    maxSequences: z.number().int().min(1).max(100_000).optional(),
     /** Time constant of each endpoint's speed estimate (completions per running-request second). */
     speedWindowMs: z.number().int().min(20).max(600_000).default(10_000),
     /**

@@ -61,6 +61,13 @@ interface Translation {
   };
 }
 
+/** Characters of the texts the model reads. */
+function textLength(request: InferenceRequest, schema: InferenceApi["schema"]): number {
+  let length = 0;
+  for (const text of requestTexts(request, schema)) length += text.length;
+  return length;
+}
+
 /** Path a translated request is forwarded to. */
 const CHAT_COMPLETIONS_PATH = "/v1/chat/completions";
 
@@ -198,7 +205,10 @@ export class InferenceProcessor implements EndpointProcessor {
       const { priorities } = ctx.policy;
       const cls = priorities.classOf(identity, model.name);
       ctx.priorityClass = cls.name;
-      const tokens = (await countInput()) + (cap?.total ?? 0);
+      // Fair share weighs by tokens: counted ones if quotas counted them, else about 4 characters a token
+      // (counting for the queue alone would cost more than the whole queue step).
+      const prompt = promptTokens ? await promptTokens : Math.ceil(textLength(request, schema) / 4);
+      const tokens = prompt + (cap?.total ?? 0);
       ctx.slot = await traced(ctx.trace, "queue.wait", () =>
         deps.queues!.enter({
           pool: model.pool.name,

@@ -78,6 +78,7 @@ export interface SchedulingSection {
   readonly timeoutMs?: number | undefined;
   readonly staleAfterIntervals: number;
   readonly speedWindowMs: number;
+  readonly maxSequences?: number | undefined;
   readonly endpoints:
     | "envoy"
     | { readonly static: readonly string[] }
@@ -105,6 +106,8 @@ export interface PoolScheduling {
   readonly staleAfterMs: number;
   /** Time constant of the endpoints' speed estimates: completions older than this weigh 1/e as much. */
   readonly speedWindowMs: number;
+  /** Sequences a server runs at once: an endpoint with that load is full. */
+  readonly maxSequences: number | undefined;
   readonly endpoints: EndpointSource;
   /** Prefix affinity: the prompt's first `prefixChars` characters pick the endpoint while within `queueMargin`. */
   readonly affinity: { readonly prefixChars: number; readonly queueMargin: number } | undefined;
@@ -146,6 +149,7 @@ export function compileScheduling(
     timeoutMs,
     staleAfterMs: section.intervalMs * section.staleAfterIntervals,
     speedWindowMs: section.speedWindowMs,
+    maxSequences: section.maxSequences,
     endpoints:
       endpoints === "envoy"
         ? { kind: "envoy" }

@@ -60,7 +60,10 @@ export class Scheduler {
       // A prompt shorter than the prefix shares no long prefix worth a server's cache.
       if (text.length >= affinity.prefixChars) key = stringHash(text.slice(0, affinity.prefixChars));
     }
-    const pick = pickEndpoint(reader.states(), key, { queueMargin: affinity?.queueMargin ?? 0 });
+    const pick = pickEndpoint(reader.states(), key, {
+      queueMargin: affinity?.queueMargin ?? 0,
+      maxSequences: reader.settings.maxSequences,
+    });
     if (pick.endpoint !== undefined) reader.assigned(pick.endpoint);
     return pick;
   }

@@ -62,12 +62,44 @@ describe("pickEndpoint", () => {
       "10.0.0.1:8000",
       "a speed of 0 is unknown, not infinitely slow",
     );
-    // Unknown endpoints' speeds do not count towards the mean, and the fastest unknown one is never chosen.
+    // Unknown endpoints' speeds do not count towards the mean (else the fresh one would count as 50 and
+    // win outright; as 1 it ties with the slow one, and a tie goes to the one not measured yet), and the
+    // fastest unknown one is never chosen.
     const gone = state("10.0.0.4:8000", { known: false, speed: 100 });
     assert.equal(
       pickEndpoint([slow, gone, { ...fresh, running: 2 }], undefined, SETTINGS).endpoint,
+      fresh.address,
+    );
+    assert.equal(
+      pickEndpoint([slow, gone, { ...fresh, running: 3 }], undefined, SETTINGS).endpoint,
       slow.address,
     );
+  });
+
+  it("sends nothing to a full endpoint (maxSequences) while another has a free sequence, however fast", () => {
+    const fast = state("10.0.0.2:8000", { running: 4, speed: 3 });
+    const slow = state("10.0.0.1:8000", { running: 2, speed: 1 });
+    // By speed alone the full fast server wins: (4 + 1) / 3 < (2 + 1) / 1.
+    assert.equal(pickEndpoint([fast, slow], undefined, SETTINGS).endpoint, fast.address);
+    const settings = { ...SETTINGS, maxSequences: 4 };
+    assert.equal(pickEndpoint([fast, slow], undefined, settings).endpoint, slow.address);
+    // Affinity does not override it either.
+    const key = [...Array(64).keys()]
+      .map((i) => stringHash(`p${i}`))
+      .find(
+        (k) =>
+          pickEndpoint([fast, { ...slow, running: 0 }], k, SETTINGS).reason === "affinity" &&
+          pickEndpoint([fast, { ...slow, running: 0 }], k, SETTINGS).endpoint === fast.address,
+      )!;
+    assert.equal(pickEndpoint([fast, slow], key, settings).endpoint, slow.address);
+    // All full: by expected wait again.
+    assert.equal(pickEndpoint([fast, { ...slow, running: 4 }], undefined, settings).endpoint, fast.address);
+  });
+
+  it("gives a tie to the endpoint whose speed is not known yet, so a new server gets measured", () => {
+    const known = state("10.0.0.1:8000", { speed: 2 });
+    const fresh = state("10.0.0.2:8000");
+    assert.equal(pickEndpoint([known, fresh], undefined, SETTINGS).endpoint, fresh.address);
   });
 
   it("never picks an unknown endpoint, and names none when nothing is known", () => {

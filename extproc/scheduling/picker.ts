@@ -34,6 +34,8 @@ export interface PickSettings {
    * least-loaded endpoint's by at most this many requests; beyond it the request goes to the least-loaded.
    */
   readonly queueMargin: number;
+  /** Sequences a server runs at once: an endpoint with that {@link loadOf} is full (undefined: never). */
+  readonly maxSequences?: number | undefined;
 }
 
 /** Why an endpoint was chosen (the `reason` label of the picks metric). */
@@ -96,12 +98,17 @@ export function pickEndpoint(
   settings: PickSettings,
 ): Pick {
   const fallback = poolSpeed(endpoints);
+  const { maxSequences } = settings;
+  // A full endpoint would make the request wait on the server, first come first served whatever its class,
+  // however fast the server: one with a free sequence goes first while any has one.
+  const full = (e: EndpointState) => maxSequences !== undefined && loadOf(e) >= maxSequences;
+  const anyFree = endpoints.some((e) => e.known && !full(e));
   let least: EndpointState | undefined;
   let leastWait = Infinity;
   let affine: EndpointState | undefined;
   let affineWeight = -1;
   for (const e of endpoints) {
-    if (!e.known) continue;
+    if (!e.known || (anyFree && full(e))) continue;
     const wait = expectedWait(e, fallback);
     if (!least || sooner(e, wait, least, leastWait)) {
       least = e;
@@ -121,9 +128,14 @@ export function pickEndpoint(
   return { endpoint: least.address, reason: "queue" };
 }
 
-/** Whether `a` (expected wait `aWait`) goes before `b`: sooner done, then an emptier cache, then a lower address. */
+/**
+ * Whether `a` (expected wait `aWait`) goes before `b`: sooner done, then one whose speed is not known yet
+ * (taken as the pool's mean, it would otherwise lose every tie to a known one of that speed, and never get
+ * measured), then an emptier cache, then a lower address.
+ */
 function sooner(a: EndpointState, aWait: number, b: EndpointState, bWait: number): boolean {
   if (aWait !== bWait) return aWait < bWait;
+  if (usable(a.speed) !== usable(b.speed)) return !usable(a.speed);
   if (a.kvUsage !== b.kvUsage) return a.kvUsage < b.kvUsage;
   return a.address < b.address;
 }
