@@ -269,6 +269,7 @@ static_resources:
         speedWindowMs: 10_000,
         endpoints: { kind: "envoy" },
         affinity: { prefixChars: 1024, queueMargin: 2 },
+        maxSequences: undefined,
         queue: undefined,
       });
       assert.equal(policy.pools.get("pool-a")!.scheduling!.pool, "pool-a");
