@@ -90,6 +90,13 @@ export interface PoolQueuesOptions {
   readonly pollMs?: number;
 }
 
+/** Thrown by {@link PoolQueues.enter} when the request's signal aborted its wait (its client left). */
+export class QueueAbandoned extends Error {
+  constructor(pool: string) {
+    super(`the client left while queued for pool '${pool}'`);
+  }
+}
+
 /** The longest Retry-After the queues suggest, in seconds. */
 const MAX_RETRY_AFTER_S = 60;
 
@@ -181,13 +188,10 @@ export class PoolQueues {
       this.startPolling();
     });
     events.waiting(pool, cls.name, -1);
-    if (outcome === "admitted") {
-      if (request.signal.aborted) {
-        void this.free(store, pool, ticket.id);
-        throw this.refusal(request, "timeout");
-      }
-      return this.slot(request, store, ticket.id, now);
-    }
+    if (outcome === "admitted" && request.signal.aborted) void this.free(store, pool, ticket.id);
+    // The client left: nobody to answer, and no refusal to count.
+    if (outcome === "abandoned" || request.signal.aborted) throw new QueueAbandoned(pool);
+    if (outcome === "admitted") return this.slot(request, store, ticket.id, now);
     if (outcome === "gone") {
       // Pushed out by a higher class, or forgotten by the store (expired): either way, not served.
       throw this.refusal(request, this.options.now() < ticket.expiresAt - 1000 ? "displaced" : "timeout");
