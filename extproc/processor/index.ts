@@ -165,6 +165,9 @@ export class Exchange {
       if (phase === undefined) throw new Error("ProcessingRequest without a phase");
       return await this.dispatch(phase, message);
     } catch (err) {
+      // The stream ended while this message was in hand (a wait in a pool's queue): nobody to answer; the
+      // exchange is audited as closed when the stream's end is handled.
+      if (this.ctx.closed.signal.aborted) return [];
       if (!(err instanceof GatewayError)) {
         this.ctx.reason = "internal_error";
         throw err;
@@ -203,6 +206,14 @@ export class Exchange {
   /** True once the exchange is complete and audited: Envoy will send nothing more on this stream. */
   get finished(): boolean {
     return this.audited;
+  }
+
+  /**
+   * Envoy ended its side of the stream (the HTTP request is gone) while a message may still be in hand:
+   * stops what only waits for the client's turn (a pool's queue) instead of holding a place until then.
+   */
+  abandon(): void {
+    if (!this.audited) this.ctx.closed.abort();
   }
 
   /** The ext_proc stream ended. If the exchange was not complete, it was cut short: audit it as such. */

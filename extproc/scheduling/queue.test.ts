@@ -3,7 +3,7 @@ import { describe, it } from "node:test";
 import pino from "pino";
 import { GatewayError } from "../errors/index.js";
 import type { PriorityClass } from "./classes.js";
-import { PoolQueues, type QueueEvents, type QueueRequest, type ShedReason } from "./queue.js";
+import { PoolQueues, QueueAbandoned, type QueueEvents, type QueueRequest, type ShedReason } from "./queue.js";
 import { MemoryQueueStore, type QueueStore } from "./queue-store.js";
 
 const critical: PriorityClass = {
@@ -137,7 +137,7 @@ describe("PoolQueues", () => {
     const gone = q.enter(leaving.req).catch((err: unknown) => err);
     const next = q.enter(request({ maxInFlight: 1 }).req);
     leaving.abort();
-    assert.ok((await gone) instanceof GatewayError);
+    assert.ok((await gone) instanceof QueueAbandoned);
     held.release();
     const slot = await next;
     assert.equal(inFlight(), 1, "the request that left took no slot");

@@ -89,12 +89,12 @@ export interface PoolQueuesOptions {
   readonly pollMs?: number;
 }
 
-/**
- * What a wait ends with when its client left: the exchange is over (audited as closed by the client), so
- * this answer reaches no one, and it is no shed.
- */
-const clientLeft = (): GatewayError =>
-  new GatewayError("pool_saturated", "The client left while the request waited for a slot.");
+/** Thrown by {@link PoolQueues.enter} when the request's signal aborted its wait (its client left). */
+export class QueueAbandoned extends Error {
+  constructor(pool: string) {
+    super(`the client left while queued for pool '${pool}'`);
+  }
+}
 
 /** The longest Retry-After the queues suggest, in seconds. */
 const MAX_RETRY_AFTER_S = 60;
@@ -156,7 +156,7 @@ export class PoolQueues {
       if (!request.signal.aborted) return this.slot(request, store, ticket.id, now);
       // The client left while the store answered: its slot goes straight back.
       void this.free(store, pool, ticket.id);
-      throw clientLeft();
+      throw new QueueAbandoned(pool);
     }
     if (state !== "queued") throw this.refusal(request, "queue_full");
 
@@ -193,11 +193,10 @@ export class PoolQueues {
       this.startPolling();
     });
     events.waiting(pool, cls.name, -1);
-    if (outcome === "admitted" && !request.signal.aborted) return this.slot(request, store, ticket.id, now);
-    if (outcome === "admitted" || outcome === "abandoned") {
-      if (outcome === "admitted") void this.free(store, pool, ticket.id);
-      throw clientLeft();
-    }
+    if (outcome === "admitted" && request.signal.aborted) void this.free(store, pool, ticket.id);
+    // The client left: nobody to answer, and no refusal to count.
+    if (outcome === "abandoned" || request.signal.aborted) throw new QueueAbandoned(pool);
+    if (outcome === "admitted") return this.slot(request, store, ticket.id, now);
     if (outcome === "gone") {
       // Pushed out by a higher class, or forgotten by the store (expired): either way, not served.
       throw this.refusal(request, this.options.now() < ticket.expiresAt - 1000 ? "displaced" : "timeout");

@@ -16,6 +16,9 @@ import {
 } from "../../test/unit/ext-proc.js";
 import type { ProcessingRequestMessage } from "../envoy/messages.js";
 import { PROCESS_METHOD_PATH, ProcessingRequest, ProcessingResponse } from "../envoy/protocol.js";
+import { parsePolicy, sha256Hex } from "../policy/index.js";
+import { PoolQueues } from "../scheduling/index.js";
+import { API_KEY } from "../../test/unit/ext-proc.js";
 import { startExtProcServer, type ExtProcServer } from "./index.js";
 
 type DecodedResponse = Reply & { overrideMessageTimeout?: { seconds?: number | { toString(): string } } };
@@ -78,6 +81,20 @@ describe("ext_proc server", () => {
     });
   }
 
+  /** Opens a stream, sends `messages` and keeps it open; `replies` collects what the server sends. */
+  function open(messages: ProcessingRequestMessage[]) {
+    const call = client.makeBidiStreamRequest(
+      PROCESS_METHOD_PATH,
+      (message: object) => Buffer.from(ProcessingRequest.encode(message).finish()),
+      (bytes: Buffer) => ProcessingResponse.decode(bytes),
+    );
+    const replies: DecodedResponse[] = [];
+    call.on("data", (message: object) => replies.push(decodeReply(message)));
+    call.on("error", () => {});
+    for (const message of messages) call.write(message);
+    return { call, replies };
+  }
+
   const seconds = (response: DecodedResponse) => Number(String(response.overrideMessageTimeout?.seconds));
 
   it("asks Envoy for 30 s before handling a request body of 256 KiB or more, then answers it", async () => {
@@ -123,5 +140,77 @@ describe("ext_proc server", () => {
     assert.equal(received[0]!.immediateResponse?.status?.code, 404);
     const records = await unit.audit.records();
     assert.equal(records.filter((record) => record.path === "/v1/nowhere").length, 1);
+  });
+
+  it("stops a queued request's wait as soon as Envoy ends the stream, freeing its place", async () => {
+    // Pool a, one slot: the first request holds it, the second waits (up to 10 s).
+    const policy = parsePolicy(
+      `
+version: 1
+pools:
+  pool-a:
+    scheduling: { endpoints: { static: ["127.0.0.1:9"] }, queue: { maxInFlight: 1, maxWaitMs: 10000 } }
+models: { m1: { pool: pool-a } }
+teams: { t: { models: [m1] } }
+keys: [{ id: k1, team: t, sha256: ${sha256Hex(API_KEY)} }]
+`,
+      "queue.yaml",
+    );
+    const logger = pino({ level: "silent" });
+    const queued = unitDeps(policy);
+    const { metrics } = queued;
+    const queues = new PoolQueues({
+      shared: undefined,
+      events: {
+        waiting: (pool, cls, delta) => metrics.queueWaiting.inc({ pool, class: cls }, delta),
+        admitted: (pool, cls, seconds) => metrics.queueWait.observe({ pool, class: cls }, seconds),
+        inFlight: (pool, delta) => metrics.queueInFlight.inc({ pool }, delta),
+        shed: (pool, cls, reason) => metrics.queueShed.inc({ pool, class: cls, reason }),
+      },
+      logger,
+      now: Date.now,
+    });
+    const queuedServer = await startExtProcServer(
+      { ...queued.deps, queues },
+      { listen: "127.0.0.1:0", maxMessageBytes: 1024 * 1024, logger },
+    );
+    const queuedClient = new grpc.Client(queuedServer.address, grpc.credentials.createInsecure());
+    const previous = client;
+    client = queuedClient;
+    try {
+      const body = requestBody({ model: "m1", max_tokens: 4, messages: [{ role: "user", content: "hi" }] });
+      const holder = open([requestHeaders("/v1/chat/completions", { "x-request-id": "holder" }), body]);
+      const waiter = open([requestHeaders("/v1/chat/completions", { "x-request-id": "waiter" }), body]);
+      const waitingNow = async () =>
+        (await metrics.queueWaiting.get()).values.reduce((n, v) => n + v.value, 0);
+      const until = async (what: string, check: () => boolean | Promise<boolean>) => {
+        for (let i = 0; i < 200 && !(await check()); i++) await new Promise((r) => setTimeout(r, 10));
+        assert.ok(await check(), what);
+      };
+      await until("the holder admitted", () => holder.replies.length === 2);
+      await until("the waiter queued", async () => (await waitingNow()) === 1);
+      assert.equal(seconds(waiter.replies[0]!), 30, "the waiter asked Envoy for more time");
+      // Envoy half-closes the stream (its client went away): the wait ends at once, not in 10 s.
+      const ended = Date.now();
+      waiter.call.end();
+      const records = () => queued.audit.records();
+      await until("the waiter audited", async () => (await records()).some((r) => r.request_id === "waiter"));
+      assert.ok(Date.now() - ended < 1000, `the wait ended after ${Date.now() - ended} ms`);
+      assert.equal(await waitingNow(), 0);
+      const record = (await records()).find((r) => r.request_id === "waiter")!;
+      assert.deepEqual(
+        [record.reason, record.status, record.queued_ms],
+        ["closed_before_response", null, undefined],
+      );
+      // Leaving is not a refusal: no shed counted, no refusal sent.
+      assert.equal((await metrics.queueShed.get()).values.length, 0);
+      assert.equal(waiter.replies.length, 1, "only the extension");
+      holder.call.end();
+    } finally {
+      client = previous;
+      queuedClient.close();
+      queues.close();
+      await queuedServer.shutdown(1000);
+    }
   });
 });

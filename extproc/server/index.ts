@@ -123,6 +123,8 @@ export async function startExtProcServer(
       });
     });
     call.on("end", () => {
+      // A message still in hand may be waiting in a pool's queue: it stops now, not when its turn comes.
+      exchange.abandon();
       void chain.then(() => {
         end();
         call.end();

@@ -27,6 +27,7 @@ describe("CapacityModel", () => {
     assert.deepEqual(model.snapshot(), {
       waiting: 0,
       running: 0,
+      peakRunning: 2,
       kvUsage: 0,
       prefixQueries: 16,
       prefixHits: 0,
@@ -109,7 +110,7 @@ describe("vllmMetricsText", () => {
     );
     const finished = { stop: 1, length: 12, abort: 0, error: 0, repetition: 0 };
     const text = vllmMetricsText(
-      { waiting: 0, running: 0, kvUsage: 0, prefixQueries: 176, prefixHits: 0, finished },
+      { waiting: 0, running: 0, peakRunning: 0, kvUsage: 0, prefixQueries: 176, prefixHits: 0, finished },
       "tiny-llama",
     );
     // Every line we print, HELP and TYPE included, is a line of the real server's answer.
@@ -120,7 +121,15 @@ describe("vllmMetricsText", () => {
     const none = { stop: 0, length: 0, abort: 0, error: 0, repetition: 0 };
     assert.match(
       vllmMetricsText(
-        { waiting: 3, running: 4, kvUsage: 0.625, prefixQueries: 1, prefixHits: 1, finished: none },
+        {
+          waiting: 3,
+          running: 4,
+          peakRunning: 4,
+          kvUsage: 0.625,
+          prefixQueries: 1,
+          prefixHits: 1,
+          finished: none,
+        },
         "m",
       ),
       /^vllm:kv_cache_usage_perc\{engine="0",model_name="m"\} 0\.625$/m,

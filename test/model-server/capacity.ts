@@ -62,6 +62,8 @@ export interface Admission {
 export interface CapacitySnapshot {
   readonly waiting: number;
   readonly running: number;
+  /** The most sequences that ever ran at once (a peak a sampled gauge could miss). */
+  readonly peakRunning: number;
   /** KV blocks in use / all, 0..1 (vLLM `kv_cache_usage_perc`: 1 means 100 percent). */
   readonly kvUsage: number;
   /** Prompt tokens looked up in the prefix cache. */
@@ -83,6 +85,7 @@ interface Waiter {
 export class CapacityModel {
   readonly options: CapacityOptions;
   private running = 0;
+  private peakRunning = 0;
   private usedBlocks = 0;
   private readonly totalBlocks: number;
   private readonly waiters: Waiter[] = [];
@@ -150,6 +153,7 @@ export class CapacityModel {
     return {
       waiting: this.waiters.length,
       running: this.running,
+      peakRunning: this.peakRunning,
       kvUsage: this.usedBlocks / this.totalBlocks,
       prefixQueries: this.prefixQueries,
       prefixHits: this.prefixHits,
@@ -170,6 +174,7 @@ export class CapacityModel {
       if (this.usedBlocks + next.blocks > this.totalBlocks) return;
       this.waiters.shift();
       this.running++;
+      this.peakRunning = Math.max(this.peakRunning, this.running);
       this.usedBlocks += next.blocks;
       next.start(true);
     }
