@@ -9,6 +9,7 @@ import { RevocationList } from "./auth/revocations.js";
 import { readLogLevel, readSettings } from "./config/index.js";
 import {
   createMetrics,
+  queueEvents,
   registerAuditDurabilityLag,
   registerEndpointState,
   startMetricsServer,
@@ -149,12 +150,7 @@ async function main(): Promise<void> {
         redisStore.prefix,
         () => policies.current.priorities.classes.length,
       ),
-    events: {
-      waiting: (pool, cls, delta) => metrics.queueWaiting.inc({ pool, class: cls }, delta),
-      admitted: (pool, cls, seconds) => metrics.queueWait.observe({ pool, class: cls }, seconds),
-      inFlight: (pool, delta) => metrics.queueInFlight.inc({ pool }, delta),
-      shed: (pool, cls, reason) => metrics.queueShed.inc({ pool, class: cls, reason }),
-    },
+    events: queueEvents(metrics),
     logger,
     now,
   });

@@ -1,7 +1,7 @@
 import { createServer, type Server } from "node:http";
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 import type { PolicyMetrics } from "../policy/store.js";
-import type { EndpointReport } from "../scheduling/index.js";
+import type { EndpointReport, QueueEvents } from "../scheduling/index.js";
 
 /** extproc's Prometheus metrics (documented in docs/metrics.md). */
 export interface GatewayMetrics {
@@ -256,4 +256,14 @@ export async function startMetricsServer(registry: Registry, host: string, port:
     server.listen(port, host, () => resolve());
   });
   return server;
+}
+
+/** The pool queues' events, counted in `metrics` (llm_gateway_queue_*). */
+export function queueEvents(metrics: GatewayMetrics): QueueEvents {
+  return {
+    waiting: (pool, cls, delta) => metrics.queueWaiting.inc({ pool, class: cls }, delta),
+    admitted: (pool, cls, seconds) => metrics.queueWait.observe({ pool, class: cls }, seconds),
+    inFlight: (pool, delta) => metrics.queueInFlight.inc({ pool }, delta),
+    shed: (pool, cls, reason) => metrics.queueShed.inc({ pool, class: cls, reason }),
+  };
 }

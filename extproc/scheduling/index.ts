@@ -13,7 +13,7 @@ export type { MetricNames, PoolScheduling, SchedulingSection } from "./compile.j
 export { pickEndpoint, type EndpointState, type Pick, type PickReason } from "./picker.js";
 export type { EndpointReport } from "./reader.js";
 export { compilePriorities, type Priorities, type PriorityClass } from "./classes.js";
-export { PoolQueues, type QueueRequest, type Slot } from "./queue.js";
+export { PoolQueues, QueueAbandoned, type QueueEvents, type QueueRequest, type Slot } from "./queue.js";
 export { MemoryQueueStore, type QueueStore } from "./queue-store.js";
 
 /** The pools' schedulers, reconfigured with each policy. */

@@ -15,6 +15,16 @@ const state = (address: string, over: Partial<EndpointState> = {}): EndpointStat
   ...over,
 });
 const SETTINGS = { queueMargin: 2 };
+/** Random endpoint states but for the speed, for the properties. */
+const ENDPOINT_FIELDS = {
+  address: fc.constantFrom("10.0.0.1:80", "10.0.0.2:80", "10.0.0.3:80", "[fd00::1]:80"),
+  known: fc.boolean(),
+  waiting: fc.nat(100),
+  running: fc.nat(100),
+  kvUsage: fc.double({ min: 0, max: 1, noNaN: true }),
+  assigned: fc.nat(20),
+  inFlight: fc.nat(40),
+};
 
 describe("pickEndpoint", () => {
   it("chooses the lowest load: the server's waiting + running and what was sent since, or what is in flight", () => {
@@ -136,13 +146,7 @@ describe("pickEndpoint", () => {
 
   it("property: the pick is a known endpoint of the pool whenever one is known, else none", () => {
     const endpoint = fc.record({
-      address: fc.constantFrom("10.0.0.1:80", "10.0.0.2:80", "10.0.0.3:80", "[fd00::1]:80"),
-      known: fc.boolean(),
-      waiting: fc.nat(100),
-      running: fc.nat(100),
-      kvUsage: fc.double({ min: 0, max: 1, noNaN: true }),
-      assigned: fc.nat(20),
-      inFlight: fc.nat(40),
+      ...ENDPOINT_FIELDS,
       speed: fc.option(fc.double({ min: 0, max: 50, noNaN: true }), { nil: undefined }),
     });
     fc.assert(
@@ -169,15 +173,7 @@ describe("pickEndpoint", () => {
   });
 
   it("property: with every speed equal (or none known) the choice is the one by load alone", () => {
-    const endpoint = fc.record({
-      address: fc.constantFrom("10.0.0.1:80", "10.0.0.2:80", "10.0.0.3:80", "[fd00::1]:80"),
-      known: fc.boolean(),
-      waiting: fc.nat(100),
-      running: fc.nat(100),
-      kvUsage: fc.double({ min: 0, max: 1, noNaN: true }),
-      assigned: fc.nat(20),
-      inFlight: fc.nat(40),
-    });
+    const endpoint = fc.record(ENDPOINT_FIELDS);
     fc.assert(
       fc.property(
         fc.uniqueArray(endpoint, { selector: (e) => e.address, maxLength: 4 }),

@@ -18,6 +18,7 @@ import type { ProcessingRequestMessage } from "../envoy/messages.js";
 import { PROCESS_METHOD_PATH, ProcessingRequest, ProcessingResponse } from "../envoy/protocol.js";
 import { parsePolicy, sha256Hex } from "../policy/index.js";
 import { PoolQueues } from "../scheduling/index.js";
+import { queueEvents } from "../metrics/index.js";
 import { API_KEY } from "../../test/unit/ext-proc.js";
 import { startExtProcServer, type ExtProcServer } from "./index.js";
 
@@ -161,12 +162,7 @@ keys: [{ id: k1, team: t, sha256: ${sha256Hex(API_KEY)} }]
     const { metrics } = queued;
     const queues = new PoolQueues({
       shared: undefined,
-      events: {
-        waiting: (pool, cls, delta) => metrics.queueWaiting.inc({ pool, class: cls }, delta),
-        admitted: (pool, cls, seconds) => metrics.queueWait.observe({ pool, class: cls }, seconds),
-        inFlight: (pool, delta) => metrics.queueInFlight.inc({ pool }, delta),
-        shed: (pool, cls, reason) => metrics.queueShed.inc({ pool, class: cls, reason }),
-      },
+      events: queueEvents(metrics),
       logger,
       now: Date.now,
     });
