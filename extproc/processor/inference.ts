@@ -61,13 +61,6 @@ interface Translation {
   };
 }
 
-/** Characters of the texts the model reads. */
-function textLength(request: InferenceRequest, schema: InferenceApi["schema"]): number {
-  let length = 0;
-  for (const text of requestTexts(request, schema)) length += text.length;
-  return length;
-}
-
 /** Path a translated request is forwarded to. */
 const CHAT_COMPLETIONS_PATH = "/v1/chat/completions";
 
@@ -200,6 +193,9 @@ export class InferenceProcessor implements EndpointProcessor {
       this.translation = { chat, request, promptTokens: await countInput() };
       setHeaders.push([":path", CHAT_COMPLETIONS_PATH]);
     }
+    // The texts the model reads, as forwarded: read by the queue and the picker, collected once.
+    let forwardedTexts: string[] | undefined;
+    const textsSent = () => (forwardedTexts ??= requestTexts(request, schema));
     const queue = model.pool.scheduling?.queue;
     if (queue && deps.queues) {
       const { priorities } = ctx.policy;
@@ -207,7 +203,8 @@ export class InferenceProcessor implements EndpointProcessor {
       ctx.priorityClass = cls.name;
       // Fair share weighs by tokens: counted ones if quotas counted them, else about 4 characters a token
       // (counting for the queue alone would cost more than the whole queue step).
-      const prompt = promptTokens ? await promptTokens : Math.ceil(textLength(request, schema) / 4);
+      const chars = () => textsSent().reduce((sum, text) => sum + text.length, 0);
+      const prompt = promptTokens ? await promptTokens : Math.ceil(chars() / 4);
       const tokens = prompt + (cap?.total ?? 0);
       ctx.slot = await traced(ctx.trace, "queue.wait", () =>
         deps.queues!.enter({
@@ -224,7 +221,7 @@ export class InferenceProcessor implements EndpointProcessor {
       );
     }
     // Picked once admitted: the endpoints' state is the one the request is sent under.
-    const pick = deps.scheduler?.pick(model.pool.name, () => requestTexts(request, schema).join("\n"));
+    const pick = deps.scheduler?.pick(model.pool.name, () => textsSent().join("\n"));
     if (pick) {
       deps.metrics.endpointPicks.inc({
         pool: model.pool.name,

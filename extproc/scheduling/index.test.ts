@@ -176,6 +176,19 @@ describe("Scheduler", () => {
       b.set("ok");
       await until("b known again", () => scheduler.report()[1]!.known);
       assert.equal(scheduler.pick("pool", () => "")?.endpoint, b.address);
+      // A server reporting a negative or NaN queue, or a KV usage beyond 1, is not believed: unknown.
+      a.set("ok");
+      for (const odd of [
+        { waiting: -1000, running: 0, kv: 0 },
+        { waiting: NaN, running: 0, kv: 0 },
+        { waiting: 0, running: 0, kv: 2 },
+      ]) {
+        busy = { waiting: 0, running: 0, kv: 0 };
+        await until("a known", () => scheduler.report()[0]!.known);
+        busy = odd;
+        await until(`a unknown with ${JSON.stringify(odd)}`, () => !scheduler.report()[0]!.known);
+        assert.equal(scheduler.pick("pool", () => "")?.endpoint, b.address);
+      }
     } finally {
       scheduler.close();
     }

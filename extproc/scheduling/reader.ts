@@ -262,7 +262,11 @@ export class PoolStateReader {
               // Several engines (data parallel): their queues add up; the fullest cache is what a request risks.
               const completions =
                 metricNames.completions === undefined ? undefined : found.get(metricNames.completions)?.sum;
-              resolve({ waiting: waiting.sum, running: running.sum, kvUsage: kv ? kv.max : 0, completions });
+              const read = { waiting: waiting.sum, running: running.sum, kvUsage: kv ? kv.max : 0 };
+              // A negative or NaN queue would draw every request to this server (and past maxSequences).
+              if (!(read.waiting >= 0 && read.running >= 0 && read.kvUsage >= 0 && read.kvUsage <= 1))
+                throw new Error(`figures out of range: ${JSON.stringify(read)}`);
+              resolve({ ...read, completions });
             } catch (err) {
               reject(err as Error);
             }
